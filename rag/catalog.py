@@ -1,0 +1,228 @@
+"""The catalog: documents, chunks and sentences of one index version in SQLite (text kept once, per document)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import IndexCorruptError
+from .types import Chunk, Document, Sentence
+
+__all__ = ["Catalog", "CatalogWriter", "ChunkRow", "SentenceRow", "DocumentInfo"]
+
+FILE = "meta.sqlite"
+
+_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, author TEXT, outlet TEXT,
+    url TEXT, date TEXT, hash TEXT NOT NULL, text TEXT NOT NULL, chunks INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL
+);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL
+);
+"""
+_INDEXES = """
+CREATE INDEX chunks_doc ON chunks(doc_id, idx);
+CREATE INDEX sentences_doc ON sentences(doc_id, start);
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk as stored: `id` is the vector id in the store."""
+
+    id: int
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """A sentence as stored: `row` is its row in the sentence-vector matrix."""
+
+    row: int
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document's metadata without its text (for listings)."""
+
+    id: str
+    title: str
+    source: str
+    author: str | None
+    outlet: str | None
+    url: str | None
+    date: str | None
+    content_hash: str
+    chunks: int
+
+
+class CatalogWriter:
+    """Writes a new catalog file in one transaction."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / FILE
+        self.conn = sqlite3.connect(self.path)
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.executescript(_SCHEMA)
+
+    def add_documents(self, docs: Iterable[Document], chunk_counts: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, d.text, chunk_counts.get(d.id, 0))
+                for d in docs
+            ),
+        )
+
+    def add_chunks(self, rows: Iterable[ChunkRow]) -> None:
+        self.conn.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?)", ((r.id, r.doc_id, r.index, r.start, r.end, r.tokens) for r in rows)
+        )
+
+    def add_sentences(self, rows: Iterable[SentenceRow]) -> None:
+        self.conn.executemany("INSERT INTO sentences VALUES (?,?,?,?)", ((r.row, r.doc_id, r.start, r.end) for r in rows))
+
+    def close(self) -> None:
+        self.conn.executescript(_INDEXES)
+        self.conn.commit()
+        self.conn.close()
+
+
+class Catalog:
+    """Read-only access to one version's catalog, safe to share between threads."""
+
+    def __init__(self, folder: Path, doc_cache: int = 256):
+        self.path = Path(folder) / FILE
+        if not self.path.is_file():
+            raise IndexCorruptError(f"{self.path} is missing; run `rag rebuild-index`")
+        self._local = threading.local()
+        self._docs: OrderedDict[str, Document] = OrderedDict()
+        self._doc_cache = doc_cache
+        self._lock = threading.Lock()
+        try:
+            self._conn().execute("SELECT count(*) FROM documents").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"{self.path} is not a valid catalog ({exc}); run `rag rebuild-index`") from None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"{self.path} cannot be read ({exc}); run `rag rebuild-index`") from None
+
+    def counts(self) -> dict[str, int]:
+        return {t: self._query(f"SELECT count(*) FROM {t}")[0][0] for t in ("documents", "chunks", "sentences")}
+
+    def document(self, doc_id: str) -> Document | None:
+        with self._lock:
+            hit = self._docs.get(doc_id)
+            if hit is not None:
+                self._docs.move_to_end(doc_id)
+                return hit
+        rows = self._query(
+            "SELECT id, text, title, source, hash, author, outlet, url, date FROM documents WHERE id = ?", (doc_id,)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        doc = Document(id=r[0], text=r[1], title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7], date=r[8])
+        with self._lock:
+            self._docs[doc_id] = doc
+            if len(self._docs) > self._doc_cache:
+                self._docs.popitem(last=False)
+        return doc
+
+    def documents(self) -> list[DocumentInfo]:
+        rows = self._query(
+            "SELECT id, title, source, author, outlet, url, date, hash, chunks FROM documents ORDER BY source, id"
+        )
+        return [DocumentInfo(*r) for r in rows]
+
+    def hashes(self) -> dict[str, str]:
+        return dict(self._query("SELECT id, hash FROM documents"))
+
+    def chunks_by_ids(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not len(ids):
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE id IN ({marks})', [int(i) for i in ids])
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def chunks_of(self, doc_ids: Sequence[str]) -> list[ChunkRow]:
+        if not doc_ids:
+            return []
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._query(
+            f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE doc_id IN ({marks}) ORDER BY doc_id, idx', list(doc_ids)
+        )
+        return [ChunkRow(*r) for r in rows]
+
+    def chunk_ids_where(self, doc_ids: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> list[int]:
+        """Ids of chunks whose document id or source is in the given lists (for filtered search)."""
+        clauses, args = [], []
+        if doc_ids:
+            clauses.append(f"d.id IN ({','.join('?' * len(doc_ids))})")
+            args += list(doc_ids)
+        if sources:
+            clauses.append(f"d.source IN ({','.join('?' * len(sources))})")
+            args += list(sources)
+        where = " OR ".join(clauses) if clauses else "1"
+        return [r[0] for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)]
+
+    def sentences_in(self, doc_id: str, start: int, end: int) -> list[SentenceRow]:
+        """Sentences of a document that overlap [start, end)."""
+        rows = self._query(
+            'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id = ? AND "end" > ? AND start < ? ORDER BY start',
+            (doc_id, start, end),
+        )
+        return [SentenceRow(*r) for r in rows]
+
+    def sentences_of(self, doc_ids: Sequence[str]) -> list[SentenceRow]:
+        if not doc_ids:
+            return []
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._query(
+            f'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id IN ({marks}) ORDER BY doc_id, start', list(doc_ids)
+        )
+        return [SentenceRow(*r) for r in rows]
+
+    def all_chunks(self) -> list[ChunkRow]:
+        return [ChunkRow(*r) for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def as_chunk(row: ChunkRow, doc: Document) -> Chunk:
+    return Chunk(row.doc_id, row.index, row.start, row.end, doc.text[row.start : row.end])
+
+
+def as_sentence(row: SentenceRow, doc: Document) -> Sentence:
+    return Sentence(row.doc_id, row.start, row.end, doc.text[row.start : row.end])

@@ -1,0 +1,267 @@
+"""Command line: parses arguments and calls the library; expected errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from typing import Any, Callable, Sequence
+
+from .errors import RagError
+
+__all__ = ["main", "rebuild_main"]
+
+
+def _settings(args: argparse.Namespace):
+    from .config import Settings
+
+    overrides = {
+        "index_dir": getattr(args, "index", None),
+        "source": getattr(args, "source", None),
+        "model": getattr(args, "model", None),
+        "backend": getattr(args, "backend", None),
+        "chunk_size": getattr(args, "chunk_size", None),
+        "chunk_overlap": getattr(args, "chunk_overlap", None),
+        "k": getattr(args, "k", None),
+        "abstain_threshold": getattr(args, "threshold", None),
+        "retriever": getattr(args, "retriever", None),
+        "store": getattr(args, "store", None),
+        "milvus_uri": getattr(args, "milvus_uri", None),
+    }
+    return Settings.load(overrides)
+
+
+def _progress_bar(enabled: bool) -> Callable[[str, int, int], None] | None:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage != "embed" or total <= 0:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from .pipeline import build_index
+
+    settings = _settings(args)
+    show = not args.quiet and not args.json and sys.stderr.isatty()
+    stats = build_index(settings.source, settings.index_dir, settings, full=args.full, progress=_progress_bar(show))
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    for s in stats.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    print(
+        f"indexed {stats.documents} documents ({stats.added} added, {stats.updated} updated, {stats.removed} removed), "
+        f"{stats.chunks} chunks, {stats.sentences} sentences in {stats.seconds:.1f} s -> {settings.index_dir}"
+    )
+    return 0
+
+
+def _open(args: argparse.Namespace):
+    from .pipeline import open_index
+
+    settings = _settings(args)
+    return open_index(settings.index_dir, settings=settings)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {"doc_ids": args.doc or None, "sources": args.source_filter or None}
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    idx = _open(args)
+    answer = idx.query(args.question, args.k, **_filters(args))
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    width = min(100, max(60, _term_width()))
+    label = "No answer" if answer.abstained else "Answer"
+    print(f"{label} (confidence {answer.confidence:.2f})")
+    print(textwrap.fill(answer.text, width, initial_indent="  ", subsequent_indent="  "))
+    if answer.citations:
+        print("\nCitations")
+        for c in answer.citations:
+            by = ", ".join(x for x in (c.author, c.outlet) if x)
+            print(f"  [{c.number}] {c.title}{f' ({by})' if by else ''}")
+            print(f"      {c.source}  characters {c.start}-{c.end}")
+    print("\nPassages" if not answer.abstained else "\nNearest passages")
+    _print_passages(answer.passages, width)
+    return 0
+
+
+def _print_passages(passages, width: int) -> None:
+    for i, p in enumerate(passages, start=1):
+        also = f"  (also in {len(p.also_in)} more)" if p.also_in else ""
+        print(f"  {i}. {p.score:.3f}  {p.title} — {p.source} [{p.start}:{p.end}]{also}")
+        snippet = " ".join(p.text.split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:297] + "..."
+        print(textwrap.fill(snippet, width, initial_indent="      ", subsequent_indent="      "))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    idx = _open(args)
+    passages = idx.search(args.question, args.k, **_filters(args))
+    if args.json:
+        print(json.dumps([p.to_dict() for p in passages], indent=2, ensure_ascii=False))
+        return 0
+    if not passages:
+        print("no passages")
+    _print_passages(passages, min(100, max(60, _term_width())))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import indexdir
+
+    settings = _settings(args)
+    version = indexdir.require_index(Path(settings.index_dir))
+    manifest = indexdir.read_manifest(version)
+    problems = indexdir.verify_files(version, manifest, deep=True)
+    if problems:
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        print(f"{settings.index_dir} is damaged: run `rag rebuild-index --index {settings.index_dir} --full`", file=sys.stderr)
+        return 6
+    idx = _open(args)
+    info = idx.info()
+    print(
+        f"ok: {settings.index_dir} ({info['version']}): {info.get('documents')} documents, {info.get('chunks')} chunks, "
+        f"model {info['model']}, built {info['built_at']}; {len(manifest['files'])} files match their checksums"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    idx = _open(args)
+    info = idx.info()
+    if args.json:
+        info["documents_list"] = [d.__dict__ for d in idx.documents()]
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    for key in ("index_dir", "version", "model", "built_at", "documents", "chunks", "sentences"):
+        print(f"{key:>10}: {info.get(key)}")
+    for d in idx.documents():
+        print(f"  {d.chunks:4d} chunks  {d.title[:70]}  ({d.source})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import serve
+    except ImportError as exc:
+        raise RagError(f"the web UI is not available ({exc}); run `make install`") from None
+    settings = _settings(args)
+    return serve(settings, host=args.host, port=args.port, share=args.share, mcp=args.mcp, auth=args.auth) or 0
+
+
+def _term_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+def _add_index_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", help="index folder (default: index/ or RAG_INDEX_DIR)")
+
+
+def _add_build_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="file or folder of articles (default: seeds/ or RAG_SOURCE)")
+    _add_index_flags(p)
+    p.add_argument("--model", help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="embedding backend")
+    p.add_argument("--chunk-size", type=int, help="passage size in model tokens")
+    p.add_argument("--chunk-overlap", type=int, help="overlap between passages in model tokens")
+    p.add_argument("--store", choices=("faiss", "milvus"), help="vector store (default faiss)")
+    p.add_argument("--milvus-uri", help="Milvus Lite file or server URI when --store milvus")
+    p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged articles")
+    p.add_argument("--json", action="store_true", help="print build statistics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_query_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("question", help="the question, in quotes")
+    _add_index_flags(p)
+    p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
+    p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
+    p.add_argument("--source-filter", action="append", help="only search documents from this source path (repeatable)")
+    p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
+    p.add_argument("--json", action="store_true", help="print JSON (Answer.to_dict())")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Search your articles and get quoted, cited answers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("rebuild-index", help="build or update the index from a folder of articles")
+    _add_build_flags(p)
+    p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser("ask", help="answer a question with quoted sentences and citations")
+    _add_query_flags(p)
+    p.add_argument("--threshold", type=float, help="abstain below this confidence (0-1)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("search", help="list the passages that best match a query, with scores")
+    _add_query_flags(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("check-index", help="verify the index files against their checksums")
+    _add_index_flags(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("info", help="show the index status and its documents")
+    _add_index_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("serve", help="start the web chat UI")
+    _add_index_flags(p)
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="create a public share link (off by default)")
+    p.add_argument("--mcp", action="store_true", help="also expose ask and search as MCP tools")
+    p.add_argument("--auth", default=None, help="user:password to require a login (or RAG_AUTH / RAG_AUTH_FILE)")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def rebuild_main(argv: Sequence[str] | None = None) -> int:
+    """The `rebuild-index` console script: same as `rag rebuild-index`."""
+    return main(["rebuild-index", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

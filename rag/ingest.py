@@ -1,0 +1,418 @@
+"""Files -> Documents: txt, md, html, json/jsonl and pdf, with metadata and a content hash.
+
+Every reader returns the text exactly as citations will quote it; nothing downstream rewrites it.
+Files that cannot be used are reported as SkippedFile with a one-line reason instead of stopping the build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from .errors import IngestError, SourceError
+from .types import Document, SkippedFile
+
+__all__ = ["SUPPORTED_EXTENSIONS", "IngestResult", "load_documents", "read_file", "content_hash", "parse_byline"]
+
+SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf")
+
+_BYLINE = re.compile(r"\A\s*\(([^(),\n]{2,80}),\s*([^(),\n]{2,80})\)\s*")
+_MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.DOTALL)
+
+
+@dataclass
+class IngestResult:
+    """Documents read, in a stable order, and the files skipped with their reasons."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def content_hash(text: str, **meta: Any) -> str:
+    """sha256 over the text and its metadata, so a changed title also counts as a change."""
+    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode("utf-8"))
+    return h.hexdigest()
+
+
+def parse_byline(text: str) -> tuple[str | None, str | None, int]:
+    """Find a leading "(Author, Outlet)" byline.
+
+    Returns:
+        (author, outlet, end) where `end` is where the body starts after the byline (0 when none).
+    """
+    m = _BYLINE.match(text)
+    if not m:
+        return None, None, 0
+    return m.group(1).strip(), m.group(2).strip(), m.end()
+
+
+def load_documents(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    max_file_mb: float = 50.0,
+    parse_timeout_s: float = 30.0,
+    on_skip: Callable[[SkippedFile], None] | None = None,
+) -> IngestResult:
+    """Read every supported file under the given paths (folders recursively).
+
+    Args:
+        paths: a file, a folder, or a list of them.
+        max_file_mb: files larger than this are skipped.
+        parse_timeout_s: a file whose parsing takes longer is skipped (enforced in the main thread).
+        on_skip: called with each skipped file as it is found.
+
+    Returns:
+        IngestResult; documents are sorted by source path, ids are unique.
+
+    Raises:
+        SourceError: a path does not exist, or it holds no supported file at all.
+
+    Example:
+        >>> result = load_documents("seeds/")
+        >>> result.documents[0].title
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    result = IngestResult()
+    seen_ids: dict[str, int] = {}
+    files: list[tuple[Path, Path]] = []
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if not root.exists() and not root.is_symlink():
+            raise SourceError(f"{root}: no such file or folder; pass --source with a folder of articles")
+        files.extend(_walk(root, result.skipped))
+    if not files and not result.skipped:
+        names = ", ".join(str(p) for p in paths)
+        raise SourceError(
+            f"{names}: no articles found (supported: {', '.join(SUPPORTED_EXTENSIONS)}); add files or pick another --source"
+        )
+    for path, root in files:
+        try:
+            with _time_limit(parse_timeout_s, path):
+                docs = read_file(path, root=root, max_file_mb=max_file_mb, skipped=result.skipped)
+        except IngestError as exc:
+            result.skipped.append(SkippedFile(str(path), exc.reason))
+            continue
+        except (MemoryError, RecursionError) as exc:
+            result.skipped.append(SkippedFile(str(path), f"could not be parsed ({type(exc).__name__})"))
+            continue
+        for doc in docs:
+            n = seen_ids.get(doc.id, 0)
+            seen_ids[doc.id] = n + 1
+            if n:
+                doc = Document(**{**doc.__dict__, "id": f"{doc.id}~{n + 1}"})
+            result.documents.append(doc)
+    if on_skip:
+        for s in result.skipped:
+            on_skip(s)
+    return result
+
+
+def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, Path]]:
+    if root.is_file():
+        yield root, root.parent
+        return
+    if root.is_symlink() and not root.exists():
+        skipped.append(SkippedFile(str(root), "broken symbolic link"))
+        return
+    if not root.is_dir():
+        skipped.append(SkippedFile(str(root), "not a regular file or folder"))
+        return
+    found: list[Path] = []
+    # followlinks=False: a symlink loop cannot recurse forever.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: skipped.append(
+            SkippedFile(str(getattr(e, "filename", root)), f"cannot list folder ({e.strerror or e})"))):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            if p.suffix.lower() not in SUPPORTED_EXTENSIONS:
+                if name.lower() not in ("readme", "license"):
+                    skipped.append(SkippedFile(str(p), f"unsupported file type {p.suffix or '(none)'}"))
+                continue
+            found.append(p)
+    for p in sorted(found):
+        yield p, root
+
+
+def read_file(
+    path: Path, *, root: Path | None = None, max_file_mb: float = 50.0, skipped: list[SkippedFile] | None = None
+) -> list[Document]:
+    """Read one file into zero or more Documents (JSON lines give one per record).
+
+    Raises:
+        IngestError: the file cannot be used; the reason is one line.
+    """
+    path = Path(path)
+    try:
+        if path.is_symlink() and not path.exists():
+            raise IngestError(str(path), "broken symbolic link")
+        if not path.is_file():
+            raise IngestError(str(path), "not a regular file")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IngestError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise IngestError(str(path), "empty file (0 bytes)")
+    if size > max_file_mb * 1024 * 1024:
+        raise IngestError(str(path), f"larger than the {max_file_mb:g} MB limit (max_file_mb)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    rel = _relative_id(path, root)
+    ext = path.suffix.lower()
+    if ext == ".pdf":
+        return [_finish(_read_pdf(path, data), rel, str(path))]
+    text = decode_text(data, str(path))
+    if ext in (".html", ".htm"):
+        return [_finish(_read_html(path, text), rel, str(path))]
+    if ext == ".jsonl":
+        return _read_jsonl(path, text, rel, skipped)
+    if ext == ".json":
+        return _read_json(path, text, rel, skipped)
+    if ext in (".md", ".markdown"):
+        m = _MD_HEADING.search(text)
+        fields = {"text": text, "title": m.group(1).strip() if m else None}
+        return [_finish(fields, rel, str(path))]
+    return [_finish({"text": text}, rel, str(path))]
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode bytes as UTF-8 (or UTF-16 with a BOM), falling back to cp1252/Latin-1.
+
+    Raises:
+        IngestError: the bytes look binary (NUL bytes or many control characters).
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise IngestError(name, "invalid UTF-16 text") from None
+    else:
+        if b"\x00" in data[:65536]:
+            raise IngestError(name, "looks like a binary file (NUL bytes), not text")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+    sample = text[:65536]
+    if sample:
+        control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f")
+        if control / len(sample) > 0.05 or "\x00" in sample:
+            raise IngestError(name, "looks like a binary file (control characters), not text")
+    # One newline convention, so offsets are the same whichever system wrote the file.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _relative_id(path: Path, root: Path | None) -> str:
+    try:
+        rel = path.resolve().relative_to(root.resolve()) if root else Path(path.name)
+    except ValueError:
+        rel = Path(path.name)
+    return rel.as_posix()
+
+
+def _read_html(path: Path, html: str) -> dict[str, Any]:
+    import trafilatura
+
+    try:
+        doc = trafilatura.bare_extraction(
+            html, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True
+        )
+    except Exception as exc:  # trafilatura raises many parser errors on broken markup
+        raise IngestError(str(path), f"malformed HTML ({type(exc).__name__})") from None
+    if doc is None:
+        raise IngestError(str(path), "no article text found in the HTML")
+    get = (lambda k: doc.get(k)) if isinstance(doc, dict) else (lambda k: getattr(doc, k, None))
+    text = get("text") or ""
+    return {
+        "text": text,
+        "title": get("title"),
+        "author": get("author"),
+        "outlet": get("sitename"),
+        "url": get("url"),
+        "date": get("date"),
+    }
+
+
+def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
+    import io
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except Exception:
+                ok = 0
+            if not ok:
+                raise IngestError(str(path), "encrypted PDF; save an unencrypted copy to index it")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        meta = reader.metadata or {}
+        title = getattr(meta, "title", None) if meta else None
+        author = getattr(meta, "author", None) if meta else None
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, IndexError) as exc:
+        raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
+    except Exception as exc:  # pypdf surfaces many internal errors on damaged files
+        raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
+    return {"text": "\n\n".join(p for p in pages if p), "title": title, "author": author}
+
+
+def _record_fields(rec: Any) -> dict[str, Any]:
+    if not isinstance(rec, dict):
+        raise ValueError(f"expected an object with a 'text' field, got {type(rec).__name__}")
+    text = rec.get("text")
+    if not isinstance(text, str):
+        raise ValueError("'text' is missing or not a string")
+    out: dict[str, Any] = {"text": text}
+    for key in ("id", "title", "url", "author", "date", "source", "outlet"):
+        value = rec.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and key in ("id", "date"):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError(f"'{key}' must be a string")
+        out[key] = value
+    return out
+
+
+def _read_jsonl(path: Path, text: str, rel: str, skipped: list[SkippedFile] | None) -> list[Document]:
+    docs: list[Document] = []
+    bad = 0
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            fields = _record_fields(json.loads(line))
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            bad += 1
+            if skipped is not None:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                skipped.append(SkippedFile(f"{path}:{lineno}", f"malformed JSON line ({reason})"))
+            continue
+        try:
+            docs.append(_finish(fields, f"{rel}#{lineno}", f"{path}#{lineno}"))
+        except IngestError as exc:
+            if skipped is not None:
+                skipped.append(SkippedFile(f"{path}:{lineno}", exc.reason))
+    if not docs:
+        raise IngestError(str(path), "no usable JSON lines (each needs a string 'text')" if bad else "no records")
+    return docs
+
+
+def _read_json(path: Path, text: str, rel: str, skipped: list[SkippedFile] | None) -> list[Document]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise IngestError(str(path), f"malformed JSON{where}") from None
+    if isinstance(data, dict) and "text" not in data:
+        for key in ("articles", "documents", "data", "records"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    records = data if isinstance(data, list) else [data]
+    docs: list[Document] = []
+    for i, rec in enumerate(records):
+        try:
+            fields = _record_fields(rec)
+            docs.append(_finish(fields, f"{rel}#{i}" if len(records) > 1 else rel, f"{path}#{i}" if len(records) > 1 else str(path)))
+        except (ValueError, IngestError) as exc:
+            if skipped is not None:
+                reason = exc.reason if isinstance(exc, IngestError) else str(exc)
+                skipped.append(SkippedFile(f"{path}[{i}]", f"unusable record ({reason})"))
+    if not docs:
+        raise IngestError(str(path), "no usable records (each needs a string 'text')")
+    return docs
+
+
+def _clean_title(title: str | None) -> str | None:
+    if not title:
+        return None
+    title = " ".join(title.split())
+    return title[:200] if title else None
+
+
+def _title_from_text(text: str, fallback: str) -> str:
+    body = text.strip()
+    if not body:
+        return fallback
+    first_line = body.split("\n", 1)[0].strip()
+    if 0 < len(first_line) <= 120 and not first_line.endswith((".", ",", ";", ":")):
+        return first_line
+    m = _FIRST_SENTENCE.match(body)
+    sentence = " ".join((m.group(1) if m else first_line).split())
+    return sentence if len(sentence) <= 120 else sentence[:117].rsplit(" ", 1)[0] + "…"
+
+
+def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
+    text = fields.get("text") or ""
+    if "\x00" in text:
+        raise IngestError(source, "text contains NUL characters")
+    if not text.strip():
+        raise IngestError(source, "no text (empty after extraction)")
+    author, outlet = fields.get("author"), fields.get("outlet")
+    b_author, b_outlet, body_start = parse_byline(text)
+    if b_author:
+        author = author or b_author
+        outlet = outlet or b_outlet
+    title = _clean_title(fields.get("title")) or _title_from_text(text[body_start:], Path(default_id).name)
+    meta = {
+        "title": title,
+        "author": _clean_title(author),
+        "outlet": _clean_title(outlet),
+        "url": fields.get("url"),
+        "date": fields.get("date"),
+    }
+    doc_id = str(fields.get("id") or default_id)
+    return Document(
+        id=doc_id,
+        text=text,
+        source=fields.get("source") or source,
+        content_hash=content_hash(text, **meta),
+        **meta,
+    )
+
+
+@contextmanager
+def _time_limit(seconds: float, path: Path) -> Iterator[None]:
+    """Stop a parser that runs too long. Only the main thread can take signals; elsewhere this is a no-op."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise IngestError(str(path), f"parsing took longer than {seconds:g} s (parse_timeout_s)")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+

@@ -1,0 +1,496 @@
+"""build_index(), open_index(), query(): the one place that wires ingest, chunking, embedding, store and answer."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import indexdir
+from .answer import compose_answer
+from .catalog import Catalog, CatalogWriter, ChunkRow, DocumentInfo, SentenceRow
+from .chunking import chunk_document, make_splitter
+from .config import Settings
+from .embedding import Embedder, make_embedder
+from .errors import IndexMismatchError, QuestionError, RagError, SourceError
+from .ingest import load_documents
+from .retrieval import DenseRetriever, Hit, Retriever
+from .sentences import split_sentences
+from .store import VectorStore, create_store, open_store
+from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
+
+__all__ = ["build_index", "open_index", "query", "Index", "ProgressFn"]
+
+SENTENCE_VECTORS = "sentence_vectors.npy"
+
+ProgressFn = Callable[[str, int, int], None]
+"""progress(stage, done, total): called during a build; stages are read, embed, write."""
+
+
+def _chunk_id(doc_hash: str, doc_id: str, index: int) -> int:
+    """A stable positive int64 id: the same chunk of an unchanged document keeps its id across builds."""
+    digest = hashlib.blake2b(f"{doc_id}\x00{doc_hash}\x00{index}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass
+class _Prepared:
+    chunks: list[ChunkRow]
+    chunk_texts: list[str]
+    sentences: list[tuple[str, int, int]]
+    sentence_texts: list[str]
+
+
+def _prepare(docs: Sequence[Document], settings: Settings, embedder: Embedder) -> _Prepared:
+    count = getattr(embedder, "count_tokens", None)
+    splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, count)
+    out = _Prepared([], [], [], [])
+    for doc in docs:
+        for c in chunk_document(doc, settings.chunk_size, settings.chunk_overlap, count, embedder.max_tokens, splitter):
+            out.chunks.append(ChunkRow(_chunk_id(doc.content_hash, doc.id, c.index), doc.id, c.index, c.start, c.end, 0))
+            out.chunk_texts.append(c.text)
+        if settings.sentence_vectors:
+            for s in split_sentences(doc.text, doc.id):
+                out.sentences.append((doc.id, s.start, s.end))
+                out.sentence_texts.append(s.text)
+    batch = getattr(embedder, "count_tokens_batch", None)
+    tokens = batch(out.chunk_texts) if batch else [count(t) for t in out.chunk_texts]
+    out.chunks = [ChunkRow(r.id, r.doc_id, r.index, r.start, r.end, n) for r, n in zip(out.chunks, tokens)]
+    return out
+
+
+def build_index(
+    source: str | Path | Sequence[str | Path] | None = None,
+    index_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    full: bool = False,
+    progress: ProgressFn | None = None,
+) -> BuildStats:
+    """Index the articles under `source` into `index_dir`, reusing vectors of unchanged articles.
+
+    The new index is written beside the old one and swapped in atomically; on any error the old index stays.
+
+    Args:
+        source: a file, folder or list of them (default: settings.source).
+        index_dir: the index folder (default: settings.index_dir).
+        settings: engine settings (default: Settings.load()).
+        embedder: a ready embedder (default: the settings' model, loaded once per process).
+        full: re-embed every article even when the previous index could be reused.
+        progress: optional callback progress(stage, done, total).
+
+    Returns:
+        BuildStats: documents, chunks, added, updated, removed, seconds, and the skipped files with reasons.
+
+    Example:
+        >>> stats = build_index("seeds/", "index/")
+        >>> stats.documents, stats.chunks
+    """
+    t0 = time.perf_counter()
+    settings = settings or Settings.load()
+    source = settings.source if source is None else source
+    index_dir = indexdir.prepare_index_dir(Path(settings.index_dir if index_dir is None else index_dir))
+    with indexdir.build_lock(index_dir):
+        indexdir.clean_stale(index_dir)
+        result = load_documents(source, max_file_mb=settings.max_file_mb, parse_timeout_s=settings.parse_timeout_s)
+        if not result.documents:
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
+            raise SourceError(f"no readable articles in {source} ({reasons}); the existing index was left unchanged")
+        docs = result.documents
+        if progress:
+            progress("read", len(docs), len(docs))
+        embedder = embedder or make_embedder(settings.model, settings.backend)
+        prev = None if full else _previous(index_dir, settings, embedder)
+        old_hashes = prev.catalog.hashes() if prev else {}
+        new_ids = {d.id for d in docs}
+        unchanged = [d for d in docs if old_hashes.get(d.id) == d.content_hash]
+        changed = [d for d in docs if old_hashes.get(d.id) != d.content_hash]
+        added = sum(1 for d in changed if d.id not in old_hashes)
+        removed_ids = [i for i in old_hashes if i not in new_ids]
+
+        if prev is not None and not changed and not removed_ids and not full:
+            # Nothing to do: the live index already matches the articles and the settings.
+            version = prev.version
+            prev.close()
+            return BuildStats(len(docs), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
+                              round(time.perf_counter() - t0, 3), int(prev.manifest["counts"]["sentences"]),
+                              0, 0, tuple(result.skipped), version)
+
+        prepared = _prepare(changed, settings, embedder)
+        total = len(prepared.chunk_texts) + len(prepared.sentence_texts)
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress("embed", done[0], total)
+
+        if progress:
+            progress("embed", 0, total)
+        chunk_vecs = embedder.embed_documents(prepared.chunk_texts, settings.batch_size, tick)
+        sent_vecs = embedder.embed_documents(prepared.sentence_texts, settings.batch_size, tick)
+
+        work = indexdir.new_work_dir(index_dir)
+        try:
+            stats = _write_version(
+                work, index_dir, settings, embedder, docs, unchanged, changed, removed_ids, prepared, chunk_vecs,
+                sent_vecs, prev, result.skipped, progress,
+            )
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        finally:
+            if prev:
+                prev.close()
+        return BuildStats(
+            documents=len(docs),
+            chunks=stats["chunks"],
+            added=added,
+            updated=len(changed) - added,
+            removed=len(removed_ids),
+            seconds=round(time.perf_counter() - t0, 3),
+            sentences=stats["sentences"],
+            embedded_chunks=len(prepared.chunk_texts),
+            tokens=sum(r.tokens for r in prepared.chunks),
+            skipped=tuple(result.skipped),
+            version=stats["version"],
+        )
+
+
+def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> "Index | None":
+    """The current index if its vectors can be reused for this build, else None (then everything is embedded)."""
+    try:
+        version = indexdir.current_version(index_dir)
+        if version is None:
+            return None
+        idx = Index(index_dir, embedder=embedder, settings=settings, _version=version)
+    except RagError:
+        return None
+    sig = idx.manifest.get("index_settings", {})
+    if sig != settings.index_signature() or idx.manifest.get("store", {}).get("kind") != settings.store:
+        idx.close()
+        return None
+    return idx
+
+
+def _write_version(
+    work: Path,
+    index_dir: Path,
+    settings: Settings,
+    embedder: Embedder,
+    docs: list[Document],
+    unchanged: list[Document],
+    changed: list[Document],
+    removed_ids: list[str],
+    prepared: _Prepared,
+    chunk_vecs: np.ndarray,
+    sent_vecs: np.ndarray,
+    prev: "Index | None",
+    skipped: list[SkippedFile],
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    keep_ids = [d.id for d in unchanged]
+    kept_chunks = prev.catalog.chunks_of(keep_ids) if prev else []
+    kept_sentences = prev.catalog.sentences_of(keep_ids) if prev else []
+
+    dim = embedder.dimension
+    if prev is not None:
+        store = prev.store
+        old_hashes = prev.catalog.hashes()
+        stale = [d.id for d in changed if d.id in old_hashes] + removed_ids
+        stale_chunks = prev.catalog.chunks_of(stale)
+        store.remove(np.array([c.id for c in stale_chunks], dtype=np.int64))
+    else:
+        store = create_store(settings.store, dim, settings, work)
+    store.add(np.array([c.id for c in prepared.chunks], dtype=np.int64), chunk_vecs)
+
+    # Sentence vectors: rows of unchanged documents are copied from the previous matrix.
+    n_sent = len(kept_sentences) + len(prepared.sentences)
+    matrix = np.lib.format.open_memmap(work / SENTENCE_VECTORS, mode="w+", dtype=np.float16, shape=(n_sent, dim))
+    sentence_rows: list[SentenceRow] = []
+    if kept_sentences:
+        old_rows = np.array([s.row for s in kept_sentences], dtype=np.int64)
+        matrix[: len(old_rows)] = prev.sentence_matrix[old_rows]
+        sentence_rows = [SentenceRow(i, s.doc_id, s.start, s.end) for i, s in enumerate(kept_sentences)]
+    base = len(sentence_rows)
+    if len(prepared.sentences):
+        matrix[base:] = sent_vecs.astype(np.float16)
+    sentence_rows += [SentenceRow(base + i, d, s, e) for i, (d, s, e) in enumerate(prepared.sentences)]
+    matrix.flush()
+    del matrix
+
+    all_chunks = kept_chunks + prepared.chunks
+    counts: dict[str, int] = {}
+    for c in all_chunks:
+        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    writer = CatalogWriter(work)
+    writer.add_documents(docs, counts)
+    writer.add_chunks(all_chunks)
+    writer.add_sentences(sentence_rows)
+    writer.close()
+    if progress:
+        progress("write", 1, 2)
+
+    files = store.save(work) + ["meta.sqlite", SENTENCE_VECTORS]
+    manifest = {
+        "format_version": indexdir.FORMAT_VERSION,
+        "model": settings.model,
+        "dimension": dim,
+        "index_settings": settings.index_signature(),
+        "settings": settings.to_dict(),
+        "store": store.params(),
+        "counts": {"documents": len(docs), "chunks": len(all_chunks), "sentences": len(sentence_rows)},
+        "documents": {d.id: d.content_hash for d in docs},
+        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": indexdir.checksums(work, files),
+    }
+    indexdir.write_manifest(work, manifest)
+    final = indexdir.publish(index_dir, work)
+    if progress:
+        progress("write", 2, 2)
+    return {"chunks": len(all_chunks), "sentences": len(sentence_rows), "version": final.name}
+
+
+class Index:
+    """An opened index version: load once, query many times, from any thread.
+
+    Example:
+        >>> idx = open_index("index/")
+        >>> answer = idx.query("what would lift the pause?", k=5)
+        >>> answer.citations[0].quote
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+        verify: bool = False,
+        _version: Path | None = None,
+    ):
+        self.index_dir = Path(index_dir)
+        self.version_dir = _version or indexdir.require_index(self.index_dir)
+        self.version = self.version_dir.name
+        self.manifest = indexdir.read_manifest(self.version_dir)
+        problems = indexdir.verify_files(self.version_dir, self.manifest, deep=verify)
+        if problems:
+            from .errors import IndexCorruptError
+
+            raise IndexCorruptError(f"{problems[0]}; run `rag rebuild-index`")
+        saved = Settings.from_dict(self.manifest.get("settings", {}))
+        self.settings = settings.with_(**saved.index_signature()) if settings else saved
+        self.embedder = embedder or make_embedder(saved.model, self.settings.backend)
+        if embedder is not None and getattr(embedder, "name", saved.model) != saved.model:
+            raise IndexMismatchError(
+                f"{self.index_dir} was built with model {saved.model!r}, not {embedder.name!r}; "
+                "run `rag rebuild-index` to rebuild it with the new model"
+            )
+        self.catalog = Catalog(self.version_dir)
+        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}))
+        if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
+            raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
+        self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+        self.retriever: Retriever = DenseRetriever(self.store)
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def query(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        doc_ids: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        abstain_threshold: float | None = None,
+    ) -> Answer:
+        """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
+
+        Args:
+            question: 1 to settings.max_question_chars characters.
+            k: passages to retrieve (default settings.k).
+            doc_ids, sources: restrict the search to these articles or source paths.
+            abstain_threshold: override the settings' threshold for this call.
+
+        Raises:
+            QuestionError: the question is empty or too long.
+        """
+        question = self._check_question(question)
+        k = self._k(k)
+        qvec = self.embedder.embed_query(question)
+        hits = self._retrieve(question, qvec, k, doc_ids, sources)
+        passages, cosines, docs = self._passages(hits, k)
+        sentences, vectors = self._sentences(passages, docs)
+        return compose_answer(
+            question,
+            passages,
+            sentences,
+            vectors,
+            qvec,
+            docs,
+            cosines,
+            abstain_threshold=self.settings.abstain_threshold if abstain_threshold is None else abstain_threshold,
+            max_sentences=self.settings.max_answer_sentences,
+            index_version=self.version,
+        )
+
+    def search(
+        self, question: str, k: int | None = None, *, doc_ids: Sequence[str] | None = None, sources: Sequence[str] | None = None
+    ) -> list[Passage]:
+        """The k best passages for `question`, best first, without composing an answer."""
+        question = self._check_question(question)
+        qvec = self.embedder.embed_query(question)
+        k = self._k(k)
+        passages, _, _ = self._passages(self._retrieve(question, qvec, k, doc_ids, sources), k)
+        return passages
+
+    def document(self, doc_id: str) -> Document:
+        """The full document (its text is what every offset indexes into)."""
+        doc = self.catalog.document(doc_id)
+        if doc is None:
+            raise KeyError(f"no document {doc_id!r} in {self.index_dir}")
+        return doc
+
+    def documents(self) -> list[DocumentInfo]:
+        """Metadata of every indexed document (no text), ordered by source."""
+        return self.catalog.documents()
+
+    def info(self) -> dict[str, Any]:
+        """Model, counts, build time and version of this index."""
+        return {
+            "index_dir": str(self.index_dir),
+            "version": self.version,
+            "model": self.manifest.get("model"),
+            "dimension": self.manifest.get("dimension"),
+            "built_at": self.manifest.get("built_at"),
+            "store": self.manifest.get("store", {}),
+            **self.manifest.get("counts", {}),
+        }
+
+    def is_stale(self) -> bool:
+        """True when a newer version has been published since this one was opened."""
+        try:
+            return indexdir.current_version(self.index_dir) != self.version_dir
+        except RagError:
+            return False
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.store.close()
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _check_question(self, question: str) -> str:
+        if not isinstance(question, str):
+            raise QuestionError("the question must be text")
+        cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question).strip()
+        if not cleaned:
+            raise QuestionError("the question is empty; type a question about the indexed articles")
+        if len(cleaned) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(cleaned):,} characters long; the limit is {self.settings.max_question_chars:,} "
+                "(max_question_chars)"
+            )
+        return cleaned
+
+    def _k(self, k: int | None) -> int:
+        k = self.settings.k if k is None else int(k)
+        if not 1 <= k <= 100:
+            raise QuestionError(f"k must be between 1 and 100, got {k}")
+        return k
+
+    def _retrieve(self, question, qvec, k, doc_ids, sources) -> list[Hit]:
+        allowed = None
+        if doc_ids or sources:
+            allowed = np.array(self.catalog.chunk_ids_where(doc_ids, sources), dtype=np.int64)
+        # Fetch extra so that near-duplicate passages can be folded without returning fewer than k.
+        return self.retriever.retrieve(question, qvec, k * 2, allowed)
+
+    def _passages(self, hits: list[Hit], k: int) -> tuple[list[Passage], list[float], dict[str, Document]]:
+        """The first k distinct passages; exact duplicates (syndicated copies) fold into `also_in`."""
+        rows = self.catalog.chunks_by_ids([h.chunk_id for h in hits])
+        docs: dict[str, Document] = {}
+        passages: list[Passage] = []
+        cosines: list[float] = []
+        by_text: dict[str, int] = {}
+        for h in hits:
+            row = rows.get(h.chunk_id)
+            if row is None:
+                continue
+            doc = docs.get(row.doc_id) or self.catalog.document(row.doc_id)
+            if doc is None:
+                continue
+            docs[doc.id] = doc
+            text = doc.text[row.start : row.end]
+            key = hashlib.blake2b(" ".join(text.lower().split()).encode(), digest_size=8).hexdigest()
+            if key in by_text:
+                i = by_text[key]
+                p = passages[i]
+                if doc.id != p.doc_id and doc.id not in p.also_in:
+                    passages[i] = Passage(**{**p.__dict__, "also_in": p.also_in + (doc.id,)})
+                continue
+            if len(passages) >= k:
+                continue
+            by_text[key] = len(passages)
+            passages.append(Passage(doc.id, doc.title, doc.source, row.start, row.end, text, round(h.score, 6), row.id))
+            cosines.append(h.dense if h.dense == h.dense else h.score)
+        return passages, cosines, docs
+
+    def _sentences(self, passages: list[Passage], docs: dict[str, Document]) -> tuple[list[list[Sentence]], list[np.ndarray]]:
+        all_sents: list[list[Sentence]] = []
+        all_vecs: list[np.ndarray] = []
+        for p in passages:
+            rows = self.catalog.sentences_in(p.doc_id, p.start, p.end)
+            doc = docs[p.doc_id]
+            # A sentence cut by the chunk boundary is quoted whole: the citation still points into the document.
+            all_sents.append([Sentence(r.doc_id, r.start, r.end, doc.text[r.start : r.end]) for r in rows])
+            idx = np.array([r.row for r in rows], dtype=np.int64)
+            all_vecs.append(np.asarray(self.sentence_matrix[idx], dtype=np.float32) if len(idx) else np.zeros((0, 1), np.float32))
+        return all_sents, all_vecs
+
+
+def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None, embedder: Embedder | None = None,
+               verify: bool = False) -> Index:
+    """Open the live version of an index folder.
+
+    Args:
+        index_dir: the folder (default: settings.index_dir).
+        settings: query-time settings (k, threshold...); index settings always come from the manifest.
+        embedder: a ready embedder of the same model (default: the manifest's model, loaded once).
+        verify: also check every file's checksum (slower; `rag check-index` does this).
+
+    Raises:
+        IndexNotFoundError, IndexMismatchError, IndexCorruptError: with the fix in the message.
+    """
+    settings = settings or Settings.load()
+    return Index(settings.index_dir if index_dir is None else index_dir, embedder=embedder, settings=settings, verify=verify)
+
+
+_OPEN: dict[str, Index] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def query(question: str, index_dir: str | Path | None = None, k: int | None = None, **kwargs: Any) -> Answer:
+    """Answer a question from an index folder, keeping the opened index for the next call.
+
+    A newer build of the same folder is picked up automatically.
+
+    Example:
+        >>> from rag import query
+        >>> query("what would lift the pause?", index_dir="index/").text
+    """
+    settings = Settings.load()
+    key = str(Path(settings.index_dir if index_dir is None else index_dir).resolve())
+    with _OPEN_LOCK:
+        idx = _OPEN.get(key)
+        if idx is None or idx.is_stale():
+            idx = _OPEN[key] = open_index(key, settings=settings)
+    return idx.query(question, k, **kwargs)

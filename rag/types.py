@@ -1,0 +1,153 @@
+"""Frozen records passed between modules; every span is a [start, end) character range into a document."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Document", "Chunk", "Sentence", "Passage", "Citation", "Answer", "BuildStats", "SkippedFile"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One article, with its text exactly as citations will quote it.
+
+    Attributes:
+        id: stable identifier (from the record's `id`, else derived from the source path).
+        text: the article body; all offsets index into this string.
+        title: a title (heading, record field, or the first sentence when there is none).
+        source: path of the file it came from (with `#line` for JSON lines records).
+        content_hash: sha256 of `text` plus the metadata, used to skip re-embedding unchanged articles.
+    """
+
+    id: str
+    text: str
+    title: str
+    source: str
+    content_hash: str
+    author: str | None = None
+    outlet: str | None = None
+    url: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: `document.text[start:end] == text`."""
+
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a document: `document.text[start:end] == text`."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its relevance score (higher is better)."""
+
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    chunk_id: int = -1
+    also_in: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["also_in"] = list(self.also_in)
+        return d
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quoted span: `document(doc_id).text[start:end] == quote`."""
+
+    number: int
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    quote: str
+    score: float
+    author: str | None = None
+    outlet: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: quoted sentences with numbered citations, or an abstention.
+
+    Attributes:
+        text: the quoted sentences, each followed by its marker "[n]"; or the abstention message.
+        abstained: True when no passage was judged to answer the question.
+        confidence: estimated probability in [0, 1] that the first citation answers the question.
+        citations: the quoted spans, numbered from 1 (empty when abstained).
+        passages: the retrieved passages, best first (kept when abstained, for the reader to check).
+    """
+
+    question: str
+    text: str
+    abstained: bool
+    confidence: float
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    index_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "abstained": self.abstained,
+            "confidence": round(float(self.confidence), 4),
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [p.to_dict() for p in self.passages],
+            "index_version": self.index_version,
+        }
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file the build could not use, with a one-line reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What a build did. `added`/`updated`/`removed` count documents against the previous index."""
+
+    documents: int
+    chunks: int
+    added: int
+    updated: int
+    removed: int
+    seconds: float
+    sentences: int = 0
+    embedded_chunks: int = 0
+    tokens: int = 0
+    skipped: tuple[SkippedFile, ...] = field(default_factory=tuple)
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped"] = [asdict(s) for s in self.skipped]
+        return d
