@@ -240,7 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mcp", action="store_true", help="also expose ask and search as MCP tools")
     p.add_argument("--auth", default=None, help="user:password to require a login (or RAG_AUTH / RAG_AUTH_FILE)")
     p.set_defaults(func=cmd_serve)
+
+    # Commands that live beside their subject (evaluation, benchmarks) register themselves; their modules keep
+    # heavy imports inside functions so that parsing stays fast.
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:
+        try:
+            module = import_module(f".{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        module.register(sub)
     return parser
+
+
+COMMAND_MODULES = ("evaluation", "bench")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,7 @@ def build_index(
         if progress:
             progress("read", len(docs), len(docs))
         embedder = embedder or make_embedder(settings.model, settings.backend)
+        settings = settings.with_(model=embedder.name)  # the manifest names the model that made the vectors
         prev = None if full else _previous(index_dir, settings, embedder)
         old_hashes = prev.catalog.hashes() if prev else {}
         new_ids = {d.id for d in docs}
