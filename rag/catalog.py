@@ -106,33 +106,38 @@ class CatalogWriter:
 
 
 class Catalog:
-    """Read-only access to one version's catalog, safe to share between threads."""
+    """Read-only access to one version's catalog, safe to share between threads.
+
+    One connection is opened up front and shared under a lock. A newer build removes this version's folder
+    once it is published; the open connection keeps reading the removed file (POSIX keeps it until closed),
+    whereas a connection opened later, say by a new server thread, would fail.
+    """
 
     def __init__(self, folder: Path, doc_cache: int = 256):
         self.path = Path(folder) / FILE
         if not self.path.is_file():
             raise IndexCorruptError(f"{self.path} is missing; run `rag rebuild-index`")
-        self._local = threading.local()
         self._docs: OrderedDict[str, Document] = OrderedDict()
         self._doc_cache = doc_cache
         self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         try:
-            self._conn().execute("SELECT count(*) FROM documents").fetchone()
+            uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._db.execute("SELECT count(*) FROM documents").fetchone()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise IndexCorruptError(f"{self.path} is not a valid catalog ({exc}); run `rag rebuild-index`") from None
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            self._local.conn = conn
-        return conn
-
     def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"{self.path} cannot be read ({exc}); run `rag rebuild-index`") from None
+        with self._db_lock:
+            if self._db is None:
+                raise IndexCorruptError(f"{self.path} was closed; open the index again")
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorruptError(f"{self.path} cannot be read ({exc}); run `rag rebuild-index`") from None
 
     def counts(self) -> dict[str, int]:
         return {t: self._query(f"SELECT count(*) FROM {t}")[0][0] for t in ("documents", "chunks", "sentences")}
@@ -214,10 +219,10 @@ class Catalog:
         return [ChunkRow(*r) for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._db_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def as_chunk(row: ChunkRow, doc: Document) -> Chunk:

@@ -2,6 +2,9 @@
 
 A build writes `.tmp-<id>/`, renames it to `v-<time>-<id>/`, then replaces `CURRENT` with os.replace, so a
 reader sees either the old version or the new one, never a mix, and a crash at any point leaves the old one.
+
+The manifest records the sha256 of every file and of itself; opening an index checks them all before any file
+is handed to FAISS, SQLite or NumPy, because those readers may crash or return wrong data on a damaged file.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -31,6 +35,8 @@ __all__ = [
     "verify_files",
     "clean_stale",
     "prepare_index_dir",
+    "pause_point",
+    "PAUSE_ENV",
 ]
 
 FORMAT_VERSION = 1
@@ -38,10 +44,36 @@ MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _OWN = {CURRENT, LOCK, "README.md", ".gitkeep"}
+SELF_CHECKSUM = "manifest_sha256"
+PAUSE_ENV = "RAG_PAUSE_AT"
+PAUSE_STAGES = ("embed", "write", "swap", "published")
+
+
+def pause_point(stage: str) -> None:
+    """Hold a build at a named stage while the RAG_PAUSE_AT environment variable names it (a testing aid).
+
+    Crash tests set RAG_PAUSE_AT to one of PAUSE_STAGES, wait for the line "paused at <stage>" on stderr, and
+    kill the process there: embed (chunks embedded, sentences not yet), write (files half written in the work
+    folder), swap (new version folder renamed, CURRENT not yet replaced), published (CURRENT replaced, older
+    versions not yet removed). The pause ends after an hour so a forgotten variable cannot hang a build forever.
+    """
+    if os.environ.get(PAUSE_ENV) != stage:
+        return
+    sys.stderr.write(f"paused at {stage} ({PAUSE_ENV})\n")
+    sys.stderr.flush()
+    time.sleep(3600)
 
 
 def _is_own(name: str) -> bool:
     return name in _OWN or name.startswith(("v-", ".tmp-", ".CURRENT.")) or name.endswith(".lock")
+
+
+def _is_milvus_lite(path: Path) -> bool:
+    """A Milvus Lite data folder (`--store milvus --milvus-uri INDEX/milvus.db` puts one here): a `.db` folder
+    with Milvus Lite's LOCK file and collections folder."""
+    if not (path.name.endswith(".db") and path.is_dir() and not path.is_symlink()):
+        return False
+    return (path / "LOCK").is_file() and (path / "collections").is_dir()
 
 
 def prepare_index_dir(index_dir: Path) -> Path:
@@ -50,7 +82,7 @@ def prepare_index_dir(index_dir: Path) -> Path:
     if index_dir.exists() and not index_dir.is_dir():
         raise ConfigError(f"{index_dir} is a file, not an index folder; pass --index with a folder path")
     if index_dir.is_dir():
-        foreign = sorted(n for n in os.listdir(index_dir) if not _is_own(n))
+        foreign = sorted(n for n in os.listdir(index_dir) if not _is_own(n) and not _is_milvus_lite(index_dir / n))
         if foreign:
             raise ConfigError(
                 f"{index_dir} holds files that are not part of an index ({', '.join(foreign[:3])}); "
@@ -87,6 +119,10 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"{path} is damaged ({type(exc).__name__}); run `rag rebuild-index`") from None
     if not isinstance(manifest, dict):
         raise IndexCorruptError(f"{path} is damaged; run `rag rebuild-index`")
+    recorded = manifest.pop(SELF_CHECKSUM, None)
+    # Manifests written before the self-checksum existed have none; their file checksums still apply.
+    if recorded is not None and recorded != _manifest_digest(manifest):
+        raise IndexCorruptError(f"{path} does not match its checksum (altered); run `rag rebuild-index`")
     fmt = manifest.get("format_version")
     if fmt != FORMAT_VERSION:
         raise IndexMismatchError(
@@ -95,8 +131,18 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != SELF_CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode("ascii")).hexdigest()
+
+
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> None:
-    _write_atomic(Path(version_dir) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False))
+    """Write manifest.json atomically, with a checksum of its own content.
+
+    ASCII escapes keep the file valid UTF-8 even when a skipped file's name holds undecodable bytes.
+    """
+    body = {**{k: v for k, v in manifest.items() if k != SELF_CHECKSUM}, SELF_CHECKSUM: _manifest_digest(manifest)}
+    _write_atomic(Path(version_dir) / MANIFEST, json.dumps(body, indent=1, sort_keys=True, ensure_ascii=True))
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -133,17 +179,21 @@ def publish(index_dir: Path, work_dir: Path) -> Path:
     Open readers keep working: on POSIX, files they hold stay readable after removal.
     """
     index_dir = Path(index_dir)
-    for f in work_dir.iterdir():
+    for f in sorted(work_dir.rglob("*")):
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        elif f.is_dir():
+            _fsync_dir(f)
     _fsync_dir(work_dir)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     final = index_dir / f"v-{stamp}-{work_dir.name.split('-', 1)[1]}"
     os.rename(work_dir, final)
     _fsync_dir(index_dir)
+    pause_point("swap")
     _write_atomic(index_dir / CURRENT, final.name + "\n")
     _fsync_dir(index_dir)
+    pause_point("published")
     for old in index_dir.iterdir():
         if old.name.startswith("v-") and old != final:
             shutil.rmtree(old, ignore_errors=True)
@@ -153,11 +203,18 @@ def publish(index_dir: Path, work_dir: Path) -> Path:
 def clean_stale(index_dir: Path) -> list[str]:
     """Remove work folders left by killed builds (call only while holding the build lock)."""
     removed = []
+    try:
+        live = current_version(index_dir)
+    except IndexCorruptError:
+        live = None
+        keep_versions = True  # a damaged CURRENT is replaced by this build; until then nothing else is removed
+    else:
+        keep_versions = False
     for p in Path(index_dir).iterdir():
         if p.name.startswith(".tmp-") or p.name.startswith(".CURRENT."):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             removed.append(p.name)
-        elif p.name.startswith("v-") and p != current_version(index_dir):
+        elif p.name.startswith("v-") and not keep_versions and p != live:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p.name)
     return removed

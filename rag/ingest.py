@@ -6,13 +6,12 @@ Files that cannot be used are reported as SkippedFile with a one-line reason ins
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import re
-import signal
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -20,13 +19,26 @@ from typing import Any, Callable, Iterator, Sequence
 from .errors import IngestError, SourceError
 from .types import Document, SkippedFile
 
-__all__ = ["SUPPORTED_EXTENSIONS", "IngestResult", "load_documents", "read_file", "content_hash", "parse_byline"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "IngestResult",
+    "load_documents",
+    "read_file",
+    "content_hash",
+    "parse_byline",
+    "valid_unicode",
+    "display_path",
+]
 
 SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf")
 
 _BYLINE = re.compile(r"\A\s*\(([^(),\n]{2,80}),\s*([^(),\n]{2,80})\)\s*")
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.DOTALL)
+# Lone surrogates come from JSON escapes such as "\ud800" and from file names that are not valid UTF-8; SQLite
+# and JSON files cannot store them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -68,7 +80,7 @@ def load_documents(
     Args:
         paths: a file, a folder, or a list of them.
         max_file_mb: files larger than this are skipped.
-        parse_timeout_s: a file whose parsing takes longer is skipped (enforced in the main thread).
+        parse_timeout_s: a file whose parsing takes longer is skipped (enforced in any thread).
         on_skip: called with each skipped file as it is found.
 
     Returns:
@@ -98,20 +110,21 @@ def load_documents(
         )
     for path, root in files:
         try:
-            with _time_limit(parse_timeout_s, path):
-                docs = read_file(path, root=root, max_file_mb=max_file_mb, skipped=result.skipped)
+            docs, notes = _read_limited(path, root, max_file_mb, parse_timeout_s)
         except IngestError as exc:
             result.skipped.append(SkippedFile(str(path), exc.reason))
             continue
-        except (MemoryError, RecursionError) as exc:
-            result.skipped.append(SkippedFile(str(path), f"could not be parsed ({type(exc).__name__})"))
+        except Exception as exc:  # one hostile file must not stop the build; the reason names what failed
+            result.skipped.append(SkippedFile(str(path), f"could not be parsed ({_one_line(exc)})"))
             continue
+        result.skipped.extend(notes)
         for doc in docs:
             n = seen_ids.get(doc.id, 0)
             seen_ids[doc.id] = n + 1
             if n:
                 doc = Document(**{**doc.__dict__, "id": f"{doc.id}~{n + 1}"})
             result.documents.append(doc)
+    result.skipped = [SkippedFile(display_path(s.path), s.reason) for s in result.skipped]
     if on_skip:
         for s in result.skipped:
             on_skip(s)
@@ -368,7 +381,19 @@ def _title_from_text(text: str, fallback: str) -> str:
     return sentence if len(sentence) <= 120 else sentence[:117].rsplit(" ", 1)[0] + "…"
 
 
+def valid_unicode(value: str) -> str:
+    """`value` with each lone surrogate replaced by U+FFFD: same length, so offsets taken later stay exact."""
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def display_path(path: str) -> str:
+    """A path fit for a one-line message: control characters escaped, undecodable bytes shown as U+FFFD."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], valid_unicode(path))
+
+
 def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
+    fields = {k: valid_unicode(v) if isinstance(v, str) else v for k, v in fields.items()}
+    default_id, source = valid_unicode(default_id), valid_unicode(source)
     text = fields.get("text") or ""
     if "\x00" in text:
         raise IngestError(source, "text contains NUL characters")
@@ -397,22 +422,44 @@ def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
     )
 
 
-@contextmanager
-def _time_limit(seconds: float, path: Path) -> Iterator[None]:
-    """Stop a parser that runs too long. Only the main thread can take signals; elsewhere this is a no-op."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
+class _ParseTimeout(Exception):
+    """Raised inside a parser thread that ran past parse_timeout_s, to stop it at its next Python instruction."""
 
-    def _raise(signum: int, frame: Any) -> None:
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _read_limited(
+    path: Path, root: Path, max_file_mb: float, seconds: float
+) -> tuple[list[Document], list[SkippedFile]]:
+    """read_file() in a worker thread, giving up after `seconds` whichever thread calls it.
+
+    A signal-based alarm only works in the main thread, and a build may run in a server's background thread.
+    On timeout the worker is asked to stop (an asynchronous exception, taken at its next Python instruction)
+    and abandoned; a parser stuck inside C code finishes on its own, but the build has already moved on.
+
+    Returns:
+        (documents, notes): the notes are skipped records inside the file (JSON lines), kept apart so that an
+        abandoned worker cannot add to the build's list.
+    """
+    box: dict[str, Any] = {}
+    notes: list[SkippedFile] = []
+
+    def work() -> None:
+        try:
+            box["docs"] = read_file(path, root=root, max_file_mb=max_file_mb, skipped=notes)
+        except BaseException as exc:  # handed to the calling thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"rag-parse:{path.name[:40]}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        if worker.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_ParseTimeout))
         raise IngestError(str(path), f"parsing took longer than {seconds:g} s (parse_timeout_s)")
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
+    if "error" in box:
+        raise box["error"]
+    return box["docs"], list(notes)

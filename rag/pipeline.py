@@ -18,7 +18,7 @@ from .catalog import Catalog, CatalogWriter, ChunkRow, DocumentInfo, SentenceRow
 from .chunking import chunk_document, make_splitter
 from .config import Settings
 from .embedding import Embedder, make_embedder
-from .errors import IndexMismatchError, QuestionError, RagError, SourceError
+from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
 from .ingest import load_documents
 from .retrieval import DenseRetriever, Hit, Retriever
 from .sentences import split_sentences
@@ -136,6 +136,7 @@ def build_index(
         if progress:
             progress("embed", 0, total)
         chunk_vecs = embedder.embed_documents(prepared.chunk_texts, settings.batch_size, tick)
+        indexdir.pause_point("embed")  # crash tests stop the build here (RAG_PAUSE_AT); a no-op otherwise
         sent_vecs = embedder.embed_documents(prepared.sentence_texts, settings.batch_size, tick)
 
         work = indexdir.new_work_dir(index_dir)
@@ -235,6 +236,7 @@ def _write_version(
     writer.add_documents(docs, counts)
     writer.add_chunks(all_chunks)
     writer.add_sentences(sentence_rows)
+    indexdir.pause_point("write")
     writer.close()
     if progress:
         progress("write", 1, 2)
@@ -275,7 +277,7 @@ class Index:
         *,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
-        verify: bool = False,
+        verify: bool = True,
         _version: Path | None = None,
     ):
         self.index_dir = Path(index_dir)
@@ -459,20 +461,30 @@ class Index:
 
 
 def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None, embedder: Embedder | None = None,
-               verify: bool = False) -> Index:
+               verify: bool = True) -> Index:
     """Open the live version of an index folder.
 
     Args:
         index_dir: the folder (default: settings.index_dir).
         settings: query-time settings (k, threshold...); index settings always come from the manifest.
         embedder: a ready embedder of the same model (default: the manifest's model, loaded once).
-        verify: also check every file's checksum (slower; `rag check-index` does this).
+        verify: check every file's checksum before reading it (default); False checks sizes only, which is
+            faster on very large indexes but lets a same-size damaged file reach FAISS, SQLite and NumPy.
 
     Raises:
         IndexNotFoundError, IndexMismatchError, IndexCorruptError: with the fix in the message.
     """
     settings = settings or Settings.load()
-    return Index(settings.index_dir if index_dir is None else index_dir, embedder=embedder, settings=settings, verify=verify)
+    folder = Path(settings.index_dir if index_dir is None else index_dir)
+    for attempt in range(3):
+        version = indexdir.require_index(folder)
+        try:
+            return Index(folder, embedder=embedder, settings=settings, verify=verify, _version=version)
+        except IndexCorruptError:
+            # A build may have published a newer version and removed this one while it was being opened.
+            if attempt == 2 or indexdir.current_version(folder) == version:
+                raise
+    raise AssertionError("unreachable")
 
 
 _OPEN: dict[str, Index] = {}
