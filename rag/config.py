@@ -44,6 +44,8 @@ class Settings:
         milvus_uri: Milvus Lite file or server address when store is milvus.
         source: default folder of articles to index.
         index_dir: default index folder.
+        uploads_dir: where the web UI stores uploaded articles ("" = data/uploads/<index name> beside the index).
+        max_upload_mb: larger uploads are refused.
     """
 
     model: str = DEFAULT_MODEL
@@ -63,6 +65,8 @@ class Settings:
     milvus_uri: str = ""
     source: str = "seeds"
     index_dir: str = "index"
+    uploads_dir: str = ""
+    max_upload_mb: float = 20.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -87,6 +91,8 @@ class Settings:
             raise ConfigError(f"max_question_chars must be positive, got {self.max_question_chars}")
         if not 0 < self.max_file_mb <= 10_000:
             raise ConfigError(f"max_file_mb must be positive, got {self.max_file_mb}")
+        if not 0 < self.max_upload_mb <= 1_000:
+            raise ConfigError(f"max_upload_mb must be between 0 and 1000, got {self.max_upload_mb}")
         if not 0 < self.parse_timeout_s <= 3600:
             raise ConfigError(f"parse_timeout_s must be positive, got {self.parse_timeout_s}")
         if not 1 <= self.batch_size <= 4096:

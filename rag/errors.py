@@ -12,6 +12,7 @@ __all__ = [
     "IndexCorruptError",
     "BuildLockedError",
     "QuestionError",
+    "UploadError",
 ]
 
 
@@ -70,3 +71,9 @@ class QuestionError(RagError):
     """The question is empty or too long."""
 
     exit_code = 2
+
+
+class UploadError(RagError):
+    """An uploaded file was refused (type, size or content); nothing was stored."""
+
+    exit_code = 3

@@ -1,0 +1,389 @@
+"""The article library behind the web app: the live index, uploaded articles, rebuilds, and cited excerpts.
+
+Everything the UI needs that is not presentation lives here, so the UI only calls this module:
+- `Library.index` reopens the index when a newer build has been published (by the app or by the CLI);
+- `save_upload()` validates an uploaded file and stores it under a generated, sanitized name;
+- `Library.rebuild()` rebuilds from the index's original source folder plus the uploads folder;
+- `excerpt()` cuts the text shown around a citation, with the quoted span located by its offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Sequence
+
+from .catalog import DocumentInfo
+from .config import Settings
+from .embedding import Embedder
+from .errors import BuildLockedError, IngestError, RagError, SourceError, UploadError
+from .pipeline import Index, ProgressFn, build_index, open_index
+from .types import Answer, BuildStats, Document, Passage
+
+__all__ = [
+    "UPLOAD_EXTENSIONS",
+    "QUESTIONS_FILE",
+    "Library",
+    "LibraryStatus",
+    "StoredUpload",
+    "Excerpt",
+    "uploads_folder",
+    "save_upload",
+    "safe_upload_name",
+    "excerpt",
+]
+
+UPLOAD_EXTENSIONS = (".txt", ".md", ".html", ".htm", ".jsonl", ".pdf")
+"""File types accepted from the web UI (a subset of what ingest reads)."""
+
+QUESTIONS_FILE = ".questions"
+"""Optional file in an article folder: example questions, one per line (ingest skips dot-files)."""
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An accepted upload: `path` lies inside the uploads folder; `articles` counts the documents it holds."""
+
+    original_name: str
+    path: Path
+    size: int
+    articles: int
+    title: str
+    already_present: bool = False
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    """What the library view shows about the live index and the uploads folder."""
+
+    index_dir: str
+    version: str
+    model: str
+    documents: int
+    chunks: int
+    built_at: str
+    source: str
+    uploads_dir: str
+    pending_uploads: tuple[str, ...]
+    building: bool
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """The text shown for a citation or passage: `text[mark_start:mark_end]` is the highlighted span.
+
+    Attributes:
+        start: offset of `text` in the document (text == document.text[start:start + len(text)]).
+        mark_start, mark_end: the highlighted span, relative to `text`.
+        changed: the article was rebuilt with different text since the answer; only the quote is shown.
+    """
+
+    doc_id: str
+    title: str
+    author: str | None
+    outlet: str | None
+    source: str
+    url: str | None
+    text: str
+    start: int
+    mark_start: int
+    mark_end: int
+    whole: bool
+    doc_chars: int = 0
+    changed: bool = False
+
+    @property
+    def marked(self) -> str:
+        return self.text[self.mark_start : self.mark_end]
+
+
+def uploads_folder(settings: Settings, index_dir: str | Path | None = None) -> Path:
+    """The folder uploads go to: settings.uploads_dir, else `data/uploads/<index name>` beside the index folder.
+
+    Keeping it outside the index folder matters: an index folder refuses files that are not its own.
+    """
+    if settings.uploads_dir:
+        return Path(settings.uploads_dir)
+    index = Path(settings.index_dir if index_dir is None else index_dir)
+    return index.parent / "data" / "uploads" / index.name
+
+
+def safe_upload_name(original_name: str, digest: str) -> str:
+    """A file name made from the upload's name and content hash: ASCII letters, digits and dashes only.
+
+    Any folder part of `original_name` (POSIX or Windows style, `..` included) is dropped first.
+
+    Raises:
+        UploadError: the extension is not one of UPLOAD_EXTENSIONS.
+    """
+    base = PureWindowsPath(PurePosixPath(original_name.replace("\x00", "")).name).name
+    ext = Path(base).suffix.lower()
+    if ext not in UPLOAD_EXTENSIONS:
+        raise UploadError(
+            f"{base or original_name!r}: file type {ext or '(none)'} is not accepted; "
+            f"upload one of {', '.join(UPLOAD_EXTENSIONS)}"
+        )
+    stem = unicodedata.normalize("NFKD", Path(base).stem).encode("ascii", "ignore").decode().lower()
+    slug = _SLUG.sub("-", stem).strip("-")[:40].strip("-") or "article"
+    return f"{slug}-{digest[:12]}{ext}"
+
+
+def save_upload(src: str | Path, original_name: str, dest_dir: str | Path, *, max_mb: float = 20.0,
+                parse_timeout_s: float = 30.0) -> StoredUpload:
+    """Validate an uploaded file and copy it into `dest_dir` under a generated name.
+
+    The file is only read as data (never run); it is refused unless its type is accepted, it is at most
+    `max_mb`, and ingest can read at least one article from it.
+
+    Args:
+        src: the temporary file the web server wrote.
+        original_name: the name the person uploaded (untrusted: only its extension and letters are kept).
+        dest_dir: the uploads folder (created when missing).
+        max_mb: size cap in MiB.
+
+    Returns:
+        StoredUpload; uploading identical content twice stores it once.
+
+    Raises:
+        UploadError: with the reason, naming the file.
+    """
+    src = Path(src)
+    shown = PureWindowsPath(PurePosixPath(original_name).name).name or "upload"
+    safe_upload_name(original_name, "0" * 12)  # type check before touching the content
+    try:
+        size = src.stat().st_size
+    except OSError as exc:
+        raise UploadError(f"{shown}: cannot read the uploaded file ({exc.strerror or exc})") from None
+    if size > max_mb * 1024 * 1024:
+        raise UploadError(f"{shown}: {size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB upload limit (max_upload_mb)")
+    if size == 0:
+        raise UploadError(f"{shown}: the file is empty")
+    data = src.read_bytes()
+    name = safe_upload_name(original_name, hashlib.sha256(data).hexdigest())
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / name
+    # Parse a private copy under the generated name, so the check sees exactly the bytes that will be stored.
+    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".check-") as tmp:
+        probe = Path(tmp) / name
+        _write_private(probe, data)
+        try:
+            docs = _read_articles(probe, max_mb, parse_timeout_s)
+        except IngestError as exc:
+            raise UploadError(f"{shown}: {exc.reason}") from None
+        if not docs:
+            raise UploadError(f"{shown}: no article could be read from it")
+        existed = target.exists()
+        if not existed:
+            os.replace(probe, target)
+    return StoredUpload(shown, target, size, len(docs), docs[0].title, existed)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # 0o600 and no execute bit: an upload is data for the indexer, nothing else.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_articles(path: Path, max_mb: float, parse_timeout_s: float) -> list[Document]:
+    from .ingest import load_documents
+
+    result = load_documents(path, max_file_mb=max(max_mb, 0.001), parse_timeout_s=parse_timeout_s)
+    if not result.documents and result.skipped:
+        raise IngestError(str(path), result.skipped[0].reason)
+    return result.documents
+
+
+def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
+            passages: Sequence[Passage] = (), whole: bool = False, window: int = 400) -> Excerpt:
+    """The text to show around the span doc.text[start:end], with that span marked by its offsets.
+
+    Args:
+        doc: the article the span points into.
+        start, end: the span (a citation's or passage's offsets).
+        quote: the text the answer quoted; when the article no longer has it at these offsets, the excerpt
+            shows only the quote and `changed` is True.
+        passages: the answer's passages; the one holding the span gives the context shown around it.
+        whole: show the whole article instead of the passage.
+        window: characters of context on each side when no passage holds the span.
+    """
+    n = len(doc.text)
+    if not 0 <= start <= end <= n or (quote is not None and doc.text[start:end] != quote):
+        text = quote if quote is not None else ""
+        return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, text, start, 0, len(text),
+                       whole, n, changed=True)
+    if whole:
+        lo, hi = 0, n
+    else:
+        holder = next((p for p in passages if p.doc_id == doc.id and p.start <= start < p.end), None)
+        if holder is not None:
+            lo, hi = min(holder.start, start), max(holder.end, end)
+        else:
+            lo, hi = _snap(doc.text, max(0, start - window), min(n, end + window))
+    return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, doc.text[lo:hi], lo,
+                   start - lo, end - lo, whole, n)
+
+
+def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:
+    """Widen [lo, hi) to whitespace so the excerpt does not start or end mid-word."""
+    while lo > 0 and not text[lo - 1].isspace():
+        lo -= 1
+    while hi < len(text) and not text[hi].isspace():
+        hi += 1
+    return lo, hi
+
+
+class Library:
+    """An index folder as the web app sees it: answers from the live version, uploads, and rebuilds.
+
+    Thread-safe: many questions may run while one rebuild writes a new version; they keep using the previous
+    version until the new one is published, and the next question opens it.
+
+    Example:
+        >>> lib = Library("index/")
+        >>> lib.ask("what would lift the pause?").citations[0].quote
+    """
+
+    def __init__(self, index_dir: str | Path | None = None, settings: Settings | None = None, *,
+                 embedder: Embedder | None = None):
+        self.settings = settings or Settings.load()
+        self.index_dir = Path(self.settings.index_dir if index_dir is None else index_dir)
+        self.uploads_dir = uploads_folder(self.settings, self.index_dir)
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._index = open_index(self.index_dir, settings=self.settings, embedder=embedder)
+        self._embedder = self._index.embedder
+
+    @property
+    def index(self) -> Index:
+        """The live index version, reopened when a newer build has been published since the last call."""
+        with self._lock:
+            if self._index.is_stale():
+                # The previous version is not closed here: a question running on it in another thread finishes.
+                self._index = open_index(self.index_dir, settings=self.settings, embedder=self._embedder)
+            return self._index
+
+    def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
+        """Index.query on the live version (see there)."""
+        return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None)
+
+    def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None) -> list[Passage]:
+        """Index.search on the live version."""
+        return self.index.search(question, k, doc_ids=list(doc_ids) if doc_ids else None)
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.index.documents()
+
+    def document(self, doc_id: str) -> Document | None:
+        """The article from the live version, or None when it is no longer indexed."""
+        try:
+            return self.index.document(doc_id)
+        except KeyError:
+            return None
+
+    def source(self) -> str:
+        """The folder the index was first built from (recorded in its manifest)."""
+        idx = self.index
+        return str(idx.manifest.get("settings", {}).get("source") or self.settings.source)
+
+    def rebuild_sources(self) -> list[Path]:
+        """What a rebuild reads: the index's original source and, when it holds files, the uploads folder.
+
+        Raises:
+            SourceError: the original source is missing (a rebuild without it would drop its articles).
+        """
+        src = Path(self.source())
+        if not src.exists():
+            raise SourceError(
+                f"the index was built from {src}, which is not found from {Path.cwd()}; start the app from the "
+                "folder the index was built in, or rebuild it with `rag rebuild-index --source <folder>`"
+            )
+        sources = [src]
+        if self._upload_files():
+            sources.append(self.uploads_dir)
+        return sources
+
+    def save_upload(self, src: str | Path, original_name: str) -> StoredUpload:
+        """Validate and store one uploaded file in the uploads folder (see save_upload())."""
+        return save_upload(src, original_name, self.uploads_dir, max_mb=self.settings.max_upload_mb,
+                           parse_timeout_s=self.settings.parse_timeout_s)
+
+    def rebuild(self, progress: ProgressFn | None = None) -> BuildStats:
+        """Rebuild from rebuild_sources(); questions keep using the previous version until the swap.
+
+        Raises:
+            BuildLockedError: a build of this index is already running (here or in another process).
+            SourceError: see rebuild_sources().
+        """
+        if not self._build_lock.acquire(blocking=False):
+            raise BuildLockedError(f"a build is already running on {self.index_dir}; wait for it to finish")
+        try:
+            idx = self.index
+            settings = idx.settings.with_(source=self.source())
+            stats = build_index(self.rebuild_sources(), self.index_dir, settings, embedder=self._embedder,
+                                progress=progress)
+        finally:
+            self._build_lock.release()
+        self.index  # noqa: B018 - reopen now, so the next question does not pay for it
+        return stats
+
+    @property
+    def building(self) -> bool:
+        return self._build_lock.locked()
+
+    def status(self) -> LibraryStatus:
+        idx = self.index
+        info = idx.info()
+        indexed = {Path(d.source.split("#", 1)[0]).name for d in idx.documents()}
+        pending = tuple(p.name for p in self._upload_files() if p.name not in indexed)
+        return LibraryStatus(
+            index_dir=str(self.index_dir), version=str(info.get("version", "")), model=str(info.get("model", "")),
+            documents=int(info.get("documents") or 0), chunks=int(info.get("chunks") or 0),
+            built_at=str(info.get("built_at", "")), source=self.source(), uploads_dir=str(self.uploads_dir),
+            pending_uploads=pending, building=self.building,
+        )
+
+    def examples(self, limit: int = 3) -> list[str]:
+        """Example questions the index can answer: its article folder's .questions file, else article titles.
+
+        Only questions that get an answer (not an abstention) from the live index are returned.
+        """
+        candidates: list[str] = []
+        qfile = Path(self.source()) / QUESTIONS_FILE
+        if qfile.is_file():
+            try:
+                lines = qfile.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            candidates += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if len(candidates) < limit:
+            for d in self.documents():
+                title = " ".join(d.title.split())
+                if title:
+                    candidates.append(title if len(title) <= 90 else title[:90].rsplit(" ", 1)[0])
+        out: list[str] = []
+        for q in dict.fromkeys(candidates):
+            if len(out) >= limit:
+                break
+            try:
+                if not self.ask(q).abstained:
+                    out.append(q)
+            except RagError:
+                continue
+        return out
+
+    def _upload_files(self) -> list[Path]:
+        if not self.uploads_dir.is_dir():
+            return []
+        return sorted(p for p in self.uploads_dir.iterdir() if p.is_file() and p.suffix.lower() in UPLOAD_EXTENSIONS)
