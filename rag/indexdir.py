@@ -101,6 +101,8 @@ def current_version(index_dir: Path) -> Path | None:
         return None
     except OSError as exc:
         raise IndexCorruptError(f"{pointer} cannot be read ({exc.strerror}); run `rag rebuild-index`") from None
+    except UnicodeDecodeError:
+        raise IndexCorruptError(f"{pointer} is damaged (not text); run `rag rebuild-index`") from None
     if not name.startswith("v-") or "/" in name or "\\" in name:
         raise IndexCorruptError(f"{pointer} is damaged; run `rag rebuild-index`")
     folder = Path(index_dir) / name
