@@ -19,6 +19,7 @@ _CHOICES = {
     "retriever": ("dense", "lexical", "hybrid"),
     "backend": ("torch", "onnx", "onnx-int8"),
     "store": ("faiss", "milvus"),
+    "milvus_index": ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"),
 }
 
 
@@ -42,6 +43,7 @@ class Settings:
         sentence_vectors: embed every sentence at build time (needed for precise sentence answers).
         store: vector store backend.
         milvus_uri: Milvus Lite file or server address when store is milvus.
+        milvus_index: Milvus index type for a new collection (FLAT is exact; see docs/scaling.md).
         source: default folder of articles to index.
         index_dir: default index folder.
         uploads_dir: where the web UI stores uploaded articles ("" = data/uploads/<index name> beside the index).
@@ -63,6 +65,7 @@ class Settings:
     sentence_vectors: bool = True
     store: str = "faiss"
     milvus_uri: str = ""
+    milvus_index: str = "FLAT"
     source: str = "seeds"
     index_dir: str = "index"
     uploads_dir: str = ""

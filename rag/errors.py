@@ -12,6 +12,7 @@ __all__ = [
     "IndexCorruptError",
     "BuildLockedError",
     "QuestionError",
+    "StoreUnavailableError",
     "UploadError",
 ]
 
@@ -71,6 +72,12 @@ class QuestionError(RagError):
     """The question is empty or too long."""
 
     exit_code = 2
+
+
+class StoreUnavailableError(RagError):
+    """The external vector store (a Milvus server, or a Milvus Lite folder another process holds) cannot be used."""
+
+    exit_code = 8
 
 
 class UploadError(RagError):

@@ -176,10 +176,21 @@ def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> "Index
     except RagError:
         return None
     sig = idx.manifest.get("index_settings", {})
-    if sig != settings.index_signature() or idx.manifest.get("store", {}).get("kind") != settings.store:
+    if sig != settings.index_signature() or not _same_store(idx.manifest.get("store", {}), settings, index_dir):
         idx.close()
         return None
     return idx
+
+
+def _same_store(params: dict[str, Any], settings: Settings, index_dir: Path) -> bool:
+    """Whether the previous version's vectors live where this build's settings put them."""
+    if params.get("kind", "faiss") != settings.store:
+        return False
+    if settings.store == "milvus":
+        from .stores.milvus import same_location
+
+        return same_location(params, settings, index_dir)
+    return True
 
 
 def _write_version(
@@ -211,7 +222,16 @@ def _write_version(
         store.remove(np.array([c.id for c in stale_chunks], dtype=np.int64))
     else:
         store = create_store(settings.store, dim, settings, work)
-    store.add(np.array([c.id for c in prepared.chunks], dtype=np.int64), chunk_vecs)
+    chunk_ids = np.array([c.id for c in prepared.chunks], dtype=np.int64)
+    if getattr(store, "supports_metadata", False):
+        # Stores that filter inside their engine (Milvus) keep each chunk's document, source and date.
+        from .stores import ChunkMeta
+
+        by_id = {d.id: d for d in changed}
+        meta = [ChunkMeta(c.doc_id, by_id[c.doc_id].source, by_id[c.doc_id].date) for c in prepared.chunks]
+        store.add(chunk_ids, chunk_vecs, metadata=meta)
+    else:
+        store.add(chunk_ids, chunk_vecs)
 
     # Sentence vectors: rows of unchanged documents are copied from the previous matrix.
     n_sent = len(kept_sentences) + len(prepared.sentences)
@@ -257,6 +277,17 @@ def _write_version(
     }
     indexdir.write_manifest(work, manifest)
     final = indexdir.publish(index_dir, work)
+    published = getattr(store, "published", None)
+    if published is not None:
+        # The version is live whatever happens here: a store that cannot tidy up now does it after the next build.
+        try:
+            published()
+        except RagError as exc:
+            import warnings
+
+            warnings.warn(f"{final}: the vector store could not finish publishing ({exc})", stacklevel=2)
+    if prev is None:
+        store.close()
     if progress:
         progress("write", 2, 2)
     return {"chunks": len(all_chunks), "sentences": len(sentence_rows), "version": final.name}

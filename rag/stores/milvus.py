@@ -1,0 +1,554 @@
+"""Milvus vector store: one collection per index version, on a Milvus server or cluster, or in a Milvus Lite folder.
+
+The same pymilvus code talks to both. A URI ending in `.db` is a Milvus Lite data folder (an embedded engine run
+inside this process behind a local gRPC thread); `http(s)://host:19530` is a server. Credentials for a server come
+from the environment only (`RAG_MILVUS_TOKEN`, or `RAG_MILVUS_USER` and `RAG_MILVUS_PASSWORD`): they are never
+logged, never put in an error message and never written into the manifest.
+
+How this maps onto versioned index folders (rag/indexdir.py):
+- Every index version owns one collection, named `<family>_<12 hex>`; the manifest records its name, so the
+  catalog and the vectors always switch together when CURRENT moves.
+- A store reopened from a published version never writes to that version's collection: the first add or remove
+  copies it into a fresh collection (copy on write), so an incremental build that crashes leaves the live index
+  exactly as it was.
+- After a version is published, `published()` points the alias `<family>` at its collection (for other readers of
+  the same cluster) and drops the family's collections other than the new one and the one it replaced, which stays
+  for readers that still have the previous version open. Collections of builds that crashed go at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ..errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
+from . import ChunkFilter, ChunkMeta, date_key
+
+__all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV", "DEFAULT_LITE_NAME", "INDEX_TYPES"]
+
+TOKEN_ENV = "RAG_MILVUS_TOKEN"
+USER_ENV = "RAG_MILVUS_USER"
+PASSWORD_ENV = "RAG_MILVUS_PASSWORD"
+DEFAULT_LITE_NAME = "milvus.db"
+_SERVER_SCHEMES = ("http", "https", "tcp", "unix", "grpc")
+
+# index type -> (build parameters, search parameters); see docs/scaling.md for which to choose by corpus size.
+INDEX_TYPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "FLAT": ({}, {}),
+    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 128}),
+    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 32}),
+    "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 32}),
+}
+
+_BATCH = 2000  # rows per insert/upsert call: far below the 256 MB gRPC message limit at 384 dimensions
+_ID_BATCH = 4000  # ids per `id in [...]` expression
+_MAX_VARCHAR = 65535
+_FIELDS = ("id", "vector", "doc_id", "source", "date")
+
+
+def _quiet_client_logs() -> None:
+    # pymilvus logs every failed call with a traceback, and the Lite server logs its own side; the errors are
+    # raised to us anyway and turned into one-line messages. Set after import: pymilvus configures its logger then.
+    # grpc._server: the Lite server answers pymilvus's timestamp request (query_iterator) with "not implemented"
+    # and grpc logs that with a traceback; the iterator then carries on with a client-side timestamp.
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the vectors live: `connect` is what pymilvus gets, `record` what the manifest keeps."""
+
+    connect: str
+    lite: bool
+    record: dict[str, str]
+
+    @property
+    def shown(self) -> str:
+        return self.connect
+
+
+def _resolve(uri: str, index_dir: Path) -> _Target:
+    """Turn a settings URI into a connection target; an empty URI means a Lite folder inside the index folder."""
+    uri = (uri or "").strip()
+    if not uri:
+        uri = str(index_dir / DEFAULT_LITE_NAME)
+    parts = urlsplit(uri)
+    if parts.scheme in _SERVER_SCHEMES:
+        if parts.username or parts.password or "@" in parts.netloc:
+            raise ConfigError(
+                "the Milvus URI holds credentials; remove them from --milvus-uri and set "
+                f"{TOKEN_ENV} (or {USER_ENV} and {PASSWORD_ENV}) instead"
+            )
+        return _Target(uri, False, {"uri": uri})
+    if not uri.endswith(".db"):
+        raise ConfigError(
+            f"--milvus-uri {uri!r} is neither a Milvus Lite path ending in .db nor a server address "
+            "(http://host:19530); pass one of those"
+        )
+    path = Path(uri).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise ConfigError(f"the folder of the Milvus Lite path {path} does not exist; create it or pass another --milvus-uri")
+    try:
+        inside = path.relative_to(Path(index_dir).resolve())
+    except ValueError:
+        return _Target(str(path), True, {"uri": str(path)})
+    # Kept relative to the index folder, so that a copied or moved index folder keeps working.
+    return _Target(str(path), True, {"uri": inside.as_posix(), "uri_base": "index_dir"})
+
+
+def _target_from_params(params: dict[str, Any], index_dir: Path) -> _Target:
+    uri = str(params.get("uri") or "")
+    if params.get("uri_base") == "index_dir":
+        path = (Path(index_dir) / uri).resolve()
+        return _Target(str(path), True, {"uri": uri, "uri_base": "index_dir"})
+    if not uri:
+        raise IndexCorruptError(f"{index_dir}: the manifest names no Milvus URI; run `rag rebuild-index`")
+    return _resolve(uri, index_dir)
+
+
+class _Connections:
+    """One pymilvus client per target per process, shared by every store on it and closed with the last one.
+
+    Closing a Lite client alone leaves its server thread holding the folder's lock until the process exits;
+    releasing the server when the last user closes lets another process (a later `rag rebuild-index`) open it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, list[Any]] = {}  # connect -> [client, users]
+
+    def acquire(self, target: _Target) -> Any:
+        with self._lock:
+            entry = self._open.get(target.connect)
+            if entry is not None:
+                entry[1] += 1
+                return entry[0]
+            client = _connect(target)
+            self._open[target.connect] = [client, 1]
+            return client
+
+    def release(self, target: _Target) -> None:
+        with self._lock:
+            entry = self._open.get(target.connect)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del self._open[target.connect]
+        try:
+            entry[0].close()
+        except Exception:  # noqa: BLE001 - closing a dead channel is not an error worth raising
+            pass
+        if target.lite:
+            from milvus_lite import server_manager_instance
+
+            server_manager_instance.release_server(target.connect)
+
+
+_CONNECTIONS = _Connections()
+
+
+def _connect(target: _Target) -> Any:
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ConfigError("the Milvus store needs pymilvus and milvus-lite; run `make install`") from None
+    _quiet_client_logs()
+    kwargs: dict[str, Any] = {}
+    if not target.lite:
+        token = os.environ.get(TOKEN_ENV, "")
+        user, password = os.environ.get(USER_ENV, ""), os.environ.get(PASSWORD_ENV, "")
+        if token:
+            kwargs["token"] = token
+        elif user:
+            kwargs["user"], kwargs["password"] = user, password
+    try:
+        return MilvusClient(target.connect, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises several unrelated classes here
+        if target.lite and _lite_locked(target.connect):
+            raise StoreUnavailableError(
+                f"the Milvus Lite folder {target.connect} is open in another process (Milvus Lite allows one "
+                "process per folder); stop that process (`rag serve`, a running build), or use a Milvus server"
+            ) from None
+        # The message names the URI and the exception class only: pymilvus messages may echo connection details.
+        raise StoreUnavailableError(
+            f"cannot open Milvus at {target.shown} ({type(exc).__name__}); check --milvus-uri, that the server "
+            f"is running, and {TOKEN_ENV} / {USER_ENV} when it needs credentials"
+        ) from None
+
+
+def _lite_locked(path: str) -> bool:
+    import fcntl
+
+    lock = Path(path) / "LOCK"
+    if not lock.exists():
+        return False
+    try:
+        with open(lock, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+
+
+def _in_list(field: str, values: Iterable[Any]) -> str:
+    # Milvus Lite does not accept templated filters, so the expression is built here; json.dumps quotes strings.
+    return f"{field} in {json.dumps(list(values), ensure_ascii=False)}"
+
+
+def filter_expression(where: ChunkFilter | None, allowed_ids: np.ndarray | None = None) -> str:
+    """The Milvus boolean expression for a metadata filter and an optional id list ("" for no condition).
+
+    Example:
+        >>> filter_expression(ChunkFilter(sources=("a.txt",), date_from="2024-01-01"))
+        'source in ["a.txt"] and date >= 20240101'
+    """
+    parts = []
+    if allowed_ids is not None:
+        parts.append(_in_list("id", (int(i) for i in allowed_ids)))
+    if where is not None:
+        if where.doc_ids is not None:
+            parts.append(_in_list("doc_id", where.doc_ids))
+        if where.sources is not None:
+            parts.append(_in_list("source", where.sources))
+        # Chained comparisons (a <= date <= b) are not understood by Milvus Lite: two conditions instead.
+        if where.date_from is not None:
+            parts.append(f"date >= {date_key(where.date_from)}")
+        if where.date_to is not None:
+            parts.append(f"date <= {date_key(where.date_to)}")
+    return " and ".join(parts)
+
+
+class MilvusStore:
+    """Inner-product search in a Milvus collection keyed by int64 chunk ids, with per-chunk metadata for filters.
+
+    Example:
+        >>> store = MilvusStore.create(384, settings=Settings(store="milvus"), folder=Path("index/.tmp-1"))
+        >>> store.add(ids, vectors, metadata=[ChunkMeta("doc-1", "a.txt", "2024-03-05"), ...])
+        >>> scores, ids = store.search(query[None, :], 5, where=ChunkFilter(date_from="2024-01-01"))
+    """
+
+    kind = "milvus"
+    supports_metadata = True
+
+    def __init__(
+        self,
+        target: _Target,
+        dimension: int,
+        collection: str,
+        family: str,
+        index_type: str = "FLAT",
+        *,
+        owned: bool,
+        expected_count: int | None = None,
+    ):
+        if index_type not in INDEX_TYPES:
+            raise ConfigError(f"milvus_index must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
+        self.dimension = int(dimension)
+        self.collection = collection
+        self.family = family
+        self.index_type = index_type
+        self._target = target
+        self._client = _CONNECTIONS.acquire(target)
+        self._owned = owned  # False: the collection belongs to a published version and is never written
+        self._write_lock = threading.Lock()
+        self._closed = False
+        if owned:
+            self._create_collection(collection)
+        else:
+            self._open_collection(expected_count)
+
+    # -- construction -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, dimension: int, settings: Any = None, folder: Path | None = None) -> "MilvusStore":
+        """A new empty collection for the index version being written in `folder` (an index folder's work folder).
+
+        Args:
+            dimension: vector size.
+            settings: rag Settings (milvus_uri, milvus_index); None: a Lite folder inside the index folder, FLAT.
+            folder: the version's work folder; its parent is the index folder.
+        """
+        index_dir = Path(folder).parent if folder is not None else Path.cwd()
+        target = _resolve(getattr(settings, "milvus_uri", "") or "", index_dir)
+        family = _family_of_live_version(index_dir, target) or f"rag_{uuid.uuid4().hex[:8]}"
+        index_type = getattr(settings, "milvus_index", "FLAT") or "FLAT"
+        return cls(target, dimension, _new_name(family), family, index_type, owned=True)
+
+    @classmethod
+    def load(cls, folder: Path, params: dict[str, Any]) -> "MilvusStore":
+        """Reopen the collection a version's manifest names, checking that it exists with the recorded shape."""
+        folder = Path(folder)
+        target = _target_from_params(params, folder.parent)
+        for key in ("collection", "family", "dimension"):
+            if key not in params:
+                raise IndexCorruptError(f"{folder}: the manifest's store entry lacks {key!r}; run `rag rebuild-index`")
+        return cls(
+            target,
+            int(params["dimension"]),
+            str(params["collection"]),
+            str(params["family"]),
+            str(params.get("index_type", "FLAT")),
+            owned=False,
+            expected_count=params.get("count"),
+        )
+
+    def _create_collection(self, name: str) -> None:
+        from pymilvus import DataType
+
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("source", DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("date", DataType.INT64)
+        index = self._client.prepare_index_params()
+        # Build parameters nested under "params": Milvus Lite reads only that key and drops flattened ones.
+        index.add_index(
+            field_name="vector", index_type=self.index_type, metric_type="IP",
+            params={"params": INDEX_TYPES[self.index_type][0]},
+        )
+        # Strong consistency: a build counts and searches right after writing.
+        self._call("create", self._client.create_collection, name, schema=schema, index_params=index,
+                   consistency_level="Strong")
+
+    def _open_collection(self, expected_count: int | None) -> None:
+        where = f"collection {self.collection} at {self._target.shown}"
+        if not self._call("open", self._client.has_collection, self.collection):
+            self.close()
+            raise IndexCorruptError(f"{where} is missing (dropped outside rag?); run `rag rebuild-index --full`")
+        fields = self._call("open", self._client.describe_collection, self.collection).get("fields", [])
+        dims = [int(f.get("params", {}).get("dim", 0)) for f in fields if f.get("name") == "vector"]
+        if not dims or dims[0] != self.dimension:
+            self.close()
+            raise IndexMismatchError(
+                f"{where} holds vectors of dimension {dims[0] if dims else '?'}, the manifest says {self.dimension}; "
+                "run `rag rebuild-index --full`"
+            )
+        # A reopened collection starts released; searches need it loaded.
+        self._call("open", self._client.load_collection, self.collection)
+        if expected_count is not None and len(self) != int(expected_count):
+            count = len(self)
+            self.close()
+            raise IndexCorruptError(
+                f"{where} holds {count} vectors, the manifest says {expected_count} (altered outside rag?); "
+                "run `rag rebuild-index --full`"
+            )
+
+    # -- the VectorStore Protocol -----------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[ChunkMeta] | None = None) -> None:
+        """Insert or replace rows. ids: int64 (n,); vectors: float32 (n, dimension); metadata: n ChunkMeta or None.
+
+        Rows added without metadata match no metadata filter (they still match `allowed_ids`).
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise IndexMismatchError(
+                f"vectors of dimension {vectors.shape[-1]} cannot go into a {self.dimension}-dimension store"
+            )
+        if len(ids) != len(vectors) or (metadata is not None and len(metadata) != len(ids)):
+            raise ValueError("ids, vectors and metadata differ in length")
+        if len(ids) == 0:
+            return
+        with self._write_lock:
+            self._own()
+            for lo in range(0, len(ids), _BATCH):
+                rows = []
+                for j in range(lo, min(lo + _BATCH, len(ids))):
+                    meta = metadata[j] if metadata is not None else None
+                    rows.append({
+                        "id": int(ids[j]),
+                        "vector": vectors[j],
+                        "doc_id": meta.doc_id if meta else "",
+                        "source": meta.source if meta else "",
+                        "date": date_key(meta.date) if meta else 0,
+                    })
+                self._call("write", self._client.upsert, self.collection, rows)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete rows by id; returns how many existed."""
+        ids = np.unique(np.ascontiguousarray(ids, dtype=np.int64).reshape(-1))
+        if len(ids) == 0:
+            return 0
+        removed = 0
+        with self._write_lock:
+            self._own()
+            for lo in range(0, len(ids), _ID_BATCH):
+                batch = ids[lo : lo + _ID_BATCH]
+                # Milvus's delete answers with the ids it was given, existing or not: count them first.
+                found = self._call("write", self._client.query, self.collection,
+                                   filter=_in_list("id", (int(i) for i in batch)), output_fields=["id"])
+                existing = [int(r["id"]) for r in found]
+                if existing:
+                    self._call("write", self._client.delete, self.collection, ids=existing)
+                removed += len(existing)
+        return removed
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        where: ChunkFilter | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product, optionally restricted to `allowed_ids` and to chunks matching `where`.
+
+        Returns:
+            (scores, ids), each (nq, k), best first; missing results are score -inf and id -1.
+        """
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dimension:
+            raise IndexMismatchError(
+                f"query of dimension {queries.shape[1]} against a {self.dimension}-dimension store; "
+                "the index was built with another model: run `rag rebuild-index`"
+            )
+        nq, k = len(queries), max(int(k), 0)
+        scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        out = np.full((nq, k), -1, dtype=np.int64)
+        if k == 0 or nq == 0 or (allowed_ids is not None and len(allowed_ids) == 0):
+            return scores, out
+        search_params = {"metric_type": "IP", "params": dict(INDEX_TYPES[self.index_type][1])}
+        if "ef" in search_params["params"]:
+            search_params["params"]["ef"] = max(search_params["params"]["ef"], k)
+        # Only the id comes back: without output_fields Milvus returns every field, vectors included.
+        results = self._call(
+            "search", self._client.search, self.collection, data=list(queries), limit=k,
+            filter=filter_expression(where, allowed_ids), search_params=search_params, output_fields=["id"],
+        )
+        for qi, hits in enumerate(results):
+            for j, hit in enumerate(list(hits)[:k]):
+                out[qi, j] = int(hit["id"])
+                scores[qi, j] = float(hit["distance"])
+        return scores, out
+
+    def __len__(self) -> int:
+        rows = self._call("count", self._client.query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def save(self, folder: Path) -> list[str]:
+        """Make the collection durable; the vectors live in Milvus, so no file is written into `folder`."""
+        self._call("flush", self._client.flush, self.collection)
+        return []
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "dimension": self.dimension,
+            "metric": "inner_product",
+            "collection": self.collection,
+            "family": self.family,
+            "alias": self.family,
+            "index_type": self.index_type,
+            "index_params": INDEX_TYPES[self.index_type][0],
+            "count": len(self),
+            **self._target.record,
+        }
+
+    def published(self) -> None:
+        """Called once the version holding this collection is live: move the alias, drop the family's leftovers.
+
+        Keeps the collection the alias pointed at before (open readers of the previous version still search it).
+        """
+        previous = None
+        try:
+            previous = self._client.describe_alias(self.family).get("collection_name")
+        except Exception:  # noqa: BLE001 - no alias yet
+            previous = None
+        if previous is None:
+            self._call("publish", self._client.create_alias, self.collection, self.family)
+        elif previous != self.collection:
+            self._call("publish", self._client.alter_alias, self.collection, self.family)
+        keep = {self.collection, previous}
+        for name in self._call("publish", self._client.list_collections):
+            if name.startswith(self.family + "_") and name not in keep:
+                self._call("publish", self._client.drop_collection, name)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _CONNECTIONS.release(self._target)
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _own(self) -> None:
+        """Before the first write to a published version's collection, continue in a private copy of it."""
+        if self._owned:
+            return
+        source, name = self.collection, _new_name(self.family)
+        self._create_collection(name)
+        try:
+            iterator = self._call("copy", self._client.query_iterator, source, batch_size=_BATCH, filter="",
+                                  output_fields=list(_FIELDS))
+            while True:
+                rows = iterator.next()
+                if not rows:
+                    break
+                self._call("copy", self._client.upsert, name, [{f: r[f] for f in _FIELDS} for r in rows])
+            iterator.close()
+        except BaseException:
+            self._client.drop_collection(name)
+            raise
+        self.collection, self._owned = name, True
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise StoreUnavailableError(f"the Milvus store for {self.collection} is closed; open the index again")
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors alike
+            reason = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+            raise StoreUnavailableError(
+                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason})"
+            ) from None
+
+
+def _new_name(family: str) -> str:
+    return f"{family}_{uuid.uuid4().hex[:12]}"
+
+
+def _family_of_live_version(index_dir: Path, target: _Target) -> str | None:
+    """The collection family of the index folder's live version when it used the same Milvus, so a full rebuild
+    keeps the alias and can drop the old collections."""
+    from .. import indexdir
+    from ..errors import RagError
+
+    try:
+        version = indexdir.current_version(index_dir)
+        if version is None:
+            return None
+        store = indexdir.read_manifest(version).get("store", {})
+    except RagError:
+        return None
+    if store.get("kind") != "milvus" or not store.get("family"):
+        return None
+    try:
+        same = _target_from_params(store, index_dir).connect == target.connect
+    except RagError:
+        return None
+    return str(store["family"]) if same else None
+
+
+def same_location(params: dict[str, Any], settings: Any, index_dir: Path) -> bool:
+    """Whether a manifest's Milvus store lives where `settings` (milvus_uri) would put a new one."""
+    try:
+        recorded = _target_from_params(params, Path(index_dir))
+        wanted = _resolve(getattr(settings, "milvus_uri", "") or "", Path(index_dir))
+    except (ConfigError, IndexCorruptError):
+        return False
+    return recorded.connect == wanted.connect and params.get("index_type", "FLAT") == getattr(settings, "milvus_index", "FLAT")

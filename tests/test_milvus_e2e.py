@@ -1,0 +1,179 @@
+"""Whole builds and questions with the Milvus store (on Milvus Lite): same passages and citations as FAISS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SEED_QUESTION, SEEDS, WALTZ
+from fakes import FakeEmbedder
+from rag import build_index, open_index
+from rag.config import Settings
+from rag.errors import SourceError
+from rag.indexdir import current_version, read_manifest
+from rag.stores.milvus import TOKEN_ENV
+
+QUESTIONS = [SEED_QUESTION, "intelligence sharing with Ukraine", "military aid suspension", "peace talks"]
+MILVUS = Settings(store="milvus")
+
+
+def _articles(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(SEEDS, src)
+    (src / "cats.txt").write_text("Cats sleep most of the day. Cats purr when they are content and fed.")
+    (src / "rain.md").write_text("# Rain\n\nHeavy rain flooded the valley road on Monday. Crews cleared it by night.")
+    return src
+
+
+def _store_params(index_dir):
+    return read_manifest(current_version(index_dir))["store"]
+
+
+def _collections(index_dir):
+    from pymilvus import MilvusClient
+
+    from rag.stores.milvus import _CONNECTIONS, _Target
+
+    target = _Target(str((index_dir / "milvus.db").resolve()), True, {})
+    client = _CONNECTIONS.acquire(target)
+    try:
+        return set(client.list_collections())
+    finally:
+        _CONNECTIONS.release(target)
+
+
+def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch):
+    src = _articles(tmp_path)
+    emb = FakeEmbedder()
+    monkeypatch.setenv(TOKEN_ENV, "never-written-anywhere")
+    build_index(src, tmp_path / "faiss", embedder=emb)
+    build_index(src, tmp_path / "milvus", MILVUS, embedder=emb)
+
+    params = _store_params(tmp_path / "milvus")
+    assert params["kind"] == "milvus" and params["uri"] == "milvus.db" and params["uri_base"] == "index_dir"
+    manifest_text = (current_version(tmp_path / "milvus") / "manifest.json").read_text()
+    assert "never-written-anywhere" not in manifest_text
+
+    # Opened with no store settings at all: the manifest says where the vectors are.
+    faiss_idx, milvus_idx = open_index(tmp_path / "faiss", embedder=emb), open_index(tmp_path / "milvus", embedder=emb)
+    try:
+        assert milvus_idx.info()["store"]["kind"] == "milvus"
+        for q in QUESTIONS:
+            a, b = faiss_idx.search(q, k=5), milvus_idx.search(q, k=5)
+            assert [(p.doc_id, p.start, p.end) for p in a] == [(p.doc_id, p.start, p.end) for p in b]
+            np.testing.assert_allclose([p.score for p in a], [p.score for p in b], atol=1e-5)
+            assert faiss_idx.query(q).to_dict()["citations"] == milvus_idx.query(q).to_dict()["citations"]
+        only = milvus_idx.search("cats purr", k=3, sources=[str(src / "cats.txt")])
+        assert only and {p.doc_id for p in only} == {only[0].doc_id}
+    finally:
+        faiss_idx.close()
+        milvus_idx.close()
+
+
+def test_incremental_build_copies_and_keeps_the_live_collection(tmp_path):
+    src = _articles(tmp_path)
+    emb = FakeEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(src, index_dir, MILVUS, embedder=emb)
+    first = _store_params(index_dir)
+    live = open_index(index_dir, embedder=emb)
+    before = [(p.doc_id, p.start) for p in live.search("cats purr", k=3)]
+
+    (src / "cats.txt").unlink()
+    (src / "owls.txt").write_text("Owls hunt at night and sleep through the day in hollow trees.")
+    stats = build_index(src, index_dir, MILVUS, embedder=emb)
+    assert stats.added == 1 and stats.removed == 1 and stats.embedded_chunks == 1
+    second = _store_params(index_dir)
+    assert second["collection"] != first["collection"] and second["family"] == first["family"]
+    assert second["count"] == first["count"]
+
+    # The reader opened on the previous version still searches its own, unchanged collection.
+    assert [(p.doc_id, p.start) for p in live.search("cats purr", k=3)] == before
+    assert live.is_stale()
+    live.close()
+    new = open_index(index_dir, embedder=emb)
+    assert new.search("owls hunt at night", k=1)[0].text.startswith("Owls hunt")
+    assert all("Cats" not in p.text for p in new.search("cats purr", k=5))
+    new.close()
+
+    # A full rebuild stays in the same family; the oldest collection goes, the one it replaced stays.
+    build_index(src, index_dir, MILVUS, embedder=emb, full=True)
+    third = _store_params(index_dir)
+    assert third["family"] == first["family"]
+    names = _collections(index_dir)
+    assert first["collection"] not in names and {second["collection"], third["collection"]} <= names
+
+
+def test_failed_build_leaves_the_live_milvus_index(tmp_path, monkeypatch):
+    src = _articles(tmp_path)
+    emb = FakeEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(src, index_dir, MILVUS, embedder=emb)
+    version, params = current_version(index_dir), _store_params(index_dir)
+    idx = open_index(index_dir, embedder=emb)
+    want = [(p.doc_id, p.start, p.score) for p in idx.search(SEED_QUESTION, k=5)]
+    idx.close()
+
+    (src / "owls.txt").write_text("Owls hunt at night.")
+    (src / "cats.txt").unlink()
+    import rag.pipeline as pipeline
+
+    def boom(*args, **kwargs):
+        raise SourceError("disk full while writing the catalog")
+
+    monkeypatch.setattr(pipeline.CatalogWriter, "add_chunks", boom)
+    with pytest.raises(SourceError):
+        build_index(src, index_dir, MILVUS, embedder=emb)
+    monkeypatch.undo()
+
+    assert current_version(index_dir) == version and _store_params(index_dir) == params
+    idx = open_index(index_dir, embedder=emb, verify=True)
+    assert [(p.doc_id, p.start, p.score) for p in idx.search(SEED_QUESTION, k=5)] == want
+    assert len(idx.store) == params["count"]
+    idx.close()
+
+
+def test_switching_the_milvus_location_rebuilds_everything(tmp_path):
+    src = _articles(tmp_path)
+    emb = FakeEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(src, index_dir, MILVUS, embedder=emb)
+    elsewhere = tmp_path / "vectors.db"
+    stats = build_index(src, index_dir, MILVUS.with_(milvus_uri=str(elsewhere)), embedder=emb)
+    assert stats.embedded_chunks == stats.chunks > 0
+    assert _store_params(index_dir)["uri"] == str(elsewhere.resolve())
+    idx = open_index(index_dir, embedder=emb)
+    assert idx.search("owls", k=1) and idx.store.params()["uri"] == str(elsewhere.resolve())
+    idx.close()
+
+
+@pytest.mark.model
+def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, capsys):
+    """`rag rebuild-index --store milvus`, then `rag ask --index DIR` with no store flag."""
+    from rag.cli import main
+
+    index_dir = tmp_path / "index"
+    assert main(["rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["ask", SEED_QUESTION, "--index", str(index_dir), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    faiss_dir = tmp_path / "faiss"
+    build_index(SEEDS, faiss_dir, embedder=model_embedder)
+    with_faiss = open_index(faiss_dir, embedder=model_embedder).query(SEED_QUESTION).to_dict()
+    assert answer["citations"] == with_faiss["citations"] and answer["passages"] == with_faiss["passages"]
+    assert not answer["abstained"]
+    first = answer["citations"][0]
+    assert WALTZ in first["quote"]
+
+    idx = open_index(index_dir, embedder=model_embedder)
+    try:
+        assert idx.info()["store"]["kind"] == "milvus"
+        assert idx.document(first["doc_id"]).text[first["start"] : first["end"]] == first["quote"]
+        again = idx.query(SEED_QUESTION, k=5)
+        assert again.citations[0].quote == first["quote"]
+        assert (again.citations[0].start, again.citations[0].end) == (first["start"], first["end"])
+    finally:
+        idx.close()
