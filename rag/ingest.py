@@ -7,6 +7,7 @@ Files that cannot be used are reported as SkippedFile with a one-line reason ins
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -170,6 +171,11 @@ def read_file(
     path = Path(path)
     try:
         if path.is_symlink() and not path.exists():
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise IngestError(str(path), "symbolic link loop") from None
             raise IngestError(str(path), "broken symbolic link")
         if not path.is_file():
             raise IngestError(str(path), "not a regular file")
