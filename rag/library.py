@@ -256,7 +256,16 @@ class Library:
     """
 
     def __init__(self, index_dir: str | Path | None = None, settings: Settings | None = None, *,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, source: str | Path | None = None):
+        """Open the live version of `index_dir`.
+
+        Args:
+            index_dir: the index folder (default settings.index_dir).
+            settings: query settings and the uploads folder (default Settings.load()).
+            embedder: a ready embedder of the index's model (default: loaded from the manifest's model).
+            source: the folder the index was built from (default: the one its manifest records).
+        """
+        self._source = None if source is None else str(source)
         self.settings = settings or Settings.load()
         self.index_dir = Path(self.settings.index_dir if index_dir is None else index_dir)
         self.uploads_dir = uploads_folder(self.settings, self.index_dir)
@@ -293,7 +302,9 @@ class Library:
             return None
 
     def source(self) -> str:
-        """The folder the index was first built from (recorded in its manifest)."""
+        """The folder the index was first built from (given to the constructor, else recorded in its manifest)."""
+        if self._source is not None:
+            return self._source
         idx = self.index
         return str(idx.manifest.get("settings", {}).get("source") or self.settings.source)
 

@@ -1,0 +1,152 @@
+"""The web app over HTTP (no browser): named API endpoints, MCP tools, login, and what the file route refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from conftest import SEED_QUESTION, SEEDS
+from fakes import FakeEmbedder
+from ui_support import no_proxy, running_app
+
+pytestmark = pytest.mark.slow
+
+httpx = pytest.importorskip("httpx")
+gradio_client = pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    from rag import build_index
+    from rag.config import Settings
+    from rag.library import Library
+
+    no_proxy()
+    root = tmp_path_factory.mktemp("ui-server")
+    src = root / "articles"
+    shutil.copytree(SEEDS, src)
+    settings = Settings.load({"source": str(src), "index_dir": str(root / "index"),
+                              "uploads_dir": str(root / "data" / "uploads")})
+    emb = FakeEmbedder()
+    build_index(src, settings.index_dir, settings, embedder=emb)
+    return Library(settings.index_dir, settings, embedder=emb)
+
+
+@pytest.fixture(scope="module")
+def app_url(library):
+    with running_app(library) as url:
+        yield url
+
+
+def test_ask_endpoint_returns_the_library_answer(app_url, library):
+    client = gradio_client.Client(app_url, verbose=False)
+    got = client.predict(SEED_QUESTION, 3, api_name="/ask")
+    assert isinstance(got, dict)
+    assert got == json.loads(json.dumps(library.ask(SEED_QUESTION, 3).to_dict()))
+    assert len(got["passages"]) == 3
+    for c in got["citations"]:
+        assert library.document(c["doc_id"]).text[c["start"]:c["end"]] == c["quote"]
+
+
+def test_search_endpoint_and_errors(app_url, library):
+    client = gradio_client.Client(app_url, verbose=False)
+    got = client.predict("intelligence sharing", 2, api_name="/search")
+    assert [p["chunk_id"] for p in got] == [p.chunk_id for p in library.search("intelligence sharing", 2)]
+    with pytest.raises(Exception, match="empty"):
+        client.predict("   ", 2, api_name="/ask")
+
+
+def test_only_ask_and_search_are_endpoints(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(named) == {"/ask", "/search"}
+    with pytest.raises(Exception):
+        client.predict("x", [], [], 5, [], False, api_name="/respond")
+
+
+def test_file_route_serves_nothing_from_disk(app_url, library):
+    """Only files Gradio itself cached from an upload are served; articles, index files and system files are not."""
+    manifest = library.index.version_dir / "manifest.json"
+    article = next(Path(library.source()).glob("*.txt"))
+    outside = [str(article.resolve()), str(manifest.resolve()), "/etc/passwd", "../../etc/passwd",
+               "pyproject.toml", str(Path(__file__).resolve()), str(library.index_dir.resolve() / "CURRENT")]
+    with httpx.Client(base_url=app_url, timeout=10) as http:
+        # Control: the route does serve a file that went through Gradio's upload cache.
+        up = http.post("gradio_api/upload", files={"files": ("note.txt", b"hello from the cache")})
+        assert up.status_code == 200
+        cached = up.json()[0]
+        ok = http.get(f"gradio_api/file={quote(cached, safe='/')}")
+        assert ok.status_code == 200 and ok.content == b"hello from the cache"
+        for path in outside:
+            r = http.get(f"gradio_api/file={quote(path, safe='/')}")
+            assert r.status_code in (403, 404), (path, r.status_code)
+            assert b"root:" not in r.content and b"format_version" not in r.content
+
+
+def test_mcp_lists_ask_and_search_and_answers_with_json(library):
+    mcp = pytest.importorskip("mcp")
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def session(url: str):
+        async with streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _):
+            async with mcp.ClientSession(read, write) as s:
+                await s.initialize()
+                tools = {t.name: t for t in (await s.list_tools()).tools}
+                result = await s.call_tool("ask", {"question": SEED_QUESTION, "k": 3})
+                found = await s.call_tool("search", {"question": "intelligence sharing", "k": 2})
+                return tools, result, found
+
+    with running_app(library, mcp=True) as url:
+        tools, result, found = asyncio.run(session(url))
+        # The dict endpoint stays callable for gradio_client users, outside the tool list.
+        direct = gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
+    assert set(tools) == {"ask", "search"}
+    assert "question" in tools["ask"].inputSchema["properties"]
+    assert "cited" in tools["ask"].description
+    assert not result.isError
+    answer = json.loads(result.content[0].text)
+    assert answer == json.loads(json.dumps(library.ask(SEED_QUESTION, 3).to_dict())) == direct
+    passages = json.loads(found.content[0].text)
+    assert [p["chunk_id"] for p in passages] == [p.chunk_id for p in library.search("intelligence sharing", 2)]
+
+
+def test_login_protects_the_api_and_the_secret_is_never_printed(library, capfd):
+    from ui.access import resolve_auth
+
+    secret = "pw-Zq81-never-printed"
+    creds = resolve_auth(None, {"RAG_AUTH": f"reader:{secret}"})
+    with running_app(library, auth=creds) as url:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("config").status_code == 401
+            assert http.get("gradio_api/info").status_code == 401
+            r = http.post("gradio_api/call/ask", json={"data": [SEED_QUESTION, 3]})
+            assert r.status_code == 401
+            assert http.post("gradio_api/upload", files={"files": ("a.txt", b"x")}).status_code == 401
+            assert http.post("login", data={"username": "reader", "password": "wrong"}).status_code in (400, 401)
+        with pytest.raises(Exception):
+            gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
+        got = gradio_client.Client(url, auth=creds.as_tuple(), verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
+        assert got["question"] == SEED_QUESTION
+    out, err = capfd.readouterr()
+    assert secret not in out and secret not in err
+
+
+def test_warning_when_bound_beyond_loopback_without_login(library, capfd):
+    with running_app(library, host="0.0.0.0"):
+        pass
+    err = capfd.readouterr().err
+    assert "warning: serving on 0.0.0.0 without a login" in err
+
+
+def test_mcp_with_login_is_refused_before_anything_starts(tmp_path):
+    from rag.config import Settings
+    from rag.errors import ConfigError
+    from ui.app import serve
+
+    with pytest.raises(ConfigError, match="--mcp cannot be combined with --auth"):
+        serve(Settings.load({"index_dir": str(tmp_path / "none")}), mcp=True, auth="a:b")

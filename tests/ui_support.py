@@ -1,0 +1,70 @@
+"""Shared pieces of the web app tests: start the app in this process on a free port, and launch Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve create_app(library) on a free port until the block ends; yields the base URL (with a trailing /)."""
+    from ui.app import create_app, launch
+
+    demo = create_app(library, mcp=mcp)
+    port = free_port()
+    launch(demo, library, host=host, port=port, mcp=mcp, auth=auth, block=False)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(100)
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def require_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium: apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def no_proxy() -> None:
+    """Requests to 127.0.0.1 must not go through a proxy from the environment."""
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"

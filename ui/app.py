@@ -1,0 +1,421 @@
+"""The web app: a chat that answers with quoted, cited sentences, a sources panel, and a library view (Gradio).
+
+All engine work goes through rag.library.Library; this module only lays out components and wires events.
+
+Run with `rag serve [--index index/] [--host 127.0.0.1] [--port 7860] [--mcp] [--auth user:password]`.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before gradio is imported: no usage reporting, no model hub; this app works offline.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import html  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.errors import ConfigError, RagError  # noqa: E402
+from rag.library import UPLOAD_EXTENSIONS, Library, excerpt  # noqa: E402
+from rag.types import Answer  # noqa: E402
+
+from . import render  # noqa: E402
+from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth  # noqa: E402
+
+__all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 7860
+
+# Citation markers in answers are links to "#cite-<turn>-<n>" / "#passage-<turn>-<n>". This listener, installed once
+# by the sources panel, turns a click on one into the panel's click event with the ref as data, so no hidden
+# inputs are needed; on a phone, where the panel sits below the chat, it scrolls the panel into view.
+BRIDGE_JS = """
+window.__ragTrigger = trigger;
+if (!window.__ragBridge) {
+  window.__ragBridge = true;
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest && e.target.closest('a[href^="#cite-"], a[href^="#passage-"]');
+    if (!a) return;
+    e.preventDefault(); e.stopPropagation();
+    window.__ragTrigger('click', {ref: a.getAttribute('href').slice(1)});
+    if (window.innerWidth < 768) document.getElementById('sources')?.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }, true);
+}
+"""
+
+SCROLL_TO_MARK_JS = """
+() => { setTimeout(() => {
+  const m = document.querySelector('#sources mark.src-quote');
+  const box = m && m.closest('.src-text');
+  if (m && box) box.scrollTop = Math.max(0, m.offsetTop - box.offsetTop - box.clientHeight / 3);
+}, 60); }
+"""
+
+CSS = """
+.gradio-container { max-width: 1280px !important; }
+#title h2 { margin: 0; }
+.status-line { color: var(--body-text-color-subdued); font-size: 0.9em; margin-bottom: 4px; }
+#sources .src { display: flex; flex-direction: column; gap: 6px; }
+#sources .src-head { font-size: 1.05em; }
+#sources .src-label { color: var(--body-text-color-subdued); }
+#sources .src-meta { color: var(--body-text-color-subdued); font-size: 0.85em; overflow-wrap: anywhere; }
+#sources .src-text { white-space: pre-wrap; line-height: 1.5; max-height: 420px; overflow-y: auto;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; }
+#sources .src-note { color: var(--error-text-color); font-size: 0.9em; }
+#sources mark.src-quote { background: #ffe066; color: #000; padding: 0 2px; border-radius: 2px; }
+#sources .src-empty { color: var(--body-text-color-subdued); padding: 10px; }
+#sources { min-height: 140px; }
+.status-table th { text-align: left; padding-right: 12px; white-space: nowrap; }
+.status-table td { overflow-wrap: anywhere; }
+#docs { max-height: 480px; overflow-y: auto; }
+.docs-table { width: 100%; border-collapse: collapse; font-size: 0.92em; }
+.docs-table th, .docs-table td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+.docs-table .num { text-align: right; }
+.docs-table .src-path { overflow-wrap: anywhere; color: var(--body-text-color-subdued); }
+.uploads .up-refused { color: var(--error-text-color); }
+"""
+
+
+def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
+    """Build the Blocks app around a library (nothing is started).
+
+    Args:
+        library: the index to answer from, upload to and rebuild.
+        mcp: also register the JSON-returning `ask` and `search` functions that become MCP tools.
+
+    Returns:
+        the gr.Blocks; start it with launch().
+    """
+    settings = library.settings
+    threshold = library.index.settings.abstain_threshold
+    default_k = library.index.settings.k
+
+    def _doc_choices() -> list[tuple[str, str]]:
+        return [(f"{d.title[:80]} ({Path(d.source).name})", d.id) for d in library.documents()]
+
+    def _render_ref(turns: list[Answer], ref: str | None, whole: bool) -> str:
+        parsed = render.parse_ref(ref)
+        if not parsed or parsed[1] >= len(turns):
+            return render.EMPTY_PANEL
+        kind, turn, number = parsed
+        answer = turns[turn]
+        if kind == "cite":
+            item = next((c for c in answer.citations if c.number == number), None)
+            if item is None:
+                return render.EMPTY_PANEL
+            doc_id, start, end, quote, label = item.doc_id, item.start, item.end, item.quote, f"[{number}]"
+            passages = answer.passages
+        else:
+            if not 1 <= number <= len(answer.passages):
+                return render.EMPTY_PANEL
+            p = answer.passages[number - 1]
+            doc_id, start, end, quote, label, passages = p.doc_id, p.start, p.end, p.text, f"passage {number}", ()
+        doc = library.document(doc_id)
+        if doc is None:
+            return ("<div class='src-empty'>This article is no longer in the index; ask again to search the "
+                    "current articles.</div>")
+        return render.excerpt_html(excerpt(doc, start, end, quote=quote, passages=passages, whole=whole), label)
+
+    def _radio(turns: list[Answer], ref: str | None):
+        if not turns:
+            return gr.Radio(choices=[], value=None, visible=False)
+        turn = len(turns) - 1
+        a = turns[turn]
+        if a.citations:
+            choices = [(f"[{c.number}] {c.title[:70]}", render.cite_ref(turn, c.number)) for c in a.citations]
+        else:
+            choices = [(f"passage {i}: {p.title[:70]}", render.passage_ref(turn, i)) for i, p in enumerate(a.passages, 1)]
+        values = {v for _, v in choices}
+        return gr.Radio(choices=choices, value=ref if ref in values else None, visible=bool(choices),
+                        label="Sources of the last answer" if a.citations else "Nearest passages")
+
+    # -- handlers (UI only: private, not API endpoints) -----------------------------------------------------------
+
+    def respond(message: str, history: list, turns: list[Answer], k: float, doc_filter: list[str] | None, whole: bool):
+        if not (message or "").strip():
+            return (gr.skip(),) * 6
+        history = list(history or [])
+        turns = list(turns or [])
+        history.append({"role": "user", "content": render.md_escape(message)})
+        try:
+            answer = library.ask(message, int(k), doc_ids=doc_filter or None)
+        except RagError as exc:
+            history.append({"role": "assistant", "content": f"**Could not answer:** {render.md_escape(str(exc))}"})
+            return "", history, turns, gr.skip(), gr.skip(), gr.skip()
+        turns.append(answer)
+        turn = len(turns) - 1
+        history.append({"role": "assistant", "content": render.answer_markdown(answer, turn, threshold)})
+        ref = render.cite_ref(turn, 1) if answer.citations else (render.passage_ref(turn, 1) if answer.passages else None)
+        return "", history, turns, _render_ref(turns, ref, whole), ref, _radio(turns, ref)
+
+    def on_ref_click(turns: list[Answer], whole: bool, evt: gr.EventData):
+        data = getattr(evt, "_data", None)
+        ref = data.get("ref") if isinstance(data, dict) else None
+        if render.parse_ref(ref) is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return _render_ref(turns, ref, whole), ref, _radio(turns, ref)
+
+    def on_radio(ref: str | None, turns: list[Answer], whole: bool):
+        return _render_ref(turns, ref, whole), ref
+
+    def on_whole(turns: list[Answer], ref: str | None, whole: bool):
+        return _render_ref(turns, ref, whole)
+
+    def new_chat():
+        return [], [], render.EMPTY_PANEL, None, gr.Radio(choices=[], value=None, visible=False), ""
+
+    def library_view():
+        status = library.status()
+        return (render.status_html(status), render.documents_html(library.documents()), render.status_line(status),
+                gr.Dropdown(choices=_doc_choices()))
+
+    def on_upload(files: list[str] | None):
+        stored, refused = [], []
+        for f in files or []:
+            name = Path(getattr(f, "name", None) or str(f)).name
+            try:
+                stored.append(library.save_upload(str(f), name))
+            except RagError as exc:
+                refused.append(str(exc))
+        status = library.status()
+        return render.uploads_html(stored, refused), gr.File(value=None), render.status_html(status)
+
+    def on_rebuild(progress=gr.Progress()):
+        labels = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress((done, max(total, 1)), desc=labels.get(stage, stage))
+
+        try:
+            stats = library.rebuild(progress=report)
+        except RagError as exc:
+            msg = f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
+            return (msg, *library_view())
+        skipped = "".join(f"<li>{html.escape(s.path)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
+        msg = (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
+               f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
+               f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
+        return (msg, *library_view())
+
+    # -- API endpoints ---------------------------------------------------------------------------------------------
+
+    def ask(question: str, k: int = default_k) -> dict:
+        """Answer a question with quoted sentences from the indexed articles, each with a citation, or abstain.
+
+        Args:
+            question: the question, in plain words.
+            k: how many passages to retrieve (1-100).
+
+        Returns:
+            Answer.to_dict(): text, abstained, confidence, citations (doc_id, title, source, start, end, quote), passages.
+        """
+        try:
+            return library.ask(question, int(k)).to_dict()
+        except RagError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def search(question: str, k: int = default_k) -> list[dict]:
+        """The k passages of the indexed articles that best match a query, best first, with scores.
+
+        Args:
+            question: what to look for.
+            k: how many passages to return (1-100).
+
+        Returns:
+            a list of passages (doc_id, title, source, start, end, text, score).
+        """
+        try:
+            return [p.to_dict() for p in library.search(question, int(k))]
+        except RagError as exc:
+            raise gr.Error(str(exc)) from None
+
+    status = library.status()
+    examples = library.examples()
+
+    with gr.Blocks(title="Ask your articles") as demo:
+        gr.Markdown("## Ask your articles", elem_id="title")
+        status_top = gr.HTML(render.status_line(status), elem_id="status-line")
+        turns = gr.State([])
+        ref = gr.State(None)
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=320):
+                        chatbot = gr.Chatbot(
+                            show_label=False, elem_id="chat",
+                            placeholder="Answers quote the articles. Click a citation such as [1] to read it in its article.", height=430, latex_delimiters=[], sanitize_html=True, render_markdown=True,
+                            buttons=["copy"],
+                        )
+                        with gr.Row(equal_height=True):
+                            msg = gr.Textbox(placeholder="Ask a question about the articles and press Enter",
+                                             show_label=False, scale=6, elem_id="msg", max_lines=4, autofocus=True)
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
+                        if examples:
+                            gr.Examples(examples=[[q] for q in examples], inputs=[msg], label="Examples",
+                                        elem_id="examples")
+                        with gr.Accordion("Settings", open=False, elem_id="settings"):
+                            k_slider = gr.Slider(1, 20, value=default_k, step=1, label="Passages to read (k)",
+                                                 elem_id="k")
+                            doc_filter = gr.Dropdown(choices=_doc_choices(), multiselect=True, value=[],
+                                                     label="Only these articles (empty = all)", elem_id="doc-filter")
+                        new_btn = gr.Button("New chat", size="sm", elem_id="new-chat")
+                    with gr.Column(scale=2, min_width=300):
+                        gr.Markdown("### Sources")
+                        panel = gr.HTML(render.EMPTY_PANEL, elem_id="sources", js_on_load=BRIDGE_JS)
+                        whole = gr.Checkbox(False, label="Show the whole article", elem_id="whole")
+                        cite_radio = gr.Radio(choices=[], visible=False, label="Sources of the last answer",
+                                              elem_id="cite-radio")
+            with gr.Tab("Library", id="library") as lib_tab:
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=320):
+                        gr.Markdown("### Indexed articles")
+                        docs_table = gr.HTML(render.documents_html(library.documents()), elem_id="docs")
+                    with gr.Column(scale=2, min_width=300):
+                        status_box = gr.HTML(render.status_html(status), elem_id="index-status")
+                        files = gr.File(label=f"Add articles ({', '.join(UPLOAD_EXTENSIONS)}; up to "
+                                              f"{settings.max_upload_mb:g} MB each)",
+                                        file_count="multiple", file_types=list(UPLOAD_EXTENSIONS), elem_id="upload")
+                        upload_msg = gr.HTML("", elem_id="upload-msg")
+                        rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
+                        rebuild_msg = gr.HTML("", elem_id="rebuild-msg")
+
+        chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole]
+        chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
+        msg.submit(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
+                   concurrency_limit=4)
+        ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
+                      concurrency_limit=4)
+        panel.click(on_ref_click, [turns, whole], [panel, ref, cite_radio], api_visibility="private").then(
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+        cite_radio.input(on_radio, [cite_radio, turns, whole], [panel, ref], api_visibility="private").then(
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+        whole.input(on_whole, [turns, ref, whole], panel, api_visibility="private").then(
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+        new_btn.click(new_chat, None, [chatbot, turns, panel, ref, cite_radio, msg], api_visibility="private")
+        lib_tab.select(library_view, None, [status_box, docs_table, status_top, doc_filter], api_visibility="private")
+        files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private")
+        rebuild_btn.click(on_rebuild, None, [rebuild_msg, status_box, docs_table, status_top, doc_filter],
+                          api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
+
+        # With --mcp, Gradio turns public endpoints into MCP tools named after the function and returns str() of the
+        # result, so the tools return JSON text; the dict-returning endpoints stay callable but leave the tool list.
+        api_visibility = "undocumented" if mcp else "public"
+        gr.api(ask, api_name="ask", api_visibility=api_visibility)
+        gr.api(search, api_name="search", api_visibility=api_visibility)
+        if mcp:
+            ask_tool, search_tool = _mcp_tools(library, default_k)
+            gr.api(ask_tool, api_name="ask_json")
+            gr.api(search_tool, api_name="search_json")
+    return demo
+
+
+def _mcp_tools(library: Library, default_k: int):
+    def ask(question: str, k: int = default_k) -> str:
+        """Answer a question with sentences quoted from the indexed articles, each cited by article and character span.
+
+        Args:
+            question: the question, in plain words.
+            k: how many passages to retrieve (1-100).
+
+        Returns:
+            JSON: {text, abstained, confidence, citations: [{number, doc_id, title, source, start, end, quote}], passages}.
+            When abstained is true, no passage answers the question and the nearest passages are listed instead.
+        """
+        try:
+            return json.dumps(library.ask(question, int(k)).to_dict(), ensure_ascii=False)
+        except RagError as exc:
+            return json.dumps({"error": str(exc)})
+
+    def search(question: str, k: int = default_k) -> str:
+        """Find the passages of the indexed articles that best match a query, best first, with scores.
+
+        Args:
+            question: what to look for.
+            k: how many passages to return (1-100).
+
+        Returns:
+            JSON list of passages: [{doc_id, title, source, start, end, text, score}].
+        """
+        try:
+            return json.dumps([p.to_dict() for p in library.search(question, int(k))], ensure_ascii=False)
+        except RagError as exc:
+            return json.dumps({"error": str(exc)})
+
+    return ask, search
+
+
+def _check_access(mcp: bool, auth: Credentials | None) -> None:
+    if mcp and auth is not None:
+        raise ConfigError(
+            "--mcp cannot be combined with --auth: Gradio's MCP endpoint does not use the login, so it would list "
+            "the tools to anyone and refuse every call; run the MCP server on 127.0.0.1 without --auth instead"
+        )
+
+
+def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+           share: bool = False, mcp: bool = False, auth: Credentials | None = None, block: bool = True) -> gr.Blocks:
+    """Start the app: loopback by default, uploads capped, no files served from disk, optional login.
+
+    Args:
+        block: wait until the server stops (False returns at once, for tests).
+
+    Raises:
+        ConfigError: --mcp together with a login (Gradio's MCP endpoint is not behind the login).
+    """
+    _check_access(mcp, auth)
+    warning = exposure_warning(host, auth, share)
+    if warning:
+        print(warning, file=sys.stderr)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        auth=auth.as_tuple() if auth else None,
+        auth_message="This index is protected: sign in." if auth else None,
+        mcp_server=mcp,
+        max_file_size=int(library.settings.max_upload_mb * 1024 * 1024),
+        # Nothing on disk is served except Gradio's own upload cache: no allowed_paths, and the article and index
+        # folders are blocked explicitly in case the working directory is one of them.
+        allowed_paths=[],
+        blocked_paths=[str(library.index_dir.resolve()), str(library.uploads_dir.resolve())],
+        css=CSS,
+        show_error=False,
+        ssr_mode=False,
+        pwa=False,
+        enable_monitoring=False,
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )
+    return demo
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, share: bool = False,
+          mcp: bool = False, auth: str | None = None) -> int:
+    """`rag serve`: open the index, build the app and serve it until interrupted.
+
+    Args:
+        settings: engine settings (index_dir names the index to serve).
+        host: address to bind (default 127.0.0.1: this machine only).
+        port: port (default 7860).
+        share: ask Gradio for a public link (off unless asked for).
+        mcp: also serve the ask and search tools over MCP at /gradio_api/mcp/.
+        auth: "user:password"; else RAG_AUTH or RAG_AUTH_FILE; none means no login.
+
+    Returns:
+        the exit code.
+    """
+    credentials = resolve_auth(auth)
+    _check_access(mcp, credentials)  # before the model loads
+    library = Library(settings.index_dir, settings)
+    demo = create_app(library, mcp=mcp)
+    launch(demo, library, host=host or DEFAULT_HOST, port=port or DEFAULT_PORT, share=share, mcp=mcp,
+           auth=credentials, block=True)
+    return 0

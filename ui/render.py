@@ -1,0 +1,177 @@
+"""Pure presentation: answers as chat markdown, excerpts and status as HTML. Every piece of article text is escaped.
+
+The chat (markdown, sanitized by the chatbot) and the panels (gr.HTML, which is *not* sanitized) both show text
+that comes from articles and from people, so nothing untrusted reaches them unescaped: markdown punctuation is
+backslash-escaped and HTML special characters become entities.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Sequence
+from urllib.parse import urlparse
+
+from rag.catalog import DocumentInfo
+from rag.library import Excerpt, LibraryStatus, StoredUpload
+from rag.types import Answer
+
+__all__ = [
+    "md_escape",
+    "confidence_cue",
+    "answer_markdown",
+    "cite_ref",
+    "passage_ref",
+    "parse_ref",
+    "excerpt_html",
+    "EMPTY_PANEL",
+    "status_html",
+    "status_line",
+    "documents_html",
+    "uploads_html",
+]
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
+_REF = re.compile(r"^(cite|passage)-(\d{1,6})-(\d{1,4})$")
+
+EMPTY_PANEL = (
+    "<div class='src-empty'>Ask a question, then click a citation such as <b>[1]</b> to read the quoted "
+    "passage in its article.</div>"
+)
+
+
+def md_escape(text: str) -> str:
+    """Text that markdown shows literally: no markup, links, images, HTML or LaTeX survive.
+
+    Backslash escapes cover markdown punctuation; `&`, `<` and `>` are escaped the same way, so the
+    renderer's own entity handling shows them as typed. Newlines become spaces (quotes are one line).
+    """
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def cite_ref(turn: int, number: int) -> str:
+    return f"cite-{turn}-{number}"
+
+
+def passage_ref(turn: int, number: int) -> str:
+    return f"passage-{turn}-{number}"
+
+
+def parse_ref(ref: str | None) -> tuple[str, int, int] | None:
+    """("cite" | "passage", turn, number) from a ref made by cite_ref/passage_ref, else None."""
+    m = _REF.match(ref or "")
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def confidence_cue(answer: Answer, threshold: float) -> str:
+    """One line that says how far to trust the answer."""
+    c = answer.confidence
+    if answer.abstained:
+        return f"Not answered: confidence {c:.2f} is below {threshold:.2f}. The nearest passages are listed to check."
+    if c >= 0.8:
+        return f"High confidence ({c:.2f})."
+    return f"Moderate confidence ({c:.2f}): check the quote in its article."
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def answer_markdown(answer: Answer, turn: int, threshold: float) -> str:
+    """The chat message for an answer: quotes with [n] links, a confidence line, nearest passages on abstention."""
+    cue = f"*{md_escape(confidence_cue(answer, threshold))}*"
+    if answer.abstained:
+        lines = [f"**{md_escape(answer.text)}**", "", cue]
+        if answer.passages:
+            lines += ["", "Nearest passages:", ""]
+            for i, p in enumerate(answer.passages, start=1):
+                lines.append(
+                    f"{i}\\. [{md_escape(_snippet(p.title, 80))}](#{passage_ref(turn, i)}) — {md_escape(_snippet(p.text))}"
+                )
+        return "\n".join(lines)
+    quoted = " ".join(f"{md_escape(c.quote)} [[{c.number}]](#{cite_ref(turn, c.number)})" for c in answer.citations)
+    articles = len({c.doc_id for c in answer.citations})
+    where = f"{len(answer.citations)} quote{'s' if len(answer.citations) != 1 else ''} from {articles} article{'s' if articles != 1 else ''}"
+    return "\n".join([f"> {quoted}", "", f"{cue} {md_escape(where)}"])
+
+
+def _byline(author: str | None, outlet: str | None) -> str:
+    return " · ".join(x for x in (author, outlet) if x)
+
+
+def excerpt_html(ex: Excerpt, label: str) -> str:
+    """The sources panel for one citation or passage: title, byline, source, and the text with the span marked."""
+    e = html.escape
+    head = f"<div class='src-head'><span class='src-label'>{e(label)}</span> <b class='src-title'>{e(ex.title)}</b></div>"
+    meta = [x for x in (_byline(ex.author, ex.outlet), ex.source) if x]
+    span = f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"
+    meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + [span])
+    url = ""
+    if ex.url and urlparse(ex.url).scheme in ("http", "https"):
+        url = f" · <a href='{e(ex.url, quote=True)}' target='_blank' rel='noopener noreferrer'>{e(ex.url)}</a>"
+    if ex.changed:
+        note = ("<div class='src-note'>This article has changed since the answer was given; only the quote is shown. "
+                "Ask again to cite the current text.</div>")
+        body = f"<mark class='src-quote'>{e(ex.text)}</mark>"
+        return f"<div class='src'>{head}<div class='src-meta'>{meta_html}</div>{note}<div class='src-text'>{body}</div></div>"
+    pre, mark, post = ex.text[: ex.mark_start], ex.marked, ex.text[ex.mark_end :]
+    lead = "" if ex.whole or ex.start == 0 else "… "
+    tail = "" if ex.whole or ex.start + len(ex.text) >= ex.doc_chars else " …"
+    body = f"{lead}{e(pre)}<mark class='src-quote'>{e(mark)}</mark>{e(post)}{tail}"
+    cls = "src-text src-whole" if ex.whole else "src-text"
+    return (f"<div class='src'>{head}<div class='src-meta'>{meta_html}{url}</div>"
+            f"<div class='{cls}'>{body}</div></div>")
+
+
+def status_line(status: LibraryStatus) -> str:
+    """The one-line index summary under the title (HTML)."""
+    e = html.escape
+    building = " · <b>rebuilding…</b>" if status.building else ""
+    return (f"<div class='status-line'>{status.documents} article{'s' if status.documents != 1 else ''} · "
+            f"{status.chunks} passages · model {e(status.model)} · built {e(status.built_at)}{building}</div>")
+
+
+def status_html(status: LibraryStatus) -> str:
+    """The index status table of the library view (HTML)."""
+    e = html.escape
+    rows = [
+        ("Index", f"{status.index_dir} ({status.version})"),
+        ("Model", status.model),
+        ("Articles", str(status.documents)),
+        ("Passages", str(status.chunks)),
+        ("Built at", status.built_at),
+        ("Built from", status.source),
+        ("Uploads folder", status.uploads_dir),
+    ]
+    if status.pending_uploads:
+        rows.append(("Waiting for a rebuild", ", ".join(status.pending_uploads)))
+    if status.building:
+        rows.append(("Build", "running"))
+    cells = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    return f"<table class='status-table'>{cells}</table>"
+
+
+def documents_html(docs: Sequence[DocumentInfo]) -> str:
+    """The articles table of the library view: title, author/outlet, source, chunk count (HTML, all escaped)."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(d.title)}</td><td>{e(_byline(d.author, d.outlet))}</td><td class='src-path'>{e(d.source)}</td>"
+        f"<td class='num'>{d.chunks}</td></tr>"
+        for d in docs
+    )
+    return ("<table class='docs-table'><thead><tr><th>Title</th><th>Author / outlet</th><th>Source</th>"
+            f"<th class='num'>Chunks</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
+    """What happened to each uploaded file (HTML)."""
+    e = html.escape
+    items = []
+    for s in stored:
+        what = "already uploaded" if s.already_present else f"added ({s.articles} article{'s' if s.articles != 1 else ''})"
+        items.append(f"<li class='up-ok'>{e(s.original_name)}: {what}, saved as {e(s.path.name)}</li>")
+    for r in refused:
+        items.append(f"<li class='up-refused'>Refused: {e(r)}</li>")
+    hint = "<p>Press <b>Rebuild index</b> to make the new articles searchable.</p>" if stored else ""
+    return f"<ul class='uploads'>{''.join(items)}</ul>{hint}"
