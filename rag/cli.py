@@ -55,11 +55,18 @@ def _progress_bar(enabled: bool) -> Callable[[str, int, int], None] | None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    from .library import uploaded_files, uploads_folder
     from .pipeline import build_index
 
     settings = _settings(args)
     show = not args.quiet and not args.json and sys.stderr.isatty()
-    stats = build_index(settings.source, settings.index_dir, settings, full=args.full, progress=_progress_bar(show))
+    # Articles added through the web app live in the index's uploads folder; a rebuild keeps them indexed.
+    uploads = uploads_folder(settings)
+    uploaded = uploaded_files(uploads)
+    sources = [settings.source, uploads] if uploaded else settings.source
+    if uploaded and not args.json:
+        print(f"including {len(uploaded)} uploaded file(s) from {uploads}", file=sys.stderr)
+    stats = build_index(sources, settings.index_dir, settings, full=args.full, progress=_progress_bar(show))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -34,6 +34,7 @@ __all__ = [
     "StoredUpload",
     "Excerpt",
     "uploads_folder",
+    "uploaded_files",
     "save_upload",
     "safe_upload_name",
     "excerpt",
@@ -114,6 +115,14 @@ def uploads_folder(settings: Settings, index_dir: str | Path | None = None) -> P
         return Path(settings.uploads_dir)
     index = Path(settings.index_dir if index_dir is None else index_dir)
     return index.parent / "data" / "uploads" / index.name
+
+
+def uploaded_files(folder: str | Path) -> list[Path]:
+    """The accepted files stored in an uploads folder (none when it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in UPLOAD_EXTENSIONS)
 
 
 def safe_upload_name(original_name: str, digest: str) -> str:
@@ -395,6 +404,4 @@ class Library:
         return out
 
     def _upload_files(self) -> list[Path]:
-        if not self.uploads_dir.is_dir():
-            return []
-        return sorted(p for p in self.uploads_dir.iterdir() if p.is_file() and p.suffix.lower() in UPLOAD_EXTENSIONS)
+        return uploaded_files(self.uploads_dir)

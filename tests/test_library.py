@@ -225,3 +225,16 @@ def test_examples_come_from_the_questions_file_and_must_be_answered(lib):
     assert got[0] == "what would lift the pause?"
     assert all(not lib.ask(q).abstained for q in got)
     assert "# comment" not in got
+
+
+def test_cli_rebuild_keeps_uploaded_articles(lib, tmp_path, fake_embedder, monkeypatch):
+    """`rag rebuild-index` reads the uploads folder too, so `make run` does not drop articles added in the app."""
+    from rag import cli, pipeline
+
+    stored = lib.save_upload(_upload(tmp_path, "x", ARTICLE), "solar.md")
+    monkeypatch.setattr(pipeline, "make_embedder", lambda *a, **k: fake_embedder)
+    monkeypatch.setenv("RAG_UPLOADS_DIR", str(lib.uploads_dir))
+    code = cli.main(["rebuild-index", "--source", lib.source(), "--index", str(lib.index_dir), "--quiet"])
+    assert code == 0
+    assert any(d.source.endswith(stored.path.name) for d in lib.documents())
+    assert lib.index.manifest["settings"]["source"] == lib.source()
