@@ -1,7 +1,14 @@
 """Extractive answers: score the sentences of retrieved passages, quote the best ones with citations, or abstain.
 
-The sentence score and the confidence come from a small linear model whose coefficients live in
-`rag/data/answer_model.json` (see that file for what each feature means and how it was set).
+Two small logistic models, whose coefficients live in `rag/data/answer_model.json` (fitted by
+`tools/fit_answer_model.py` on half of the SQuAD 2.0 dev articles), do the judging:
+
+- the sentence model scores every sentence of the retrieved passages from its features (`sentence_features`):
+  dense similarity (precomputed sentence vectors, no per-query embedding), IDF-weighted overlap with the
+  question, question bigrams, answer-type cues, the passage's rank and similarity, and its neighbours' similarity;
+- the confidence model turns the best sentence's score and how much of the question its context covers
+  (`confidence_features`) into a probability that the first quoted sentence answers the question. The answer
+  abstains below `abstain_threshold`.
 """
 
 from __future__ import annotations
@@ -12,37 +19,43 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from .lexical import content_terms, terms
 from .types import Answer, Citation, Document, Passage, Sentence
 
-__all__ = ["ABSTAIN_TEXT", "Candidate", "AnswerModel", "compose_answer", "content_terms", "load_model"]
+__all__ = [
+    "ABSTAIN_TEXT",
+    "Candidate",
+    "AnswerModel",
+    "Reranker",
+    "compose_answer",
+    "score_candidates",
+    "sentence_features",
+    "confidence_features",
+    "content_terms",
+    "load_model",
+]
 
 ABSTAIN_TEXT = "No passage in the indexed articles answers this."
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
-_STOP = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between both
-    but by can could did do does doing down during each few for from further had has have having he her here hers
-    him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
-    ours out over own same she should so some such than that the their theirs them then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with would you your
-    yours s t don did also many much one two get got make made say said says per""".split()
+_NUMBER = re.compile(r"\d")
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b|\b\d{1,2}(st|nd|rd|th)\s+century\b", re.IGNORECASE)
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
+_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without)\b", re.IGNORECASE)
+
+IdfFn = Callable[[str], float]
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
-    return word
+class Reranker(Protocol):
+    """Scores (question, text) pairs; higher means more relevant (a sentence-transformers CrossEncoder fits)."""
 
-
-def content_terms(text: str) -> set[str]:
-    """Lower-cased, crudely stemmed words of `text` that carry meaning (stop words removed)."""
-    return {_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP}
+    def predict(self, pairs: list[tuple[str, str]], **kwargs) -> Sequence[float]: ...
 
 
 @dataclass(frozen=True)
@@ -53,53 +66,191 @@ class Candidate:
     passage_rank: int
     features: dict[str, float]
     score: float = 0.0
+    context_terms: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """Linear sentence scorer and logistic confidence: p = sigmoid(a * score + b)."""
+    """Logistic sentence scorer and logistic confidence model (coefficients by feature name)."""
 
     weights: dict[str, float]
-    conf_a: float
-    conf_b: float
+    confidence_weights: dict[str, float]
     margin: float
 
     def score(self, features: dict[str, float]) -> float:
+        """The sentence's log-odds of holding the answer."""
         return sum(self.weights.get(k, 0.0) * v for k, v in features.items())
 
-    def confidence(self, score: float) -> float:
-        return 1.0 / (1.0 + math.exp(-(self.conf_a * score + self.conf_b)))
+    def confidence(self, features: dict[str, float]) -> float:
+        """Probability in [0, 1] that the best sentence answers the question."""
+        z = sum(self.confidence_weights.get(k, 0.0) * v for k, v in features.items())
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 @lru_cache(maxsize=4)
 def load_model(name: str = "answer_model.json") -> AnswerModel:
+    """The packaged coefficients (rag/data/<name>)."""
     data = json.loads(resources.files("rag").joinpath("data", name).read_text(encoding="utf-8"))
     return AnswerModel(
         weights={k: float(v) for k, v in data["weights"].items()},
-        conf_a=float(data["confidence"]["a"]),
-        conf_b=float(data["confidence"]["b"]),
-        margin=float(data.get("margin", 0.1)),
+        confidence_weights={k: float(v) for k, v in data["confidence_weights"].items()},
+        margin=float(data.get("margin", 1.0)),
     )
 
 
+def _question_type(question: str) -> dict[str, float]:
+    q = question.lower()
+    return {
+        "q_when": 1.0 if re.search(r"\bwhen\b|\bwhat (year|century|date|decade|month|day)\b|\bwhich year\b", q) else 0.0,
+        "q_count": 1.0 if re.search(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat percent", q) else 0.0,
+        "q_who": 1.0 if re.search(r"\bwho(m|se)?\b", q) else 0.0,
+    }
+
+
+def _idf_mass(words: set[str], idf: IdfFn) -> float:
+    return sum(idf(w) for w in words)
+
+
 def sentence_features(
-    question_terms: set[str], sentence: Sentence, cosine: float, passage_score: float, passage_rank: int,
-    prev_cosine: float | None,
+    q_terms: set[str],
+    q_bigrams: set[tuple[str, str]],
+    q_type: dict[str, float],
+    q_mass: float,
+    idf: IdfFn,
+    sentence: Sentence,
+    words: list[str],
+    cosine: float,
+    prev_cosine: float,
+    next_cosine: float,
+    prev_overlap: float,
+    passage_cosine: float,
+    passage_overlap: float,
+    passage_rank: int,
 ) -> dict[str, float]:
-    """Features of one sentence; all in roughly [0, 1]."""
-    terms = content_terms(sentence.text)
-    overlap = len(question_terms & terms) / len(question_terms) if question_terms else 0.0
-    numbers_q = {t for t in question_terms if any(ch.isdigit() for ch in t)}
-    number_match = 1.0 if numbers_q and numbers_q & terms else 0.0
+    """Features of one candidate sentence, each roughly in [0, 1] (the model's coefficients are on this scale).
+
+    Args:
+        q_terms, q_bigrams: the question's content terms and adjacent-term pairs (`rag.lexical.terms`).
+        q_type: indicators from `_question_type`.
+        q_mass: summed IDF of the question's terms.
+        words: the sentence's terms, in order.
+        cosine, prev_cosine, next_cosine: the sentence's and its neighbours' cosine with the question.
+        prev_overlap: the previous sentence's IDF-weighted overlap (a pronoun-led sentence borrows its context).
+        passage_cosine, passage_overlap: the passage's cosine and IDF-weighted overlap with the question.
+        passage_rank: 0 for the best passage.
+    """
+    wset = set(words)
+    shared = q_terms & wset
+    overlap = _idf_mass(shared, idf) / q_mass if q_mass > 0 else 0.0
+    bigrams = set(zip(words, words[1:]))
+    text = sentence.text
+    has_year = 1.0 if _YEAR.search(text) or _MONTH.search(text) else 0.0
+    has_number = 1.0 if _NUMBER.search(text) else 0.0
+    novel = len(wset - q_terms)
     return {
         "cosine": cosine,
-        "passage": passage_score,
         "overlap": overlap,
+        "bigram": len(q_bigrams & bigrams) / len(q_bigrams) if q_bigrams else 0.0,
+        "prev_cosine": prev_cosine,
+        "next_cosine": next_cosine,
+        "prev_overlap": prev_overlap,
+        "passage_cosine": passage_cosine,
+        "passage_overlap": passage_overlap,
         "rank": 1.0 / (1.0 + passage_rank),
-        "number": number_match,
-        "prev_cosine": prev_cosine if prev_cosine is not None else cosine,
+        "when_year": q_type["q_when"] * has_year,
+        "count_number": q_type["q_count"] * has_number,
+        "who_name": q_type["q_who"] * (1.0 if _CAPITAL.search(text) else 0.0),
+        "novel": min(novel, 30) / 30.0,
+        "restates": 1.0 if novel == 0 else 0.0,
         "bias": 1.0,
     }
+
+
+def confidence_features(best: Candidate, second: Candidate | None, q_terms: set[str], idf: IdfFn, question: str) -> dict[str, float]:
+    """Question-level features for the confidence model, from the best and second-best candidates."""
+    q_mass = _idf_mass(q_terms, idf)
+    missing = q_terms - best.context_terms
+    missing_idf = max((idf(w) for w in missing), default=0.0)
+    max_idf = max((idf(w) for w in q_terms), default=1.0) or 1.0
+    return {
+        "score": best.score,
+        "margin": best.score - second.score if second is not None else 1.0,
+        "cosine": best.features["cosine"],
+        "overlap": best.features["overlap"],
+        "passage_overlap": best.features["passage_overlap"],
+        "missing_mass": _idf_mass(missing, idf) / q_mass if q_mass > 0 else 1.0,
+        "missing_max": missing_idf / max_idf,
+        "negation": 1.0 if _NEGATION.search(question) else 0.0,
+        "bias": 1.0,
+    }
+
+
+def _default_idf(word: str) -> float:
+    return 1.0
+
+
+def score_candidates(
+    question: str,
+    passages: Sequence[Passage],
+    passage_sentences: Sequence[Sequence[Sentence]],
+    sentence_vectors: Sequence[np.ndarray],
+    query_vector: np.ndarray,
+    passage_cosines: Sequence[float] | None = None,
+    *,
+    idf: IdfFn | None = None,
+    model: AnswerModel | None = None,
+) -> list[Candidate]:
+    """Every distinct sentence of the passages with its features and score, best first.
+
+    Args:
+        passages: retrieved passages, best first.
+        passage_sentences: for each passage, its sentences (offsets into the document).
+        sentence_vectors: for each passage, float array (n_sentences, dim) of unit vectors.
+        query_vector: unit vector (dim,).
+        passage_cosines: each passage's cosine with the question (defaults to its score).
+        idf: term -> inverse document frequency (default: every term weighs 1).
+
+    Returns:
+        Candidates sorted by score, highest first; a sentence repeated in another passage appears once.
+    """
+    model = model or load_model()
+    idf = idf or _default_idf
+    q_words = terms(question)
+    q_terms = set(q_words)
+    q_bigrams = set(zip(q_words, q_words[1:]))
+    q_type = _question_type(question)
+    q_mass = _idf_mass(q_terms, idf)
+    candidates: list[Candidate] = []
+    seen: set[tuple[str, ...]] = set()
+    for rank, (passage, sentences, vectors) in enumerate(zip(passages, passage_sentences, sentence_vectors)):
+        if not sentences:
+            continue
+        cos = (np.asarray(vectors, dtype=np.float32) @ query_vector).tolist()
+        words = [terms(s.text) for s in sentences]
+        p_terms = set().union(*words)
+        p_overlap = _idf_mass(q_terms & p_terms, idf) / q_mass if q_mass > 0 else 0.0
+        p_cos = float(passage_cosines[rank]) if passage_cosines is not None else float(passage.score)
+        overlaps = [_idf_mass(q_terms & set(w), idf) / q_mass if q_mass > 0 else 0.0 for w in words]
+        for i, sentence in enumerate(sentences):
+            # Near-duplicate sentences (a syndicated copy, an overlapping chunk) differ at most in case and punctuation.
+            key = tuple(_WORDS.findall(sentence.text.lower()))
+            if key in seen:
+                continue
+            seen.add(key)
+            feats = sentence_features(
+                q_terms, q_bigrams, q_type, q_mass, idf, sentence, words[i], cos[i],
+                cos[i - 1] if i else cos[i], cos[i + 1] if i + 1 < len(sentences) else cos[i],
+                overlaps[i - 1] if i else 0.0, p_cos, p_overlap, rank,
+            )
+            context = set(words[i])
+            if i:
+                context |= set(words[i - 1])
+            candidates.append(Candidate(sentence, rank, feats, model.score(feats), frozenset(context)))
+    candidates.sort(key=lambda c: c.score, reverse=True)
+    return candidates
+
+
+_WORDS = re.compile(r"\w+")
 
 
 def compose_answer(
@@ -115,6 +266,8 @@ def compose_answer(
     max_sentences: int,
     model: AnswerModel | None = None,
     index_version: str = "",
+    idf: IdfFn | None = None,
+    reranker: Reranker | None = None,
 ) -> Answer:
     """Pick the sentences that best answer `question` and cite them, or abstain.
 
@@ -123,39 +276,39 @@ def compose_answer(
         passage_sentences: for each passage, its sentences (offsets into the document).
         sentence_vectors: for each passage, float array (n_sentences, dim) of unit vectors.
         query_vector: unit vector (dim,).
-        passage_cosines: each passage's cosine with the question (defaults to its score).
         documents: the passages' documents by id (for metadata).
-        abstain_threshold: abstain when the best sentence's confidence is below this.
+        passage_cosines: each passage's cosine with the question (defaults to its score).
+        abstain_threshold: abstain when the confidence is below this.
         max_sentences: the most sentences quoted.
+        idf: term -> inverse document frequency, from the lexical index.
+        reranker: optional cross-encoder; when given it reorders the ten best candidates.
 
     Returns:
-        Answer whose citations quote `documents[doc_id].text[start:end]` exactly.
+        Answer whose citations quote `documents[doc_id].text[start:end]` exactly; `confidence` is the
+        model's probability that the first citation answers the question.
     """
     model = model or load_model()
+    idf = idf or _default_idf
+    candidates = score_candidates(
+        question, passages, passage_sentences, sentence_vectors, query_vector, passage_cosines, idf=idf, model=model
+    )
+    if reranker is not None and len(candidates) > 1:
+        head = candidates[:10]
+        ce = list(reranker.predict([(question, c.sentence.text) for c in head], show_progress_bar=False))
+        order = sorted(range(len(head)), key=lambda j: -float(ce[j]))
+        candidates = [head[j] for j in order] + candidates[10:]
+    if not candidates:
+        return Answer(question, ABSTAIN_TEXT, True, 0.0, (), tuple(passages), index_version)
     q_terms = content_terms(question)
-    candidates: list[Candidate] = []
-    seen_text: set[str] = set()
-    for rank, (passage, sentences, vectors) in enumerate(zip(passages, passage_sentences, sentence_vectors)):
-        if not sentences:
-            continue
-        cos = (np.asarray(vectors, dtype=np.float32) @ query_vector).tolist()
-        for i, sentence in enumerate(sentences):
-            key = " ".join(sentence.text.lower().split())
-            if key in seen_text:  # the same sentence in a syndicated copy or an overlapping chunk
-                continue
-            seen_text.add(key)
-            p_cos = passage_cosines[rank] if passage_cosines is not None else passage.score
-            feats = sentence_features(q_terms, sentence, cos[i], p_cos, rank, cos[i - 1] if i else None)
-            candidates.append(Candidate(sentence, rank, feats, model.score(feats)))
-    candidates.sort(key=lambda c: c.score, reverse=True)
-    best_conf = model.confidence(candidates[0].score) if candidates else 0.0
-    if not candidates or best_conf < abstain_threshold:
-        return Answer(question, ABSTAIN_TEXT, True, best_conf, (), tuple(passages), index_version)
+    conf = model.confidence(confidence_features(candidates[0], candidates[1] if len(candidates) > 1 else None, q_terms, idf, question))
+    if conf < abstain_threshold:
+        return Answer(question, ABSTAIN_TEXT, True, conf, (), tuple(passages), index_version)
     chosen = [candidates[0]]
     for c in candidates[1:]:
         if len(chosen) >= max_sentences:
             break
-        if c.score < candidates[0].score - model.margin or model.confidence(c.score) < abstain_threshold:
+        # Further sentences are quoted only when the model rates them nearly as well as the first.
+        if c.score < candidates[0].score - model.margin:
             break
         if any(_overlaps(c.sentence, o.sentence) for o in chosen):
             continue
@@ -172,14 +325,36 @@ def compose_answer(
                 start=c.sentence.start,
                 end=c.sentence.end,
                 quote=c.sentence.text,
-                score=round(model.confidence(c.score), 4),
+                score=round(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, c.score)))), 4),
                 author=doc.author,
                 outlet=doc.outlet,
             )
         )
     text = " ".join(f"{c.quote} [{c.number}]" for c in citations)
-    return Answer(question, text, False, best_conf, tuple(citations), tuple(passages), index_version)
+    return Answer(question, text, False, conf, tuple(citations), tuple(passages), index_version)
 
 
 def _overlaps(a: Sentence, b: Sentence) -> bool:
     return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end
+
+
+def load_reranker(path: str) -> Reranker:
+    """A sentence-transformers CrossEncoder from a local folder (nothing is downloaded).
+
+    Raises:
+        ConfigError: the folder is missing or is not a cross-encoder.
+    """
+    from pathlib import Path
+
+    from .embedding import offline_env
+    from .errors import ConfigError
+
+    if not Path(path).is_dir():
+        raise ConfigError(f"reranker folder {path} does not exist; pass --reranker with a local CrossEncoder folder")
+    offline_env()
+    try:
+        from sentence_transformers import CrossEncoder
+
+        return CrossEncoder(path, device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise ConfigError(f"cannot load a CrossEncoder from {path} ({type(exc).__name__}: {exc}); pass another --reranker") from None

@@ -1,0 +1,144 @@
+"""The lexical index: BM25 (bm25s) over chunk texts, saved as .npy + JSON in the index version folder (no pickle).
+
+Words are lower-cased, stop words dropped and crudely stemmed (`terms`), the same way for chunks, questions and the
+sentence features in answer.py, so a question word counts wherever its stem appears.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import IndexCorruptError
+
+__all__ = ["LexicalIndex", "terms", "content_terms", "FOLDER", "STOP_WORDS"]
+
+FOLDER = "lexical"
+_IDS = "chunk_ids.npy"
+_IDF = "idf.npy"
+_META = "lexical.json"
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers
+    him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
+    ours out over own same she should so some such than that the their theirs them then there these they this those
+    through to too under until up very was we were what when where which while who whom why will with would you your
+    yours s t don also many much get got make made say said says per""".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, crudely stemmed words of `text` that carry meaning, in order (stop words removed)."""
+    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOP_WORDS]
+
+
+def content_terms(text: str) -> set[str]:
+    """The set of `terms(text)`."""
+    return set(terms(text))
+
+
+class LexicalIndex:
+    """BM25 scores of chunks for a question, plus the inverse document frequency of every indexed term.
+
+    Args:
+        bm25: a fitted bm25s.BM25.
+        chunk_ids: int64 array (n_chunks,): the store id of each BM25 document, in BM25 order.
+        idf: float32 array (vocabulary,): log(1 + (N - df + 0.5) / (df + 0.5)) per term id.
+
+    Example:
+        >>> lex = LexicalIndex.build([11, 12], ["the Rhine flows north", "Warsaw is in Poland"])
+        >>> lex.search("where does the Rhine flow?", 1)[1]
+        array([11])
+    """
+
+    def __init__(self, bm25, chunk_ids: np.ndarray, idf: np.ndarray):
+        self.bm25 = bm25
+        self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.vocab: dict[str, int] = bm25.vocab_dict
+        self._row_of: dict[int, int] | None = None
+
+    @classmethod
+    def build(cls, chunk_ids: Sequence[int], texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+        """Index chunk texts; `chunk_ids[i]` is the id of `texts[i]`."""
+        import bm25s
+
+        tokens = [terms(t) or [""] for t in texts]
+        bm25 = bm25s.BM25(k1=k1, b=b)
+        bm25.index(tokens, show_progress=False)
+        df = np.zeros(len(bm25.vocab_dict), dtype=np.float64)
+        for toks in tokens:
+            for t in set(toks):
+                df[bm25.vocab_dict[t]] += 1
+        n = max(len(texts), 1)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
+
+    def save(self, version_dir: Path) -> list[str]:
+        """Write the index under `version_dir/lexical/`; return the written paths relative to `version_dir`."""
+        folder = Path(version_dir) / FOLDER
+        self.bm25.save(folder, corpus=None, allow_pickle=False, show_progress=False)
+        np.save(folder / _IDS, self.chunk_ids, allow_pickle=False)
+        np.save(folder / _IDF, self.idf, allow_pickle=False)
+        (folder / _META).write_text(json.dumps({"tokenizer": "rag.lexical.terms", "documents": len(self.chunk_ids)}))
+        return sorted(f"{FOLDER}/{p.name}" for p in folder.iterdir() if p.is_file())
+
+    @classmethod
+    def load(cls, version_dir: Path) -> "LexicalIndex":
+        """Open a saved lexical index (memory-mapped arrays, no pickle)."""
+        import bm25s
+
+        folder = Path(version_dir) / FOLDER
+        if not (folder / _IDS).is_file():
+            raise IndexCorruptError(f"{folder} is missing; run `rag rebuild-index --full` to build the lexical index")
+        try:
+            bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=False, allow_pickle=False)
+            ids = np.load(folder / _IDS, allow_pickle=False)
+            idf = np.load(folder / _IDF, allow_pickle=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexCorruptError(f"{folder} cannot be read ({exc}); run `rag rebuild-index --full`") from None
+        if len(ids) != int(bm25.scores["num_docs"]) or len(idf) != len(bm25.vocab_dict):
+            raise IndexCorruptError(f"{folder} is inconsistent; run `rag rebuild-index --full`")
+        return cls(bm25, ids, idf)
+
+    def term_ids(self, words: Sequence[str]) -> list[int]:
+        """Vocabulary ids of the distinct known words."""
+        return sorted({self.vocab[w] for w in words if w in self.vocab})
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 score of every chunk, float32 (n_chunks,), in `chunk_ids` order."""
+        ids = self.term_ids(terms(question))
+        if not ids:
+            return np.zeros(len(self.chunk_ids), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+
+    def search(self, question: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k best chunks: (scores float32 (<=k,), chunk ids int64 (<=k,)), best first; zero scores left out."""
+        scores = self.scores(question)
+        if allowed_ids is not None:
+            scores = np.where(np.isin(self.chunk_ids, allowed_ids), scores, 0.0)
+        k = min(k, len(scores))
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top], self.chunk_ids[top]
+
+    def idf_of(self, word: str) -> float:
+        """Inverse document frequency of a term; unseen terms get the largest value."""
+        i = self.vocab.get(word)
+        return float(self.idf[i]) if i is not None else float(self.idf.max(initial=1.0))

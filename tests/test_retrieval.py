@@ -1,0 +1,150 @@
+"""Retrievers: BM25 against a reference formula, the saved lexical index (no pickle), fusion, and one contract for all."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.lexical import LexicalIndex, terms
+from rag.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever, Retriever, fuse, make_retriever
+
+TEXTS = [
+    "The Rhine flows north through Germany to the North Sea.",
+    "Warsaw is the capital of Poland and lies on the Vistula.",
+    "The Danube flows east to the Black Sea through ten countries.",
+    "Lisbon was struck by an earthquake in 1755.",
+    "Rivers of Germany include the Rhine, the Elbe and the Danube.",
+]
+IDS = [101, 102, 103, 104, 105]
+
+
+def reference_bm25(query: str, docs: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """BM25 as Lucene scores it (idf log(1 + (N - df + 0.5) / (df + 0.5)), no (k1 + 1) factor), from the formula."""
+    toks = [terms(d) for d in docs]
+    n = len(docs)
+    avg = sum(len(t) for t in toks) / n
+    out = []
+    for t in toks:
+        s = 0.0
+        for w in set(terms(query)):
+            df = sum(1 for d in toks if w in d)
+            if not df:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            tf = t.count(w)
+            s += idf * tf / (tf + k1 * (1 - b + b * len(t) / avg))
+        out.append(s)
+    return out
+
+
+@pytest.fixture
+def lexical():
+    return LexicalIndex.build(IDS, TEXTS)
+
+
+@pytest.mark.parametrize("query", ["Rhine Germany", "which sea does the Danube reach", "earthquake 1755", "capital"])
+def test_bm25_scores_match_the_reference(lexical, query):
+    assert lexical.scores(query) == pytest.approx(reference_bm25(query, TEXTS), rel=1e-4, abs=1e-5)
+
+
+def test_search_orders_filters_and_drops_zero_scores(lexical):
+    scores, ids = lexical.search("Danube Black Sea", 5)
+    assert ids[0] == 103 and list(scores) == sorted(scores, reverse=True) and 102 not in ids
+    _, only = lexical.search("Danube Black Sea", 5, allowed_ids=np.array([105]))
+    assert list(only) == [105]
+    assert len(lexical.search("zebra", 5)[1]) == 0
+
+
+def test_saved_index_round_trips_without_pickle(lexical, tmp_path):
+    files = lexical.save(tmp_path)
+    assert all(f.startswith("lexical/") for f in files) and "lexical/chunk_ids.npy" in files
+    for f in files:
+        if f.endswith(".npy"):
+            np.load(tmp_path / f, allow_pickle=False)  # raises if anything was pickled
+        else:
+            json.loads((tmp_path / f).read_text())
+    back = LexicalIndex.load(tmp_path)
+    assert back.scores("Rhine Germany") == pytest.approx(lexical.scores("Rhine Germany"))
+    assert back.idf_of("rhine") == pytest.approx(lexical.idf_of("rhine")) and back.idf_of("rhine") < back.idf_of("lisbon")
+
+
+def test_damaged_lexical_index_names_the_fix(lexical, tmp_path):
+    from rag.errors import IndexCorruptError
+
+    lexical.save(tmp_path)
+    (tmp_path / "lexical" / "idf.npy").write_bytes(b"not an array")
+    with pytest.raises(IndexCorruptError, match="rebuild-index"):
+        LexicalIndex.load(tmp_path)
+
+
+def test_fuse_weights_and_floors():
+    fused = fuse({1: 0.9, 2: 0.5}, {2: 10.0, 3: 5.0}, 0.5)
+    assert fused[2] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+    assert fused[1] == pytest.approx(0.5 * 0.9 + 0.5 * 0.5)  # missing lexically: the lowest lexical value
+    assert fused[3] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)  # missing densely: the lowest cosine
+    assert fuse({1: 0.9}, {}, 0.5) == {1: pytest.approx(0.45)}
+
+
+class _Store:
+    """Exact inner-product search over a small matrix (an oracle for the contract)."""
+
+    def __init__(self, ids, vecs):
+        self.ids, self.vecs, self.dimension = np.array(ids), vecs, vecs.shape[1]
+
+    def search(self, q, k, allowed_ids=None):
+        s = self.vecs @ q[0]
+        if allowed_ids is not None:
+            s = np.where(np.isin(self.ids, allowed_ids), s, -np.inf)
+        order = np.argsort(-s)[:k]
+        keep = order[np.isfinite(s[order])]
+        return s[keep][None, :], self.ids[keep][None, :]
+
+
+def _retrievers(fake_embedder, lexical):
+    store = _Store(IDS, fake_embedder.embed_documents(TEXTS))
+    return [DenseRetriever(store), LexicalRetriever(lexical), HybridRetriever(store, lexical, 0.5)]
+
+
+def test_retriever_contract(fake_embedder, lexical):
+    q = "Which sea does the Danube flow to?"
+    v = fake_embedder.embed_query(q)
+    for r in _retrievers(fake_embedder, lexical):
+        assert isinstance(r, Retriever)
+        hits = r.retrieve(q, v, 3)
+        assert 1 <= len(hits) <= 3, type(r).__name__
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert len({h.chunk_id for h in hits}) == len(hits) and hits[0].chunk_id == 103, type(r).__name__
+        only = r.retrieve(q, v, 3, allowed_ids=np.array([101, 104]))
+        assert {h.chunk_id for h in only} <= {101, 104}, type(r).__name__
+
+
+def test_hybrid_hits_carry_both_scores(fake_embedder, lexical):
+    hybrid = _retrievers(fake_embedder, lexical)[2]
+    hits = hybrid.retrieve("Danube Black Sea", fake_embedder.embed_query("Danube Black Sea"), 5)
+    assert all(h.dense == h.dense for h in hits) and hits[0].lexical > 0
+
+
+def test_make_retriever_falls_back_to_dense_without_lexical_index(fake_embedder, lexical):
+    store = _Store(IDS, fake_embedder.embed_documents(TEXTS))
+    assert isinstance(make_retriever("hybrid", store, None), DenseRetriever)
+    assert isinstance(make_retriever("lexical", store, lexical), LexicalRetriever)
+    assert isinstance(make_retriever("hybrid", store, lexical), HybridRetriever)
+
+
+def test_build_writes_lexical_index_into_the_manifest(fake_seed_index):
+    from rag import indexdir, open_index
+
+    folder, emb = fake_seed_index
+    version = indexdir.current_version(folder)
+    manifest = indexdir.read_manifest(version)
+    assert any(f.startswith("lexical/") for f in manifest["files"])
+    assert not indexdir.verify_files(version, manifest, deep=True)
+    for kind, cls in (("dense", DenseRetriever), ("lexical", LexicalRetriever), ("hybrid", HybridRetriever)):
+        idx = open_index(folder, embedder=emb, settings=Settings.load({"retriever": kind}))
+        assert isinstance(idx.retriever, cls)
+        assert idx.search("intelligence sharing with Ukraine", 3)
+        idx.close()
