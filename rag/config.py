@@ -44,6 +44,7 @@ class Settings:
         store: vector store backend.
         milvus_uri: Milvus Lite file or server address when store is milvus.
         milvus_index: Milvus index type for a new collection (FLAT is exact; see docs/scaling.md).
+        reranker: optional local folder of a sentence-transformers CrossEncoder that reorders candidate sentences.
         source: default folder of articles to index.
         index_dir: default index folder.
         uploads_dir: where the web UI stores uploaded articles ("" = data/uploads/<index name> beside the index).
@@ -66,6 +67,7 @@ class Settings:
     store: str = "faiss"
     milvus_uri: str = ""
     milvus_index: str = "FLAT"
+    reranker: str = ""
     source: str = "seeds"
     index_dir: str = "index"
     uploads_dir: str = ""

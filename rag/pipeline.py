@@ -13,14 +13,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import indexdir
-from .answer import compose_answer
+from .answer import compose_answer, load_reranker
 from .catalog import Catalog, CatalogWriter, ChunkRow, DocumentInfo, SentenceRow
 from .chunking import chunk_document, make_splitter
 from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
 from .ingest import load_documents
-from .retrieval import DenseRetriever, Hit, Retriever
+from .lexical import FOLDER as LEXICAL_FOLDER
+from .lexical import LexicalIndex
+from .retrieval import Hit, Retriever, make_retriever
 from .sentences import split_sentences
 from .store import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
@@ -261,7 +263,10 @@ def _write_version(
     if progress:
         progress("write", 1, 2)
 
-    files = store.save(work) + ["meta.sqlite", SENTENCE_VECTORS]
+    # BM25 is rebuilt in full each time: it takes about a second per 10,000 chunks, and its statistics are global.
+    text_of = {d.id: d.text for d in docs}
+    lexical = LexicalIndex.build([c.id for c in all_chunks], [text_of[c.doc_id][c.start : c.end] for c in all_chunks])
+    files = store.save(work) + ["meta.sqlite", SENTENCE_VECTORS] + lexical.save(work)
     manifest = {
         "format_version": indexdir.FORMAT_VERSION,
         "model": settings.model,
@@ -333,7 +338,10 @@ class Index:
         if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
             raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
         self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
-        self.retriever: Retriever = DenseRetriever(self.store)
+        # Indexes built before the lexical index existed have no lexical/ folder: they fall back to dense search.
+        self.lexical = LexicalIndex.load(self.version_dir) if (self.version_dir / LEXICAL_FOLDER).is_dir() else None
+        self.retriever: Retriever = make_retriever(self.settings.retriever, self.store, self.lexical)
+        self.reranker = load_reranker(self.settings.reranker) if self.settings.reranker else None
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -374,6 +382,8 @@ class Index:
             abstain_threshold=self.settings.abstain_threshold if abstain_threshold is None else abstain_threshold,
             max_sentences=self.settings.max_answer_sentences,
             index_version=self.version,
+            idf=self.lexical.idf_of if self.lexical is not None else None,
+            reranker=self.reranker,
         )
 
     def search(
