@@ -108,6 +108,11 @@ class SentenceTransformerEmbedder:
 
     def _load(self):
         offline_env()
+        if self.backend != "torch":
+            # onnxruntime only: a process that merely asks questions never imports PyTorch.
+            from .onnx_export import load_onnx_encoder
+
+            return load_onnx_encoder(self.path, self.backend)
         try:
             import torch
 
@@ -123,12 +128,6 @@ class SentenceTransformerEmbedder:
         kwargs: dict = {"device": "cpu"}
         if not Path(self.path).is_dir():
             kwargs["local_files_only"] = True
-        if self.backend != "torch":
-            try:
-                from .onnx_export import onnx_model_kwargs
-            except ImportError:
-                raise ConfigError(f"backend {self.backend!r} is not available in this installation; use --backend torch") from None
-            kwargs.update(onnx_model_kwargs(self.path, self.backend))
         try:
             return SentenceTransformer(self.path, **kwargs)
         except Exception as exc:

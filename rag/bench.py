@@ -1,0 +1,735 @@
+"""`rag bench`: build throughput, query latency, memory, index size, incremental rebuild and cold start, measured.
+
+Every configuration given to `--compare` runs in the same process, one after the other, and the report gives
+each figure as a ratio to the first configuration: on a shared machine absolute timings drift from one run to the
+next, ratios taken minutes apart much less. `--synthetic N` measures the FAISS store alone on N random unit
+vectors (recall@10 against exact search, query latency, vector memory).
+
+Example:
+    rag bench --compare torch,onnx,onnx-int8 --out bench.json
+    rag bench --synthetic 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "DEFAULT_SOURCE",
+    "BenchConfig",
+    "RssSampler",
+    "percentiles",
+    "bench_config",
+    "bench_synthetic",
+    "run_bench",
+    "format_table",
+    "register",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "bbc_news" / "articles.jsonl"
+SEEDS = ROOT / "seeds"
+
+# A fixed question list for latency: news-style questions over the five BBC topics, plus a few unanswerable ones.
+QUESTIONS = (
+    "Which company reported a rise in quarterly profits?",
+    "What did the central bank decide about interest rates?",
+    "How much did oil prices rise?",
+    "Why did the dollar fall against the euro?",
+    "Which airline announced job cuts?",
+    "What happened to house prices in the UK?",
+    "Who won the best actor award?",
+    "Which film topped the box office?",
+    "What did the band say about their new album?",
+    "Who will host the awards ceremony?",
+    "Which musician died this week?",
+    "What did the prime minister say about the election date?",
+    "How will the new law on identity cards work?",
+    "What did the Conservatives promise on taxes?",
+    "Why did the minister resign?",
+    "What is the government's plan for asylum seekers?",
+    "Who won the Australian Open?",
+    "How did England play against Wales in the Six Nations?",
+    "Which football club sacked its manager?",
+    "When will the athlete return from injury?",
+    "What did the coach say after the defeat?",
+    "How many mobile phones were sold last year?",
+    "What security flaw was found in the web browser?",
+    "How fast is the new broadband service?",
+    "What did the games console maker announce?",
+    "How are spam e-mails being tackled?",
+    "Who is the chief executive of the software company?",
+    "What did the survey find about internet use?",
+    "What is the boiling point of mercury?",
+    "How do volcanoes form on Mars?",
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One configuration to measure.
+
+    Attributes:
+        backend: embedding backend ("torch", "onnx", "onnx-int8").
+        store: vector store kind ("faiss", "milvus").
+        label: name in the report (default "<backend>" or "<backend>/<store>").
+    """
+
+    backend: str = "torch"
+    store: str = "faiss"
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or (self.backend if self.store == "faiss" else f"{self.backend}/{self.store}")
+
+    @classmethod
+    def parse(cls, text: str, store: str = "faiss") -> "BenchConfig":
+        """"onnx-int8" or "onnx-int8/milvus" -> BenchConfig."""
+        backend, _, kind = text.strip().partition("/")
+        return cls(backend=backend, store=kind or store)
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now, in MiB (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+class RssSampler:
+    """Samples this process's RSS in a background thread; `peak_mb` is the highest value seen.
+
+    Example:
+        >>> with RssSampler() as rss:
+        ...     work()
+        >>> rss.peak_mb, rss.start_mb
+    """
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self.start_mb = self.peak_mb = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __enter__(self) -> "RssSampler":
+        self.start_mb = self.peak_mb = _rss_mb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/mean of durations given in seconds, returned in milliseconds (nearest-rank)."""
+    if not samples_s:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan"), "n": 0}
+    xs = sorted(samples_s)
+
+    def rank(q: float) -> float:
+        return xs[min(len(xs) - 1, max(0, int(round(q * len(xs) + 0.5)) - 1))] * 1000.0
+
+    return {"p50_ms": round(statistics.median(xs) * 1000.0, 3), "p95_ms": round(rank(0.95), 3),
+            "p99_ms": round(rank(0.99), 3), "mean_ms": round(statistics.fmean(xs) * 1000.0, 3), "n": len(xs)}
+
+
+def _folder_mb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20, 2)
+
+
+def _copy_source(source: Path, dest: Path, limit: int | None) -> Path:
+    """A private copy of the articles (the incremental step edits it); `limit` keeps the first N records/files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        for p in files[:limit] if limit else files:
+            target = dest / p.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+        return dest
+    target = dest / source.name
+    if limit and source.suffix == ".jsonl":
+        with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
+            for i, line in enumerate(src):
+                if i >= limit:
+                    break
+                out.write(line)
+    else:
+        shutil.copy2(source, target)
+    return dest
+
+
+def _change_one(source: Path) -> str:
+    """Edit one article of the copied source in place (a sentence appended); returns what was changed."""
+    note = " This sentence was added to measure an incremental rebuild."
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    jsonl = [p for p in files if p.suffix == ".jsonl"]
+    if jsonl:
+        path = jsonl[0]
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        rec = json.loads(lines[len(lines) // 2])
+        rec["text"] = rec["text"].rstrip() + note
+        lines[len(lines) // 2] = json.dumps(rec, ensure_ascii=False) + "\n"
+        path.write_text("".join(lines), encoding="utf-8")
+        return f"{path.name} record {len(lines) // 2} (id {rec.get('id')})"
+    text_files = [p for p in files if p.suffix in (".txt", ".md")]
+    if not text_files:
+        raise ValueError(f"{source} has no .jsonl, .txt or .md article to change")
+    path = text_files[len(text_files) // 2]
+    path.write_text(path.read_text(encoding="utf-8").rstrip() + note + "\n", encoding="utf-8")
+    return path.name
+
+
+def _cold_start(index_dir: Path, backend: str, runs: int) -> dict[str, Any]:
+    """Wall time of `rag ask` in a fresh process, from exec to exit, median of `runs`."""
+    exe = Path(sys.executable).parent / "rag"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rag.cli"]
+    cmd += ["ask", "what would lift the pause?", "--index", str(index_dir), "--json"]
+    env = {**os.environ, "RAG_BACKEND": backend}
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        times.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]}
+    answer = json.loads(done.stdout)
+    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+            "abstained": bool(answer.get("abstained"))}
+
+
+def _embed_throughput(embedder: Any, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
+    """Chunks/s and tokens/s of embed_documents alone, on the given chunk texts."""
+    tokens = sum(embedder.count_tokens_batch(texts)) if hasattr(embedder, "count_tokens_batch") else sum(
+        embedder.count_tokens(t) for t in texts)
+    t0 = time.perf_counter()
+    embedder.embed_documents(list(texts), batch_size)
+    s = time.perf_counter() - t0
+    return {"texts": len(texts), "tokens": tokens, "seconds": round(s, 3), "chunks_per_s": round(len(texts) / s, 1),
+            "tokens_per_s": round(tokens / s, 1), "tokens_per_chunk": round(tokens / max(1, len(texts)), 1)}
+
+
+def bench_config(
+    config: BenchConfig,
+    source: Path,
+    work: Path,
+    *,
+    settings: Any = None,
+    questions: Sequence[str] = QUESTIONS,
+    rounds: int = 3,
+    embed_sample: int = 512,
+    incremental: bool = True,
+    cold_start_runs: int = 3,
+    embedder: Any = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Measure one configuration: build, embedding throughput, query latency, size, incremental rebuild, cold start.
+
+    Args:
+        config: backend and store.
+        source: the copied articles (a folder; the incremental step edits one of them).
+        work: a private folder for this configuration's indexes.
+        settings: base settings (backend and store are replaced by the configuration's).
+        questions: the latency question list; each is asked once per round with the query cache cleared.
+        rounds: passes over the question list.
+        embed_sample: chunk texts for the embedding-only throughput figure (0 skips it).
+        incremental: also change one article and rebuild.
+        cold_start_runs: fresh `rag ask` processes on a seeds/ index built with this configuration (0 skips).
+        embedder: use this embedder instead of the configuration's (tests pass a fake one).
+
+    Returns:
+        A JSON-ready dict; times in seconds unless the key says ms, memory in MiB.
+    """
+    from .config import Settings
+    from .embedding import make_embedder
+    from .pipeline import build_index, open_index
+
+    settings = (settings or Settings.load()).with_(backend=config.backend, store=config.store)
+    out: dict[str, Any] = {"config": config.name, "backend": config.backend, "store": config.store}
+    index_dir = work / "index"
+
+    t0 = time.perf_counter()
+    emb = embedder or make_embedder(settings.model, config.backend)
+    emb.embed_documents(["warm up the embedding model before timing"] * 4)
+    out["model_load_s"] = round(time.perf_counter() - t0, 3)
+
+    log(f"[{config.name}] building {source}")
+    with RssSampler() as rss:
+        stats = build_index(source, index_dir, settings, embedder=emb, full=True)
+    embedded = stats.chunks + stats.sentences
+    out["build"] = {
+        "documents": stats.documents, "chunks": stats.chunks, "sentences": stats.sentences, "tokens": stats.tokens,
+        "seconds": stats.seconds,
+        "documents_per_s": round(stats.documents / stats.seconds, 2),
+        "chunks_per_s": round(stats.chunks / stats.seconds, 2),
+        "tokens_per_s": round(stats.tokens / stats.seconds, 1),
+        "texts_embedded_per_s": round(embedded / stats.seconds, 1),
+        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_mb": round(rss.start_mb, 1),
+    }
+
+    idx = open_index(index_dir, settings=settings, embedder=emb)
+    try:
+        out["index"] = {"disk_mb": _folder_mb(idx.version_dir), "store": idx.manifest.get("store", {})}
+        if embed_sample:
+            rows = idx.catalog.chunks_by_ids(_sample_chunk_ids(idx, embed_sample))
+            texts = [idx.document(r.doc_id).text[r.start : r.end] for r in rows.values()]
+            log(f"[{config.name}] embedding {len(texts)} chunks")
+            out["embed"] = _embed_throughput(emb, texts, settings.batch_size)
+        log(f"[{config.name}] {rounds} x {len(questions)} questions")
+        out["query"] = _query_latency(idx, emb, questions, rounds)
+    finally:
+        idx.close()
+
+    if incremental:
+        changed = _change_one(source)
+        log(f"[{config.name}] incremental rebuild after changing {changed}")
+        calls_before = getattr(emb, "calls", None)
+        t0 = time.perf_counter()
+        inc = build_index(source, index_dir, settings, embedder=emb)
+        wall = time.perf_counter() - t0
+        out["incremental"] = {"changed": changed, "seconds": round(wall, 3), "updated": inc.updated, "added": inc.added,
+                              "removed": inc.removed, "embedded_chunks": inc.embedded_chunks}
+        if calls_before is not None:
+            out["incremental"]["texts_embedded"] = emb.calls - calls_before
+        full_s = out["build"]["seconds"]
+        out["incremental"]["fraction_of_full_build"] = round(wall / full_s, 4) if full_s else None
+
+    if cold_start_runs and embedder is None and SEEDS.is_dir():
+        seed_index = work / "seed-index"
+        build_index(SEEDS, seed_index, settings, embedder=emb, full=True)
+        log(f"[{config.name}] cold start: {cold_start_runs} x `rag ask` in a new process")
+        out["cold_start"] = _cold_start(seed_index, config.backend, cold_start_runs)
+    return out
+
+
+def _sample_chunk_ids(idx: Any, n: int) -> list[int]:
+    """Up to n chunk ids spread evenly over the index (a fixed choice, so configurations embed the same texts)."""
+    ids = [r.id for r in sorted(idx.catalog.all_chunks(), key=lambda r: (r.doc_id, r.index))]
+    step = max(1, len(ids) // n) if ids else 1
+    return ids[::step][:n]
+
+
+def _query_latency(idx: Any, emb: Any, questions: Sequence[str], rounds: int) -> dict[str, Any]:
+    """Warm in-process Index.query latency, question string to Answer, query-vector cache cleared each time."""
+    cache = getattr(emb, "_cache", None)
+    for q in ("warm-up question about the news", "another warm-up question"):
+        idx.query(q)
+    samples, embed_samples = [], []
+    answered = 0
+    for _ in range(rounds):
+        for q in questions:
+            if cache is not None:
+                cache.clear()
+            t0 = time.perf_counter()
+            answer = idx.query(q)
+            samples.append(time.perf_counter() - t0)
+            answered += not answer.abstained
+            if cache is not None:
+                cache.clear()
+            t0 = time.perf_counter()
+            emb.embed_query(q)
+            embed_samples.append(time.perf_counter() - t0)
+    return {**percentiles(samples), "embed_query": percentiles(embed_samples),
+            "answered_fraction": round(answered / max(1, len(samples)), 3)}
+
+
+# -- synthetic scale test ---------------------------------------------------------------------------------------
+
+
+def _centres(clusters: int, dim: int, seed: int = 0):
+    import numpy as np
+
+    c = np.random.default_rng(seed).standard_normal((clusters, dim)).astype(np.float32)
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def _synthetic_blocks(n: int, centres, block: int, seed: int, spread: float):
+    """Unit vectors drawn around the given centres (sentence embeddings are clustered, not uniform)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        x = centres[rng.integers(0, len(centres), m)]
+        x = x + spread * rng.standard_normal(x.shape).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        yield start, x
+
+
+def bench_synthetic(
+    n: int,
+    *,
+    dim: int = 384,
+    queries: int = 200,
+    k: int = 10,
+    exact_max: int | None = None,
+    clusters: int | None = None,
+    spread: float = 0.05,
+    work: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Build a FaissStore of n synthetic vectors and measure recall@k against exact search, latency and memory.
+
+    The exact answers are computed block by block while the store is filled, so all n float32 vectors are never
+    held at once.
+
+    Args:
+        n: number of vectors.
+        dim: their dimension.
+        queries: query vectors, drawn from the same distribution (not in the store).
+        k: neighbours compared for recall.
+        exact_max: the store's exact-search limit (default the store's own).
+        clusters: centres of the mixture (default n // 100, at least 10).
+        spread: per-dimension noise around a centre (0.05 in 384 dims: cosine ~0.5 within a cluster).
+        work: folder for the saved index (default a temporary one).
+
+    Returns:
+        layout, build seconds, recall@k, query latency (single queries, warm), file size and RSS of the loaded
+        store, in-memory and memory-mapped.
+    """
+    import numpy as np
+
+    from .store import EXACT_MAX, FaissStore
+
+    clusters = clusters or max(10, n // 100)
+    block = 50_000
+    centres = _centres(clusters, dim)
+    _, q = next(_synthetic_blocks(queries, centres, queries, 12345, spread))
+
+    store = FaissStore(dim, exact_max=EXACT_MAX if exact_max is None else exact_max, expected_size=n)
+    best_s = np.full((queries, k), -np.inf, dtype=np.float32)
+    best_i = np.full((queries, k), -1, dtype=np.int64)
+    t0 = time.perf_counter()
+    with RssSampler() as rss:
+        for start, x in _synthetic_blocks(n, centres, block, 0, spread):
+            ids = np.arange(start, start + len(x), dtype=np.int64)
+            store.add(ids, x)
+            s = q @ x.T  # exact scores for this block, merged into the running top-k
+            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+            cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
+            cand_i = np.concatenate([best_i, ids[top]], axis=1)
+            keep = np.argsort(-cand_s, axis=1)[:, :k]
+            best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+            if start // block % 4 == 0:
+                log(f"synthetic: {start + len(x):,} / {n:,} vectors")
+    build_s = time.perf_counter() - t0
+
+    def measure(s: FaissStore) -> tuple[float, dict[str, Any]]:
+        _, got = s.search(q, k)
+        recall = float(np.mean([len(set(got[i]) & set(best_i[i])) / k for i in range(queries)]))
+        for i in range(min(5, queries)):
+            s.search(q[i : i + 1], k)
+        times = []
+        for i in range(queries):
+            t = time.perf_counter()
+            s.search(q[i : i + 1], k)
+            times.append(time.perf_counter() - t)
+        return round(recall, 4), percentiles(times)
+
+    recall_mem, lat_mem = measure(store)
+    params = store.params()
+    tmp = tempfile.TemporaryDirectory(prefix="rag-bench-synth-") if work is None else None
+    folder = Path(tmp.name if tmp else work)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        store.save(folder)
+        file_mb = round((folder / FaissStore.FILE).stat().st_size / 2**20, 1)
+        del store
+        # Memory is measured in fresh processes: freed memory is not returned to the system here.
+        rss_loaded = _load_rss(folder, params, mmap=False)
+        rss_mapped = _load_rss(folder, params, mmap=True)
+        mapped = FaissStore.load(folder, params)
+        recall_map, lat_map = measure(mapped)
+        is_mapped = mapped.mapped
+        del mapped
+    finally:
+        if tmp:
+            tmp.cleanup()
+    return {
+        "n": n, "dimension": dim, "queries": queries, "k": k, "clusters": clusters, "spread": spread,
+        "layout": params, "build_s": round(build_s, 1), "build_peak_rss_mb": round(rss.peak_mb, 1),
+        "recall_at_k": recall_mem, "query": lat_mem,
+        "file_mb": file_mb, "rss_loaded_in_memory_mb": rss_loaded["after_open_mb"],
+        "mmap": {"mapped": is_mapped, "rss_after_open_mb": rss_mapped["after_open_mb"],
+                 "rss_after_queries_mb": rss_mapped["after_queries_mb"], "recall_at_k": recall_map, "query": lat_map},
+    }
+
+
+_LOAD_RSS = """
+import json, sys
+import faiss
+import numpy as np
+from rag.bench import _rss_mb
+from rag.store import FaissStore
+folder, params, mmap = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
+before = _rss_mb()
+store = FaissStore.load(folder, params, mmap=mmap)
+opened = _rss_mb() - before
+q = np.random.default_rng(1).standard_normal((200, store.dimension)).astype(np.float32)
+for i in range(len(q)):
+    store.search(q[i : i + 1], 10)
+print(json.dumps({"after_open_mb": round(opened, 1), "after_queries_mb": round(_rss_mb() - before, 1)}))
+"""
+
+
+def _load_rss(folder: Path, params: dict[str, Any], mmap: bool) -> dict[str, float]:
+    """RSS growth of a fresh process that opens the saved store and runs 200 queries."""
+    done = subprocess.run([sys.executable, "-c", _LOAD_RSS, str(folder), json.dumps(params), "1" if mmap else "0"],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        return {"after_open_mb": float("nan"), "after_queries_mb": float("nan")}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+
+# (row label, path into a configuration's result, higher is better?)
+ROWS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("embed tokens/s", ("embed", "tokens_per_s"), True),
+    ("embed chunks/s", ("embed", "chunks_per_s"), True),
+    ("build s", ("build", "seconds"), False),
+    ("build documents/s", ("build", "documents_per_s"), True),
+    ("build chunks/s", ("build", "chunks_per_s"), True),
+    ("build tokens/s", ("build", "tokens_per_s"), True),
+    ("build peak RSS MiB", ("build", "peak_rss_mb"), False),
+    ("query p50 ms", ("query", "p50_ms"), False),
+    ("query p95 ms", ("query", "p95_ms"), False),
+    ("query p99 ms", ("query", "p99_ms"), False),
+    ("query-embed p50 ms", ("query", "embed_query", "p50_ms"), False),
+    ("index on disk MiB", ("index", "disk_mb"), False),
+    ("incremental s", ("incremental", "seconds"), False),
+    ("cold start s", ("cold_start", "median_s"), False),
+    ("model load s", ("model_load_s",), False),
+)
+
+
+def _get(d: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def add_ratios(configs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each figure of each configuration divided by the first configuration's ({label: {config: ratio}})."""
+    ratios: dict[str, dict[str, float]] = {}
+    if not configs:
+        return ratios
+    base = configs[0]
+    for label, path, _ in ROWS:
+        b = _get(base, path)
+        if not isinstance(b, (int, float)) or b == 0:
+            continue
+        ratios[label] = {c["config"]: round(v / b, 3) for c in configs
+                         if isinstance(v := _get(c, path), (int, float))}
+    return ratios
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as an aligned text table (ratios to the first configuration in brackets)."""
+    lines: list[str] = []
+    env = report.get("machine", {})
+    lines.append(f"machine: {env.get('cpus')} CPUs, {env.get('cpu_model', '?')}, python {env.get('python')}, "
+                 f"load average {env.get('loadavg_start')} -> {env.get('loadavg_end')}")
+    configs = report.get("configs", [])
+    if configs:
+        src = report.get("source", {})
+        lines.append(f"source: {src.get('path')} ({configs[0]['build']['documents']} documents, "
+                     f"{configs[0]['build']['chunks']} chunks, {configs[0]['build']['sentences']} sentences)")
+        names = [c["config"] for c in configs]
+        width = max(14, *(len(n) + 2 for n in names))
+        lines.append(f"{'':<22}" + "".join(f"{n:>{width + 9}}" for n in names))
+        ratios = report.get("ratios", {})
+        for label, path, _ in ROWS:
+            vals = [_get(c, path) for c in configs]
+            if all(v is None for v in vals):
+                continue
+            cells = []
+            for c, v in zip(configs, vals):
+                r = ratios.get(label, {}).get(c["config"])
+                cell = "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else f"{v:,}")
+                cells.append(f"{cell:>{width}}" + (f" ({r:.2f}x)" if r is not None and c is not configs[0] else " " * 9))
+            lines.append(f"{label:<22}" + "".join(cells))
+        for c in configs:
+            inc = c.get("incremental")
+            if inc:
+                lines.append(f"{c['config']}: incremental rebuild after changing {inc['changed']}: {inc['seconds']} s, "
+                             f"{inc.get('texts_embedded', '?')} texts embedded, {inc['updated']} updated")
+    syn = report.get("synthetic")
+    if syn:
+        lay = syn["layout"]
+        lines.append(
+            f"synthetic: {syn['n']:,} x {syn['dimension']} vectors, {lay.get('factory')} (nprobe {lay.get('nprobe', '-')}): "
+            f"recall@{syn['k']} {syn['recall_at_k']:.4f}, query p50 {syn['query']['p50_ms']:.2f} ms "
+            f"p95 {syn['query']['p95_ms']:.2f} ms, file {syn['file_mb']} MiB, in memory +{syn['rss_loaded_in_memory_mb']} MiB, "
+            f"mapped +{syn['mmap']['rss_after_open_mb']} MiB (+{syn['mmap']['rss_after_queries_mb']} MiB after queries), "
+            f"build {syn['build_s']} s"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import platform
+
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        info["loadavg_start"] = round(os.getloadavg()[0], 2)
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info["memory_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        import faiss
+        import numpy
+
+        info["faiss"] = faiss.__version__
+        info["numpy"] = numpy.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def run_bench(
+    configs: Sequence[BenchConfig],
+    source: Path | None = None,
+    *,
+    limit: int | None = None,
+    synthetic: int = 0,
+    rounds: int = 3,
+    incremental: bool = True,
+    cold_start_runs: int = 3,
+    embed_sample: int = 512,
+    work: Path | None = None,
+    settings: Any = None,
+    embedder: Any = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Run every configuration in this process and return the report (see `bench_config` and `bench_synthetic`).
+
+    Args:
+        configs: configurations in order; ratios are taken to the first. Empty with `synthetic` runs only that.
+        source: articles file or folder (default ../shared/data/bbc_news/articles.jsonl).
+        limit: use only the first N records (a .jsonl) or files (a folder).
+        synthetic: also run the FAISS scale test with this many vectors (0: no).
+        work: folder for indexes (default a temporary folder, removed afterwards).
+    """
+    from .errors import SourceError
+
+    report: dict[str, Any] = {"machine": machine(), "configs": []}
+    tmp = tempfile.TemporaryDirectory(prefix="rag-bench-") if work is None else None
+    root = Path(tmp.name if tmp else work)
+    try:
+        if configs:
+            source = Path(source or DEFAULT_SOURCE)
+            if not source.exists():
+                raise SourceError(f"{source} does not exist; pass --source with a file or folder of articles")
+            report["source"] = {"path": str(source), "limit": limit}
+            for i, config in enumerate(configs):
+                folder = root / f"{i}-{config.name.replace('/', '-')}"
+                copy = _copy_source(source, folder / "source", limit)
+                report["configs"].append(bench_config(
+                    config, copy, folder, settings=settings, rounds=rounds, incremental=incremental,
+                    cold_start_runs=cold_start_runs, embed_sample=embed_sample, embedder=embedder, log=log))
+            report["ratios"] = add_ratios(report["configs"])
+        if synthetic:
+            report["synthetic"] = bench_synthetic(synthetic, work=root / "synthetic", log=log)
+    finally:
+        if tmp:
+            tmp.cleanup()
+    try:
+        report["machine"]["loadavg_end"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    return report
+
+
+# -- command line -----------------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .errors import ConfigError
+
+    settings = Settings.load({"model": args.model, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
+    names = [c for c in (args.compare or args.backend or settings.backend).split(",") if c.strip()]
+    if args.synthetic and not args.compare and not args.backend and not args.with_corpus:
+        names = []
+    configs = [BenchConfig.parse(n, args.store or "faiss") for n in names]
+    for c in configs:
+        try:
+            settings.with_(backend=c.backend, store=c.store)
+        except ConfigError as exc:
+            raise ConfigError(f"--compare {c.name}: {exc}") from None
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if not args.quiet else (lambda s: None)
+    report = run_bench(
+        configs, Path(args.source) if args.source else None, limit=args.limit, synthetic=args.synthetic or 0,
+        rounds=args.rounds, incremental=not args.no_incremental, cold_start_runs=args.cold_start_runs,
+        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None, settings=settings, log=log,
+    )
+    text = json.dumps(report, indent=2, default=str)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text if args.json else format_table(report))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `rag bench` to the command line."""
+    p = subparsers.add_parser(
+        "bench", help="measure build throughput, query latency, memory, index size, rebuild and cold start",
+        description="Measure build throughput, warm query latency (p50/p95/p99), peak RSS, index size, an incremental "
+                    "rebuild and the cold start of `rag ask`; --compare runs several configurations in one process "
+                    "and gives ratios to the first.",
+    )
+    p.add_argument("--source", help=f"articles file or folder (default {DEFAULT_SOURCE})")
+    p.add_argument("--limit", type=int, help="use only the first N records or files of the source")
+    p.add_argument("--backend", help="one embedding backend: torch, onnx or onnx-int8 (default: the settings')")
+    p.add_argument("--compare", help="comma-separated configurations, e.g. torch,onnx,onnx-int8 or onnx-int8/milvus")
+    p.add_argument("--store", choices=("faiss", "milvus"), help="vector store for configurations that name none")
+    p.add_argument("--model", help="sentence-transformers model name or local folder")
+    p.add_argument("--chunk-size", type=int)
+    p.add_argument("--chunk-overlap", type=int)
+    p.add_argument("--rounds", type=int, default=3, help="passes over the latency question list (default 3)")
+    p.add_argument("--embed-sample", type=int, default=512, help="chunks for the embedding-only throughput (0: skip)")
+    p.add_argument("--cold-start-runs", type=int, default=3, help="fresh `rag ask` processes per configuration (0: skip)")
+    p.add_argument("--no-incremental", action="store_true", help="skip the change-one-article rebuild")
+    p.add_argument("--synthetic", type=int, metavar="N", help="FAISS scale test on N synthetic 384-dim vectors")
+    p.add_argument("--with-corpus", action="store_true", help="with --synthetic, also run the corpus benchmark")
+    p.add_argument("--work", help="keep indexes in this folder (default: a temporary folder)")
+    p.add_argument("--out", help="also write the JSON report to this file")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_bench)
