@@ -173,5 +173,5 @@ def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
         items.append(f"<li class='up-ok'>{e(s.original_name)}: {what}, saved as {e(s.path.name)}</li>")
     for r in refused:
         items.append(f"<li class='up-refused'>Refused: {e(r)}</li>")
-    hint = "<p>Press <b>Rebuild index</b> to make the new articles searchable.</p>" if stored else ""
+    hint = "<p>Press “Rebuild index” to make the new articles searchable.</p>" if stored else ""
     return f"<ul class='uploads'>{''.join(items)}</ul>{hint}"
