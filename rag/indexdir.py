@@ -122,8 +122,7 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise IndexCorruptError(f"{path} is damaged; run `rag rebuild-index`")
     recorded = manifest.pop(SELF_CHECKSUM, None)
-    # Manifests written before the self-checksum existed have none; their file checksums still apply.
-    if recorded is not None and recorded != _manifest_digest(manifest):
+    if recorded != _manifest_digest(manifest):
         raise IndexCorruptError(f"{path} does not match its checksum (altered); run `rag rebuild-index`")
     fmt = manifest.get("format_version")
     if fmt != FORMAT_VERSION:

@@ -98,6 +98,9 @@ def build_index(
     t0 = time.perf_counter()
     settings = settings or Settings.load()
     source = settings.source if source is None else source
+    if isinstance(source, (str, Path)):
+        # The manifest records where the articles came from, so a later rebuild (UI, `make run`) finds them.
+        settings = settings.with_(source=str(Path(source).resolve()))
     index_dir = indexdir.prepare_index_dir(Path(settings.index_dir if index_dir is None else index_dir))
     with indexdir.build_lock(index_dir):
         indexdir.clean_stale(index_dir)

@@ -12,7 +12,7 @@ from fakes import FakeEmbedder
 from conftest import BBC, ROOT, SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ, require_shared
 from rag import build_index, open_index
 from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QuestionError, SourceError
-from rag.indexdir import current_version
+from rag.indexdir import current_version, write_manifest
 
 
 def assert_offsets(idx, answer=None):
@@ -105,9 +105,14 @@ def test_manifest_mismatches_are_refused(fake_seed_index, copy_index):
     broken = copy_index(folder)
     manifest = current_version(broken) / "manifest.json"
     data = json.loads(manifest.read_text())
-    data["format_version"] = 999
-    manifest.write_text(json.dumps(data))
+    data.pop("manifest_sha256", None)
+    data["format_version"] = 999  # as a newer version would write it, self-checksum included
+    write_manifest(manifest.parent, data)
     with pytest.raises(IndexMismatchError, match="rag rebuild-index"):
+        open_index(broken, embedder=emb)
+    data["format_version"] = 1
+    manifest.write_text(json.dumps(data))  # edited by hand: the checksum no longer matches
+    with pytest.raises(IndexCorruptError, match="rebuild"):
         open_index(broken, embedder=emb)
     truncated = copy_index(folder)
     faiss_file = current_version(truncated) / "vectors.faiss"
