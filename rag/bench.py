@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -154,7 +155,7 @@ def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
     xs = sorted(samples_s)
 
     def rank(q: float) -> float:
-        return xs[min(len(xs) - 1, max(0, int(round(q * len(xs) + 0.5)) - 1))] * 1000.0
+        return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs) - 1e-9) - 1))] * 1000.0
 
     return {"p50_ms": round(statistics.median(xs) * 1000.0, 3), "p95_ms": round(rank(0.95), 3),
             "p99_ms": round(rank(0.99), 3), "mean_ms": round(statistics.fmean(xs) * 1000.0, 3), "n": len(xs)}

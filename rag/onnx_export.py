@@ -119,6 +119,7 @@ def ensure_export(model_path: str | Path, backend: str) -> Path:
     target = folder / BACKEND_FILES[backend]
     if target.is_file() and (folder / _INFO).is_file():
         return target
+    _pipeline_config(model_path)  # refuse an unsupported model before touching the cache
     from filelock import FileLock
 
     folder.parent.mkdir(parents=True, exist_ok=True)
