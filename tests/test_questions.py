@@ -123,5 +123,6 @@ def test_hostile_questions_with_the_real_model(seed_index):
         _assert_clean(seed_index, answer, question)
         if name == "injection":
             assert answer.abstained, "an instruction to the system is not a question the articles answer"
-    answer = seed_index.query(HOSTILE["control"])
-    assert not answer.abstained and WALTZ in answer.citations[0].quote
+    # Control characters are blanked out, so the seed question wrapped in them still finds the Waltz quote.
+    answer = seed_index.query("\x00\x01what\x07 would lift\x7f the\tpause?\x0c")
+    assert not answer.abstained and any(WALTZ in c.quote or "Waltz said" in c.quote for c in answer.citations)
