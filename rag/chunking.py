@@ -30,20 +30,41 @@ def make_splitter(chunk_size: int, chunk_overlap: int, token_len: Callable[[str]
     )
 
 
-def locate_spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
+def locate_spans(
+    text: str, pieces: list[str], overlap_fits: Callable[[int, int, int], bool] | None = None
+) -> list[tuple[int, int]]:
     """Character spans of consecutive `pieces` of `text`, scanning forward so repeats map to the right copy.
 
-    Each piece starts after the previous piece's start (pieces may overlap). Raises ValueError if a piece
-    is not found, which would mean the splitter rewrote the text.
+    A piece starts after the previous piece's start and no later than the first non-space character after the
+    previous piece's end (the splitter drops only whitespace). Where several positions qualify (text that repeats
+    itself), the earliest one for which `overlap_fits(start, prev_end, len(previous piece))` holds is taken, else the
+    earliest one.
+
+    Raises:
+        ValueError: a piece is not found, which would mean the splitter rewrote the text.
     """
     spans: list[tuple[int, int]] = []
-    cursor = 0
     for piece in pieces:
-        start = text.find(piece, cursor)
+        if not spans:
+            start = text.find(piece)
+        else:
+            prev_start, prev_end = spans[-1]
+            limit = prev_end
+            while limit < len(text) and text[limit].isspace():
+                limit += 1
+            first = start = -1
+            pos = text.find(piece, prev_start + 1, limit + len(piece))
+            while 0 <= pos <= limit:
+                first = pos if first < 0 else first
+                if pos >= prev_end or overlap_fits is None or overlap_fits(pos, prev_end, prev_end - prev_start):
+                    start = pos
+                    break
+                pos = text.find(piece, pos + 1, limit + len(piece))
+            if start < 0:
+                start = first if first >= 0 else text.find(piece, prev_start + 1)
         if start < 0:
-            raise ValueError(f"piece not found in text after offset {cursor}: {piece[:60]!r}")
+            raise ValueError(f"piece not found in text after the previous one: {piece[:60]!r}")
         spans.append((start, start + len(piece)))
-        cursor = start + 1
     return spans
 
 
@@ -74,7 +95,14 @@ def chunk_document(
         )
     splitter = splitter or make_splitter(chunk_size, chunk_overlap, token_len)
     pieces = [p for p in splitter.split_text(doc.text) if p.strip()]
-    spans = locate_spans(doc.text, pieces)
+    text = doc.text
+
+    def overlap_fits(s: int, e: int, prev_length: int) -> bool:
+        # The splitter carries at most chunk_overlap tokens over; bounding characters in proportion too keeps
+        # chunks of self-repeating text advancing through the document instead of piling up at its start.
+        return e - s <= -(-prev_length * chunk_overlap // chunk_size) and token_len(text[s:e]) <= chunk_overlap
+
+    spans = locate_spans(text, pieces, overlap_fits)
     limit = max_tokens or chunk_size
     out: list[Chunk] = []
     for start, end in spans:

@@ -220,8 +220,6 @@ def _uncovered(text: str, spans: list[tuple[int, int]]) -> int:
     return sum(1 for i, ch in enumerate(text) if not covered[i] and not ch.isspace())
 
 
-@pytest.mark.xfail(strict=True, reason="chunk_document places chunks of text that repeats one word at the earliest "
-                   "matching offset, so most of such a document is never indexed (rag/chunking.py locate_spans)")
 @pytest.mark.parametrize("text", ["word " * 20_000, "a" * 40_000])
 def test_chunks_cover_periodic_text(text):
     from rag.ingest import _finish
