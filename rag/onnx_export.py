@@ -212,11 +212,10 @@ class OnnxEncoder:
     Args:
         model_path: the local sentence-transformers folder the export came from (tokenizer and pooling are read there).
         onnx_file: the exported .onnx file.
-        threads: intra-op threads (default: every core).
+        threads: intra-op threads for batches (default: every core); single texts use one.
     """
 
     def __init__(self, model_path: str | Path, onnx_file: str | Path, threads: int | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         model_path = Path(model_path)
@@ -229,15 +228,35 @@ class OnnxEncoder:
         tok.enable_truncation(self.max_seq_length)
         tok.no_padding()
         self.tokenizer = tok
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
-        self._inputs = [i.name for i in self.session.get_inputs()]
-        self._dimension = int(self.session.get_outputs()[0].shape[-1])
         self.onnx_file = str(onnx_file)
+        self._threads = threads or max(1, os.cpu_count() or 1)
+        self._sessions: dict[int, object] = {}
+        self._lock = threading.Lock()
+        session = self._session(1)
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._dimension = int(session.get_outputs()[0].shape[-1])
+
+    def _session(self, threads: int):
+        """One session per thread count, created on first use.
+
+        A single question runs on one thread: waking a pool of spinning threads costs more than the work on a
+        busy machine. Batches of documents use every core.
+        """
+        session = self._sessions.get(threads)
+        if session is None:
+            import onnxruntime as ort
+
+            with self._lock:
+                session = self._sessions.get(threads)
+                if session is None:
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads = threads
+                    opts.inter_op_num_threads = 1
+                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    opts.log_severity_level = 3
+                    session = ort.InferenceSession(self.onnx_file, opts, providers=["CPUExecutionProvider"])
+                    self._sessions[threads] = session
+        return session
 
     def get_sentence_embedding_dimension(self) -> int:
         return self._dimension
@@ -254,7 +273,8 @@ class OnnxEncoder:
             mask[i, :n] = 1
             types[i, :n] = e.type_ids
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = self.session.run(None, {n: feed[n] for n in self._inputs})[0]
+        session = self._session(1 if len(texts) <= 2 else self._threads)
+        hidden = session.run(None, {n: feed[n] for n in self._inputs})[0]
         if self._pooling == "cls":
             return hidden[:, 0].astype(np.float32)
         m = mask[..., None].astype(np.float32)
