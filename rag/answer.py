@@ -23,7 +23,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .lexical import content_terms, terms
+from .lexical import content_terms, phrases, terms
 from .types import Answer, Citation, Document, Passage, Sentence
 
 __all__ = [
@@ -47,6 +47,7 @@ _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
 _CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_ANAPHOR = re.compile(r"(it|its|he|his|she|her|they|their|them|this|these|those|that|such|there)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without)\b", re.IGNORECASE)
 
 IdfFn = Callable[[str], float]
@@ -130,20 +131,21 @@ def sentence_features(
     """Features of one candidate sentence, each roughly in [0, 1] (the model's coefficients are on this scale).
 
     Args:
-        q_terms, q_bigrams: the question's content terms and adjacent-term pairs (`rag.lexical.terms`).
+        q_terms, q_bigrams: the question's content terms and adjacent content-word pairs (`rag.lexical`).
         q_type: indicators from `_question_type`.
         q_mass: summed IDF of the question's terms.
         words: the sentence's terms, in order.
         cosine, prev_cosine, next_cosine: the sentence's and its neighbours' cosine with the question.
-        prev_overlap: the previous sentence's IDF-weighted overlap (a pronoun-led sentence borrows its context).
+        prev_cosine, prev_overlap: the previous sentence's cosine and IDF-weighted overlap when this sentence opens
+            with a pronoun (it borrows that context); otherwise its own cosine and 0.
         passage_cosine, passage_overlap: the passage's cosine and IDF-weighted overlap with the question.
         passage_rank: 0 for the best passage.
     """
     wset = set(words)
+    text = sentence.text
     shared = q_terms & wset
     overlap = _idf_mass(shared, idf) / q_mass if q_mass > 0 else 0.0
-    bigrams = set(zip(words, words[1:]))
-    text = sentence.text
+    bigrams = phrases(text)
     has_year = 1.0 if _YEAR.search(text) or _MONTH.search(text) else 0.0
     has_number = 1.0 if _NUMBER.search(text) else 0.0
     novel = len(wset - q_terms)
@@ -151,7 +153,7 @@ def sentence_features(
         "cosine": cosine,
         "overlap": overlap,
         "bigram": len(q_bigrams & bigrams) / len(q_bigrams) if q_bigrams else 0.0,
-        "prev_cosine": prev_cosine,
+        "prev_cosine": prev_cosine - cosine,
         "next_cosine": next_cosine,
         "prev_overlap": prev_overlap,
         "passage_cosine": passage_cosine,
@@ -172,17 +174,20 @@ def confidence_features(best: Candidate, second: Candidate | None, q_terms: set[
     missing = q_terms - best.context_terms
     missing_idf = max((idf(w) for w in missing), default=0.0)
     max_idf = max((idf(w) for w in q_terms), default=1.0) or 1.0
-    return {
+    q_type = _question_type(question)
+    feats = {f"top_{k}": v for k, v in best.features.items() if k != "bias"}
+    feats.update({
         "score": best.score,
         "margin": best.score - second.score if second is not None else 1.0,
-        "cosine": best.features["cosine"],
-        "overlap": best.features["overlap"],
-        "passage_overlap": best.features["passage_overlap"],
         "missing_mass": _idf_mass(missing, idf) / q_mass if q_mass > 0 else 1.0,
         "missing_max": missing_idf / max_idf,
         "negation": 1.0 if _NEGATION.search(question) else 0.0,
+        # A typed question (when, how many, who) whose best sentence lacks that type of answer.
+        "type_unmet": max(q_type.values()) - (
+            best.features["when_year"] + best.features["count_number"] + best.features["who_name"] > 0),
         "bias": 1.0,
-    }
+    })
+    return feats
 
 
 def _default_idf(word: str) -> float:
@@ -217,7 +222,7 @@ def score_candidates(
     idf = idf or _default_idf
     q_words = terms(question)
     q_terms = set(q_words)
-    q_bigrams = set(zip(q_words, q_words[1:]))
+    q_bigrams = phrases(question)
     q_type = _question_type(question)
     q_mass = _idf_mass(q_terms, idf)
     candidates: list[Candidate] = []
@@ -237,17 +242,26 @@ def score_candidates(
             if key in seen:
                 continue
             seen.add(key)
+            # Only a sentence that opens with a pronoun borrows its predecessor's context.
+            borrows = i > 0 and _ANAPHOR.match(sentence.text) is not None
             feats = sentence_features(
                 q_terms, q_bigrams, q_type, q_mass, idf, sentence, words[i], cos[i],
-                cos[i - 1] if i else cos[i], cos[i + 1] if i + 1 < len(sentences) else cos[i],
-                overlaps[i - 1] if i else 0.0, p_cos, p_overlap, rank,
+                cos[i - 1] if borrows else cos[i], cos[i + 1] if i + 1 < len(sentences) else cos[i],
+                overlaps[i - 1] if borrows else 0.0, p_cos, p_overlap, rank,
             )
             context = set(words[i])
             if i:
                 context |= set(words[i - 1])
-            candidates.append(Candidate(sentence, rank, feats, model.score(feats), frozenset(context)))
-    candidates.sort(key=lambda c: c.score, reverse=True)
-    return candidates
+            candidates.append(Candidate(sentence, rank, feats, 0.0, frozenset(context)))
+    # How far each sentence trails the best one on the two main signals: comparisons within one question.
+    best_cos = max((c.features["cosine"] for c in candidates), default=0.0)
+    best_overlap = max((c.features["overlap"] for c in candidates), default=0.0)
+    scored = []
+    for c in candidates:
+        feats = {**c.features, "cosine_gap": best_cos - c.features["cosine"], "overlap_gap": best_overlap - c.features["overlap"]}
+        scored.append(Candidate(c.sentence, c.passage_rank, feats, model.score(feats), c.context_terms))
+    scored.sort(key=lambda c: c.score, reverse=True)
+    return scored
 
 
 _WORDS = re.compile(r"\w+")

@@ -53,11 +53,11 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     backend: str = "torch"
-    chunk_size: int = 128
-    chunk_overlap: int = 24
+    chunk_size: int = 240
+    chunk_overlap: int = 40
     k: int = 5
-    retriever: str = "dense"
-    abstain_threshold: float = 0.5
+    retriever: str = "hybrid"
+    abstain_threshold: float = 0.32
     max_answer_sentences: int = 3
     max_question_chars: int = 2000
     max_file_mb: float = 50.0

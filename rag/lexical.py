@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import IndexCorruptError
 
-__all__ = ["LexicalIndex", "terms", "content_terms", "FOLDER", "STOP_WORDS"]
+__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS"]
 
 FOLDER = "lexical"
 _IDS = "chunk_ids.npy"
@@ -43,6 +43,12 @@ def _stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Lower-cased, crudely stemmed words of `text` that carry meaning, in order (stop words removed)."""
     return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOP_WORDS]
+
+
+def phrases(text: str) -> set[tuple[str, str]]:
+    """Pairs of content terms that stand next to each other in `text` (no stop word between them)."""
+    words = [w.lower() for w in (m.group(0) for m in _WORD.finditer(text))]
+    return {(_stem(a), _stem(b)) for a, b in zip(words, words[1:]) if a not in STOP_WORDS and b not in STOP_WORDS}
 
 
 def content_terms(text: str) -> set[str]:

@@ -33,7 +33,7 @@ from rag.evaluation import _build, _contains, auroc, load_squad, normalize_answe
 from rag.lexical import content_terms  # noqa: E402
 from rag.retrieval import HybridRetriever, fuse  # noqa: E402
 
-WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
+WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 L2 = 1.0
 
 
@@ -118,6 +118,8 @@ def main() -> int:
     ap.add_argument("--work", required=True, help="folder for the index and cached question vectors")
     ap.add_argument("--chunk-size", type=int)
     ap.add_argument("--chunk-overlap", type=int)
+    ap.add_argument("--confidence-label", choices=("answerable", "correct"), default="answerable",
+                    help="what the confidence estimates: that the articles answer, or that the first sentence does")
     ap.add_argument("--write", action="store_true", help="save rag/data/answer_model.json")
     args = ap.parse_args()
     settings = Settings.load({"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap, "retriever": "hybrid"})
@@ -150,6 +152,7 @@ def main() -> int:
             groups.append((X, labels.index(True)))
     bias = names.index("bias")
     w = softmax_fit(groups, len(names), L2)
+    w = np.where(np.isfinite(w), w, 0.0)
     w[bias] = 0.0
     weights = dict(zip(names, w.tolist()))
     model = AnswerModel(weights, {}, 1.0)
@@ -165,7 +168,8 @@ def main() -> int:
                                    cands[j].context_terms) for j in order]
         cf = confidence_features(rescored[0], rescored[1] if len(rescored) > 1 else None, content_terms(q.question),
                                  idx.lexical.idf_of, q.question)
-        conf_rows.append((cf, labels[order[0]], q.answerable))
+        conf_rows.append((cf, labels[order[0]] if args.confidence_label == "correct" else q.answerable, q.answerable,
+                          labels[order[0]]))
     cnames = list(next(r for r in conf_rows if r)[0])
     cnames = [n for n in cnames if n != "bias"] + ["bias"]
     Xc = np.array([[r[0][n] for n in cnames] for r, m in zip(conf_rows, is_fit) if r and m])
@@ -182,7 +186,7 @@ def main() -> int:
             conf = final.confidence(r[0]) if r else 0.0
             (ans_conf if (r and r[2]) else una_conf).append(conf)
             if r and r[2]:
-                a1.append(r[1])
+                a1.append(r[3])
         return ans_conf, una_conf, float(np.mean(a1))
 
     fa, fu, f_a1 = report(is_fit, "fit")
