@@ -108,6 +108,12 @@ def _question_type(question: str) -> dict[str, float]:
     }
 
 
+@lru_cache(maxsize=1 << 15)
+def _analyse(text: str) -> tuple[tuple[str, ...], frozenset[tuple[str, str]]]:
+    """A sentence's terms and phrases, cached: the same passages come back for many questions."""
+    return tuple(terms(text)), frozenset(phrases(text))
+
+
 def _idf_mass(words: set[str], idf: IdfFn) -> float:
     return sum(idf(w) for w in words)
 
@@ -145,7 +151,7 @@ def sentence_features(
     text = sentence.text
     shared = q_terms & wset
     overlap = _idf_mass(shared, idf) / q_mass if q_mass > 0 else 0.0
-    bigrams = phrases(text)
+    bigrams = _analyse(text)[1]
     has_year = 1.0 if _YEAR.search(text) or _MONTH.search(text) else 0.0
     has_number = 1.0 if _NUMBER.search(text) else 0.0
     novel = len(wset - q_terms)
@@ -231,7 +237,7 @@ def score_candidates(
         if not sentences:
             continue
         cos = (np.asarray(vectors, dtype=np.float32) @ query_vector).tolist()
-        words = [terms(s.text) for s in sentences]
+        words = [list(_analyse(s.text)[0]) for s in sentences]
         p_terms = set().union(*words)
         p_overlap = _idf_mass(q_terms & p_terms, idf) / q_mass if q_mass > 0 else 0.0
         p_cos = float(passage_cosines[rank]) if passage_cosines is not None else float(passage.score)

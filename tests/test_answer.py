@@ -21,7 +21,7 @@ from rag.types import Document, Passage, Sentence
 
 TEXT = (
     "The Rhine rises in the Swiss Alps. It reaches the North Sea in the Netherlands.\n\n"
-    "Lisbon was struck by an earthquake in 1755. The city was rebuilt by the Marquis of Pombal."
+    "Lisbon was struck by an earthquake in 1755. It was rebuilt by the Marquis of Pombal."
 )
 DOC = Document("d", TEXT, "Places", "places.txt", "h")
 
@@ -36,7 +36,7 @@ def _sentences(text_parts):
 
 def _inputs(fake_embedder):
     first = _sentences(["The Rhine rises in the Swiss Alps.", "It reaches the North Sea in the Netherlands."])
-    second = _sentences(["Lisbon was struck by an earthquake in 1755.", "The city was rebuilt by the Marquis of Pombal."])
+    second = _sentences(["Lisbon was struck by an earthquake in 1755.", "It was rebuilt by the Marquis of Pombal."])
     passages = []
     for group in (first, second):
         s, e = group[0].start, group[-1].end
@@ -73,9 +73,10 @@ def test_answer_type_feature_prefers_a_year_for_when_questions(fake_embedder):
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     by_text = {c.sentence.text: c.features for c in cands}
     assert by_text["Lisbon was struck by an earthquake in 1755."]["when_year"] == 1.0
-    assert by_text["The city was rebuilt by the Marquis of Pombal."]["when_year"] == 0.0
-    # The pronoun-led sentence borrows its predecessor's overlap with the question.
-    assert by_text["The city was rebuilt by the Marquis of Pombal."]["prev_overlap"] > 0
+    assert by_text["It was rebuilt by the Marquis of Pombal."]["when_year"] == 0.0
+    # The pronoun-led sentence borrows its predecessor's overlap with the question; others do not.
+    assert by_text["It was rebuilt by the Marquis of Pombal."]["prev_overlap"] > 0
+    assert by_text["Lisbon was struck by an earthquake in 1755."]["prev_overlap"] == 0
 
 
 def test_abstains_below_threshold_and_keeps_passages(fake_embedder):
