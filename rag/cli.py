@@ -193,7 +193,7 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="file or folder of articles (default: seeds/ or RAG_SOURCE)")
     _add_index_flags(p)
     p.add_argument("--model", help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)")
-    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="embedding backend")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="embedding backend (default onnx-int8)")
     p.add_argument("--chunk-size", type=int, help="passage size in model tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap between passages in model tokens")
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store (default faiss)")
