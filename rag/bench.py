@@ -273,7 +273,9 @@ def bench_config(
     from .pipeline import build_index, open_index
 
     settings = (settings or Settings.load()).with_(backend=config.backend, store=config.store)
-    out: dict[str, Any] = {"config": config.name, "backend": config.backend, "store": config.store}
+    out: dict[str, Any] = {"config": config.name, "backend": config.backend, "store": config.store,
+                           "settings": {k: getattr(settings, k, None) for k in
+                                        ("model", "chunk_size", "chunk_overlap", "retriever", "k", "sentence_vectors")}}
     index_dir = work / "index"
 
     t0 = time.perf_counter()
