@@ -40,12 +40,13 @@ def questions(folder: Path, limit: int | None) -> list[dict]:
     return qs
 
 
-def hit_at_k(backend: str, source: Path, qs: list[dict], k: int = 5) -> dict:
+def hit_at_k(backend: str, source: Path, qs: list[dict], k: int = 5, retriever: str = "dense") -> dict:
     from rag import build_index, open_index
     from rag.config import Settings
     from rag.embedding import make_embedder
 
-    settings = Settings(backend=backend, sentence_vectors=False)
+    # Dense retrieval alone by default: BM25 in a hybrid would mask differences between the embeddings.
+    settings = Settings.load({"backend": backend, "sentence_vectors": False, "retriever": retriever})
     embedder = make_embedder(settings.model, backend)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -61,7 +62,8 @@ def hit_at_k(backend: str, source: Path, qs: list[dict], k: int = 5) -> dict:
             hits += any(p.doc_id == gold and any(a in p.text for a in answers) for p in passages)
         asked = time.perf_counter() - t0
         idx.close()
-    return {"backend": backend, "questions": len(qs), "hit_at_5": round(100.0 * hits / len(qs), 2),
+    return {"backend": backend, "retriever": retriever, "chunk_size": settings.chunk_size, "questions": len(qs),
+            "hit_at_5": round(100.0 * hits / len(qs), 2),
             "build_s": round(built, 1), "query_s": round(asked, 1)}
 
 
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     parser.add_argument("--limit", type=int, default=None, help="answerable questions to ask (default all 3,200)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--retriever", default="dense", choices=("dense", "lexical", "hybrid"))
     args = parser.parse_args(argv)
     if not SQUAD.exists():
         print(f"{SQUAD} is absent (the shared data set sits beside the repo as ../shared)", file=sys.stderr)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         source = Path(tmp) / "squad_paragraphs.jsonl"
         paragraphs_jsonl(SQUAD, source)
         for backend in args.backends.split(","):
-            results.append(hit_at_k(backend.strip(), source, qs))
+            results.append(hit_at_k(backend.strip(), source, qs, retriever=args.retriever))
             print(json.dumps(results[-1]), flush=True)
     base = results[0]["hit_at_5"]
     for r in results:
