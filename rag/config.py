@@ -12,8 +12,9 @@ __all__ = ["Settings", "DEFAULT_MODEL", "INDEX_KEYS", "resolve_model_path"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
-# Settings that shape the stored vectors and chunks: changing one needs a rebuild.
-INDEX_KEYS = ("model", "chunk_size", "chunk_overlap", "sentence_vectors")
+# Settings that shape the stored vectors and chunks: changing one needs a rebuild. The backend is among them
+# because int8 vectors differ slightly from fp32 ones and one index should not mix the two.
+INDEX_KEYS = ("model", "backend", "chunk_size", "chunk_overlap", "sentence_vectors")
 
 _CHOICES = {
     "retriever": ("dense", "lexical", "hybrid"),

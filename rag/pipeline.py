@@ -112,7 +112,8 @@ def build_index(
         if progress:
             progress("read", len(docs), len(docs))
         embedder = embedder or make_embedder(settings.model, settings.backend)
-        settings = settings.with_(model=embedder.name)  # the manifest names the model that made the vectors
+        # The manifest names the model and backend that made the vectors.
+        settings = settings.with_(model=embedder.name, backend=getattr(embedder, "backend", None))
         prev = None if full else _previous(index_dir, settings, embedder)
         old_hashes = prev.catalog.hashes() if prev else {}
         new_ids = {d.id for d in docs}
