@@ -44,7 +44,10 @@ def model_embedder():
     """The real bundled MiniLM, loaded once for the whole session."""
     from rag.embedding import make_embedder
 
-    emb = make_embedder("all-MiniLM-L6-v2", "torch")
+    from rag.config import Settings
+
+    # The default backend, so that indexes built here match those the CLI builds in the same session.
+    emb = make_embedder("all-MiniLM-L6-v2", Settings().backend)
     emb.embed_query("warm up")
     return emb
 

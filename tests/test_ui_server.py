@@ -48,7 +48,8 @@ def test_ask_endpoint_returns_the_library_answer(app_url, library):
     got = client.predict(SEED_QUESTION, 3, api_name="/ask")
     assert isinstance(got, dict)
     assert got == json.loads(json.dumps(library.ask(SEED_QUESTION, 3).to_dict()))
-    assert len(got["passages"]) == 3
+    assert 1 <= len(got["passages"]) <= 3
+    assert len(client.predict(SEED_QUESTION, 1, api_name="/ask")["passages"]) == 1
     for c in got["citations"]:
         assert library.document(c["doc_id"]).text[c["start"]:c["end"]] == c["quote"]
 
