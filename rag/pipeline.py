@@ -22,7 +22,7 @@ from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagErr
 from .ingest import load_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import LexicalIndex
-from .retrieval import Hit, Retriever, make_retriever
+from .retrieval import Hit, Retriever, SentenceBoostRetriever, make_retriever
 from .sentences import split_sentences
 from .store import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
@@ -345,6 +345,8 @@ class Index:
         # Indexes built before the lexical index existed have no lexical/ folder: they fall back to dense search.
         self.lexical = LexicalIndex.load(self.version_dir) if (self.version_dir / LEXICAL_FOLDER).is_dir() else None
         self.retriever: Retriever = make_retriever(self.settings.retriever, self.store, self.lexical)
+        if len(self.sentence_matrix):
+            self.retriever = SentenceBoostRetriever(self.retriever, self.catalog.sentence_rows_of_chunks, self.sentence_matrix)
         self.reranker = load_reranker(self.settings.reranker) if self.settings.reranker else None
 
     # -- public API -------------------------------------------------------------------------------------------
