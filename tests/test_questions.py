@@ -125,4 +125,4 @@ def test_hostile_questions_with_the_real_model(seed_index):
             assert answer.abstained, "an instruction to the system is not a question the articles answer"
     # Control characters are blanked out, so the seed question wrapped in them still finds the Waltz quote.
     answer = seed_index.query("\x00\x01what\x07 would lift\x7f the\tpause?\x0c")
-    assert not answer.abstained and any(WALTZ in c.quote or "Waltz said" in c.quote for c in answer.citations)
+    assert not answer.abstained and WALTZ in answer.citations[0].quote
