@@ -173,13 +173,14 @@ def test_unsupported_pipelines_are_refused_with_the_fix(tmp_path, tiny_model, mo
 
 
 @pytest.mark.slow
-def test_bundled_model_onnx_matches_torch(model_embedder):
+def test_bundled_model_onnx_matches_torch():
     """The default model: ONNX fp32 equals PyTorch; int8 stays close (its retrieval cost is in docs/benchmarks.md)."""
     from rag.embedding import SentenceTransformerEmbedder
 
+    torch_emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", "torch")
     onnx_emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", "onnx")
     int8_emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", "onnx-int8")
-    ref = model_embedder.embed_documents(TEXTS)
+    ref = torch_emb.embed_documents(TEXTS)
     np.testing.assert_allclose(onnx_emb.embed_documents(TEXTS), ref, atol=1e-5)
-    np.testing.assert_allclose(onnx_emb.embed_query(TEXTS[0]), model_embedder.embed_query(TEXTS[0]), atol=1e-5)
+    np.testing.assert_allclose(onnx_emb.embed_query(TEXTS[0]), torch_emb.embed_query(TEXTS[0]), atol=1e-5)
     assert (int8_emb.embed_documents(TEXTS) * ref).sum(axis=1).min() > 0.97
