@@ -31,7 +31,7 @@ from rag.config import Settings  # noqa: E402
 from rag.embedding import make_embedder  # noqa: E402
 from rag.evaluation import _build, _contains, auroc, load_squad, normalize_answer  # noqa: E402
 from rag.lexical import content_terms  # noqa: E402
-from rag.retrieval import HybridRetriever, fuse  # noqa: E402
+from rag.retrieval import HybridRetriever, SentenceBoostRetriever, fuse  # noqa: E402
 
 WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 L2 = 1.0
@@ -71,7 +71,10 @@ def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
 
 def collect(idx, data, qvecs, weight: float, k: int):
     """Per question: candidates (features, covers-gold labels) from the top-k passages."""
-    retriever = HybridRetriever(idx.store, idx.lexical, weight)
+    # The same candidates the engine sees: fused retrieval re-ranked by each passage's best sentence.
+    retriever = SentenceBoostRetriever(
+        HybridRetriever(idx.store, idx.lexical, weight), idx.catalog.sentence_rows_of_chunks, idx.sentence_matrix
+    )
     out = []
     for q, v in zip(data.questions, qvecs):
         hits = retriever.retrieve(q.question, v, k * 2)
