@@ -19,9 +19,10 @@ import string
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import SourceError
 
@@ -310,6 +311,16 @@ def _build(docs: dict[str, tuple[str, str]], work: Path, settings, embedder, pro
     return open_index(work / "index", settings=settings, embedder=embedder)
 
 
+@contextmanager
+def _work_folder(work: str | Path | None) -> Iterator[Path]:
+    """The given work folder (kept, so its index is reused), or a temporary one removed afterwards."""
+    if work is not None:
+        yield Path(work)
+        return
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        yield Path(tmp)
+
+
 def _ours(idx, q: SquadQuestion, threshold: float) -> QuestionResult:
     t0 = time.perf_counter()
     answer = idx.query(q.question, abstain_threshold=0.0)
@@ -431,12 +442,8 @@ def run_squad(
     if not data.questions:
         raise SourceError(f"{folder} holds no questions for the chosen articles/split")
     embedder = embedder or make_embedder(settings.model, settings.backend)
-    tmp = None
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
-        work = tmp.name
-    try:
-        idx = _build(data.articles, Path(work), settings, embedder, None)
+    with _work_folder(work) as folder:
+        idx = _build(data.articles, folder, settings, embedder, None)
         report: dict[str, Any] = {
             "data": {"folder": str(folder), "articles": len(data.articles), "split": split, "questions": len(data.questions),
                      "chunks": idx.info().get("chunks")},
@@ -461,9 +468,6 @@ def run_squad(
         if keep:
             report["_results"] = results
         return report
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, work: str | Path | None = None,
@@ -483,12 +487,8 @@ def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, wor
     if not queries:
         raise SourceError(f"{folder} has no queries with judged documents in qrels/test.tsv")
     embedder = embedder or make_embedder(settings.model, settings.backend)
-    tmp = None
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
-        work = tmp.name
-    try:
-        idx = _build({d: v for d, v in corpus.items()}, Path(work), settings, embedder, None)
+    with _work_folder(work) as folder:
+        idx = _build({d: v for d, v in corpus.items()}, folder, settings, embedder, None)
         ndcgs, recalls, secs = [], [], []
         with _bar(len(queries), "ours", show_progress) as bar:
             for qid, text in queries.items():
@@ -514,9 +514,6 @@ def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, wor
                 "latency_p95_ms": _percentile(secs, 95),
             },
         }
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 # -- command line ----------------------------------------------------------------------------------------------
