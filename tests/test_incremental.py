@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from spans import assert_spans
+
 from rag import build_index, open_index
 from rag.cli import build_parser
 
@@ -43,10 +45,7 @@ def embedded_texts(idx, doc_id: str) -> int:
 def assert_citations_valid(idx, question: str) -> None:
     answer = idx.query(question, abstain_threshold=0.0)
     assert answer.passages, question
-    for p in answer.passages:
-        assert idx.document(p.doc_id).text[p.start : p.end] == p.text
-    for c in answer.citations:
-        assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
+    assert_spans(idx, answer)
 
 
 @pytest.fixture

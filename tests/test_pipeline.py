@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spans import assert_spans
 from fakes import FakeEmbedder
 
 from conftest import BBC, ROOT, SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ, require_shared
@@ -24,10 +25,7 @@ def assert_offsets(idx, answer=None):
         for s in idx.catalog.sentences_of([info.id]):
             assert doc.text[s.start : s.end].strip() == doc.text[s.start : s.end]
     if answer is not None:
-        for c in answer.citations:
-            assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
-        for p in answer.passages:
-            assert idx.document(p.doc_id).text[p.start : p.end] == p.text
+        assert_spans(idx, answer)
 
 
 def test_build_stats_and_offsets(fake_seed_index):

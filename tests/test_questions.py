@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spans import assert_spans
 from conftest import SEED_QUESTION, WALTZ
 from rag import open_index
 from rag.cli import main as cli_main
@@ -48,10 +49,7 @@ def _assert_clean(idx, answer, question: str) -> None:
     assert len(answer.question) <= idx.settings.max_question_chars
     if not answer.abstained:
         assert answer.citations
-    for c in answer.citations:
-        assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
-    for p in answer.passages:
-        assert idx.document(p.doc_id).text[p.start : p.end] == p.text
+    assert_spans(idx, answer)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from spans import assert_spans
 from conftest import SEED_QUESTION, SEEDS
 from rag import build_index, open_index
 from rag.indexdir import current_version
@@ -46,10 +47,7 @@ def _check_answer(idx, answer) -> None:
     assert answer.passages
     if not answer.abstained:
         assert answer.citations
-    for c in answer.citations:
-        assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
-    for p in answer.passages:
-        assert idx.document(p.doc_id).text[p.start : p.end] == p.text
+    assert_spans(idx, answer)
 
 
 def test_readers_during_rebuilds(tmp_path, fake_embedder):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
+from spans import assert_spans
 from rag import build_index, open_index
 from rag.cli import main as cli_main
 from rag.indexdir import PAUSE_ENV, PAUSE_STAGES, current_version
@@ -93,10 +94,7 @@ def _assert_answers(index_dir: Path, embedder, expect_version: str) -> None:
         answer = idx.query(SEED_QUESTION)
         assert answer.index_version == expect_version
         assert answer.citations, answer.text
-        for c in answer.citations:
-            assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
-        for p in answer.passages:
-            assert idx.document(p.doc_id).text[p.start : p.end] == p.text
+        assert_spans(idx, answer)
     finally:
         idx.close()
 
