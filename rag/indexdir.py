@@ -260,14 +260,16 @@ def verify_files(version_dir: Path, manifest: dict[str, Any], deep: bool = True)
         problems.append(f"{Path(version_dir) / MANIFEST} lists no files")
     for name, info in files.items():
         path = Path(version_dir) / name
-        if not path.is_file():
-            problems.append(f"{path} is missing")
-            continue
-        if path.stat().st_size != info.get("bytes"):
-            problems.append(f"{path} has {path.stat().st_size} bytes, expected {info.get('bytes')} (truncated or altered)")
-            continue
-        if deep and checksums(Path(version_dir), [name])[name]["sha256"] != info.get("sha256"):
-            problems.append(f"{path} does not match its checksum (altered)")
+        try:
+            size = path.stat().st_size if path.is_file() else None
+            if size is None:
+                problems.append(f"{path} is missing")
+            elif size != info.get("bytes"):
+                problems.append(f"{path} has {size} bytes, expected {info.get('bytes')} (truncated or altered)")
+            elif deep and checksums(Path(version_dir), [name])[name]["sha256"] != info.get("sha256"):
+                problems.append(f"{path} does not match its checksum (altered)")
+        except OSError as exc:  # removed or made unreadable while being checked
+            problems.append(f"{path} cannot be read ({exc.strerror or exc})")
     return problems
 
 

@@ -527,9 +527,11 @@ def open_index(index_dir: str | Path | None = None, *, settings: Settings | None
         version = indexdir.require_index(folder)
         try:
             return Index(folder, embedder=embedder, settings=settings, verify=verify, _version=version)
-        except IndexCorruptError:
+        except (IndexCorruptError, FileNotFoundError) as exc:
             # A build may have published a newer version and removed this one while it was being opened.
             if attempt == 2 or indexdir.current_version(folder) == version:
+                if isinstance(exc, FileNotFoundError):
+                    raise IndexCorruptError(f"{exc.filename} is missing; run `rag rebuild-index`") from None
                 raise
     raise AssertionError("unreachable")
 

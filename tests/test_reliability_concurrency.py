@@ -146,3 +146,42 @@ def test_open_retries_when_a_build_removes_the_version_being_opened(tmp_path, fa
     assert idx.version == current_version(index).name
     _check_answer(idx, idx.query(SEED_QUESTION))
 
+
+
+def test_open_retries_when_the_version_vanishes_while_its_checksums_are_read(tmp_path, fake_embedder, monkeypatch):
+    """The manifest was read, then a build published and removed the version between two file checks."""
+    import rag.indexdir as indexdir
+
+    index = tmp_path / "index"
+    build_index(_source(tmp_path, 0), index, embedder=fake_embedder)
+    first = current_version(index)
+    real = indexdir.checksums
+    raced = []
+
+    def racing_checksums(folder, names):
+        if not raced and Path(folder) == first:
+            raced.append(names)
+            build_index(_source(tmp_path, 1), index, embedder=fake_embedder)  # removes `first`
+        return real(folder, names)
+
+    monkeypatch.setattr(indexdir, "checksums", racing_checksums)
+    idx = open_index(index, embedder=fake_embedder)
+    assert raced and not first.exists()
+    assert idx.version == current_version(index).name != first.name
+    _check_answer(idx, idx.query(SEED_QUESTION))
+
+
+def test_a_vanished_file_is_reported_not_raised(tmp_path, fake_embedder, monkeypatch):
+    import rag.indexdir as indexdir
+
+    index = tmp_path / "index"
+    build_index(_source(tmp_path, 0), index, embedder=fake_embedder)
+    version = current_version(index)
+    manifest = indexdir.read_manifest(version)
+
+    def gone(folder, names):
+        raise FileNotFoundError(2, "No such file or directory", str(Path(folder) / names[0]))
+
+    monkeypatch.setattr(indexdir, "checksums", gone)
+    problems = indexdir.verify_files(version, manifest, deep=True)
+    assert problems and all("cannot be read" in p for p in problems)
