@@ -1,0 +1,409 @@
+"""Ranking by the best sentence: every sentence of the pooled passages is scored, and passages are ordered by their
+best sentence.
+
+A question usually targets one sentence. So the engine retrieves a pool of passages (hybrid dense + BM25), scores
+every sentence in the pool with a small linear model over `sentence_features` (the sentence's own similarity and
+word overlap with the question, its neighbours', answer-type cues, and its passage's retrieval signals), and ranks
+the passages by their best sentence. The first quoted sentence is then simply the best-scored sentence.
+
+The coefficients live in `rag/data/answer_model.json`, written by `tools/fit_answer_model.py` on half of the SQuAD
+2.0 dev articles (conditional logit: the sentences of one question compete; docs/quality.md has the figures).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from itertools import combinations
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .lexical import STOP_WORDS, _stem, phrases, terms
+from .types import Passage, Sentence
+
+__all__ = [
+    "AnswerModel",
+    "Candidate",
+    "Question",
+    "Signals",
+    "analyse_question",
+    "confidence_features",
+    "load_model",
+    "passage_order",
+    "rank_pool",
+    "score_candidates",
+]
+
+IdfFn = Callable[[str], float]
+
+_CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
+_NUMBER = re.compile(r"\d[\d,.]*")
+_DIGIT = re.compile(r"\d")
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b|\b\d{1,2}(st|nd|rd|th)\s+century\b", re.IGNORECASE)
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
+_ANAPHOR = re.compile(r"(it|its|he|his|she|her|they|their|them|this|these|those|that|such|there)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without)\b", re.IGNORECASE)
+_WHEN = re.compile(r"\bwhen\b|\bwhat (year|century|date|decade|month|day)\b|\bwhich year\b|\bwhat time\b")
+_COUNT = re.compile(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat percent")
+_WHO = re.compile(r"\bwho(m|se)?\b")
+
+# Products of the strongest signals let the linear model weigh agreement between them (a sentence that matches
+# both by meaning and by words beats one that matches only one way).
+_PRODUCT_KEYS = (
+    "cosine", "overlap", "window_overlap", "passage_best_cosine", "passage_dense", "passage_fused", "bigram",
+    "names_covered",
+)
+# The confidence model reads these features of the best sentence.
+_CONFIDENCE_KEYS = (
+    "cosine", "overlap", "window_overlap", "bigram", "names_covered", "numbers_covered", "when_year", "count_number",
+    "who_name", "novel_share", "window_missing_max", "window_missing_count", "missing_max", "passage_missing_max",
+    "passage_missing_count", "passage_dense", "passage_fused", "passage_overlap", "passage_names_covered",
+    "passage_best_cosine", "length",
+)
+
+
+def _names(text: str, skip_first: bool) -> set[str]:
+    """Stemmed capitalized words (a sentence's first word is skipped when asked: it is capitalized anyway)."""
+    out = set()
+    for m in _CAPITALIZED.finditer(text):
+        if skip_first and m.start() == 0:
+            continue
+        w = m.group(0).lower()
+        if w not in STOP_WORDS:
+            out.add(_stem(w))
+    return out
+
+
+def _numbers(text: str) -> set[str]:
+    return {m.group(0).strip(".,") for m in _NUMBER.finditer(text)}
+
+
+@dataclass(frozen=True)
+class _Text:
+    """What the features need of one sentence, computed once per distinct text."""
+
+    words: tuple[str, ...]
+    word_set: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    names: frozenset[str]
+    numbers: frozenset[str]
+    dated: bool
+    anaphor: bool
+    negated: bool
+
+
+@lru_cache(maxsize=1 << 15)
+def _analyse(text: str) -> _Text:
+    words = tuple(terms(text))
+    return _Text(
+        words, frozenset(words), frozenset(phrases(text)), frozenset(_names(text, False)), frozenset(_numbers(text)),
+        bool(_YEAR.search(text) or _MONTH.search(text)), _ANAPHOR.match(text) is not None,
+        _NEGATION.search(text) is not None,
+    )
+
+
+@dataclass(frozen=True)
+class Question:
+    """The parts of a question the features compare sentences with."""
+
+    text: str
+    terms: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    names: frozenset[str]
+    numbers: frozenset[str]
+    when: bool
+    count: bool
+    who: bool
+    negated: bool
+    mass: float
+    max_idf: float
+    length: int
+
+
+def analyse_question(question: str, idf: IdfFn) -> Question:
+    words = terms(question)
+    q_terms = frozenset(words)
+    low = question.lower()
+    return Question(
+        question, q_terms, frozenset(phrases(question)), frozenset(_names(question, True)), frozenset(_numbers(question)),
+        _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
+        _NEGATION.search(question) is not None, sum(idf(w) for w in q_terms) or 1.0,
+        max((idf(w) for w in q_terms), default=1.0) or 1.0, len(words),
+    )
+
+
+@dataclass(frozen=True)
+class Signals:
+    """How the retriever found a pooled passage.
+
+    Attributes:
+        fused: the retriever's score (hybrid: 0.5 cosine + 0.5 BM25 share).
+        dense: the passage's cosine with the question.
+        lexical: its BM25 score divided by the best BM25 score of the question (0 when BM25 did not find it).
+        rank: position in the pool, 0 first.
+        dense_rank, lexical_rank: position among the dense / BM25 candidates, -1 when that side did not find it.
+    """
+
+    fused: float
+    dense: float
+    lexical: float
+    rank: int
+    dense_rank: int = -1
+    lexical_rank: int = -1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a pooled passage with its features and the model's score (log-odds, higher is better)."""
+
+    sentence: Sentence
+    passage: int
+    features: dict[str, float]
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Linear sentence scorer and logistic confidence model (coefficients by feature name)."""
+
+    weights: dict[str, float]
+    confidence_weights: dict[str, float]
+    margin: float = 1.0
+
+    def score(self, features: dict[str, float]) -> float:
+        return sum(self.weights.get(k, 0.0) * v for k, v in features.items())
+
+    def confidence(self, features: dict[str, float]) -> float:
+        """Probability in [0, 1] that the articles answer the question."""
+        z = sum(self.confidence_weights.get(k, 0.0) * v for k, v in features.items())
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str = "answer_model.json") -> AnswerModel:
+    """The packaged coefficients (rag/data/<name>)."""
+    data = json.loads(resources.files("rag").joinpath("data", name).read_text(encoding="utf-8"))
+    return AnswerModel(
+        weights={k: float(v) for k, v in data["weights"].items()},
+        confidence_weights={k: float(v) for k, v in data["confidence_weights"].items()},
+        margin=float(data.get("margin", 1.0)),
+    )
+
+
+def _rank_share(rank: int) -> float:
+    return 1.0 / (1.0 + (rank if rank >= 0 else 60))
+
+
+def _share(words: frozenset[str] | set[str], q: Question, idf: IdfFn) -> float:
+    return sum(idf(w) for w in q.terms & words) / q.mass
+
+
+def _missing(words: frozenset[str] | set[str], q: Question, idf: IdfFn) -> tuple[float, float]:
+    gone = q.terms - words
+    return max((idf(w) for w in gone), default=0.0) / q.max_idf, min(len(gone), 4) / 4
+
+
+def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosines: Sequence[float],
+                     overlaps: Sequence[float], idf: IdfFn) -> dict[str, float]:
+    """Features shared by every sentence of one passage (prefixed `passage_`)."""
+    words = frozenset().union(*(t.word_set for t in texts)) if texts else frozenset()
+    missing_max, missing_count = _missing(words, q, idf)
+    return {
+        "passage_fused": signals.fused,
+        "passage_dense": signals.dense,
+        "passage_lexical": signals.lexical,
+        "passage_rank": _rank_share(signals.rank),
+        "passage_dense_rank": _rank_share(signals.dense_rank),
+        "passage_lexical_rank": _rank_share(signals.lexical_rank),
+        "passage_overlap": _share(words, q, idf),
+        "passage_names_covered": len(q.names & words) / len(q.names) if q.names else 1.0,
+        "passage_best_cosine": max(cosines, default=0.0),
+        "passage_best_overlap": max(overlaps, default=0.0),
+        "passage_mean_cosine": float(np.mean(cosines)) if len(cosines) else 0.0,
+        "passage_missing_max": missing_max,
+        "passage_missing_count": missing_count,
+    }
+
+
+def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequence[float], overlaps: Sequence[float],
+                      inside: bool, idf: IdfFn) -> dict[str, float]:
+    """Features of sentence i of a passage, each roughly in [0, 1].
+
+    Args:
+        texts: the passage's analysed sentences, in order; `cosines` and `overlaps` (IDF-weighted share of the
+            question's terms) are theirs.
+        inside: the sentence lies wholly inside the passage (not cut by its boundary).
+    """
+    t = texts[i]
+    prev = texts[i - 1] if i > 0 else None
+    nxt = texts[i + 1] if i + 1 < len(texts) else None
+    window = t.word_set | (prev.word_set if prev else frozenset()) | (nxt.word_set if nxt else frozenset())
+    novel = t.word_set - q.terms
+    new_names = t.names - q.names
+    new_numbers = t.numbers - q.numbers
+    window_missing_max, window_missing_count = _missing(window, q, idf)
+    return {
+        "cosine": cosines[i],
+        "overlap": overlaps[i],
+        "bigram": len(q.bigrams & t.bigrams) / len(q.bigrams) if q.bigrams else 0.0,
+        "prev_cosine": cosines[i - 1] if prev else cosines[i],
+        "next_cosine": cosines[i + 1] if nxt else cosines[i],
+        "prev_overlap": overlaps[i - 1] if prev else 0.0,
+        # A neighbour that matches the question better than this sentence may hold the answer instead.
+        "next_gain": max(0.0, overlaps[i + 1] - overlaps[i]) if nxt else 0.0,
+        # A sentence opening with a pronoun leans on its predecessor for what it is about.
+        "anaphor": 1.0 if t.anaphor else 0.0,
+        "window_overlap": _share(window, q, idf),
+        "names_covered": len(q.names & t.word_set) / len(q.names) if q.names else 1.0,
+        "numbers_covered": len(q.numbers & t.numbers) / len(q.numbers) if q.numbers else 1.0,
+        # Answer-type cues: the sentence holds the kind of thing the question asks for, beyond the question's own.
+        "when_year": 1.0 if q.when and t.dated else 0.0,
+        "count_number": 1.0 if q.count and new_numbers else 0.0,
+        "who_name": 1.0 if q.who and new_names else 0.0,
+        "novel": min(len(novel), 30) / 30,
+        "restates": 1.0 if not novel else 0.0,
+        "new_names": min(len(new_names), 5) / 5,
+        "new_numbers": min(len(new_numbers), 3) / 3,
+        "negated": 1.0 if t.negated else 0.0,
+        "length": min(len(t.words), 60) / 60,
+        "position": i / max(len(texts) - 1, 1),
+        "cut": 0.0 if inside else 1.0,
+        "novel_share": len(novel) / max(len(t.word_set), 1),
+        "window_missing_max": window_missing_max,
+        "window_missing_count": window_missing_count,
+        "missing_max": _missing(t.word_set, q, idf)[0],
+    }
+
+
+def _default_idf(word: str) -> float:
+    return 1.0
+
+
+def score_candidates(
+    question: str,
+    passages: Sequence[Passage],
+    passage_sentences: Sequence[Sequence[Sentence]],
+    sentence_vectors: Sequence[np.ndarray],
+    query_vector: np.ndarray,
+    signals: Sequence[Signals] | None = None,
+    *,
+    idf: IdfFn | None = None,
+    model: AnswerModel | None = None,
+) -> list[Candidate]:
+    """Every (passage, sentence) pair of the pool with its features and score, best first.
+
+    A sentence shared by two overlapping passages appears once per passage (each with its passage's signals);
+    `passage_order` and the answer use the best of them.
+
+    Args:
+        passages: the pooled passages, in retrieval order.
+        passage_sentences: for each passage, its sentences (offsets into the document).
+        sentence_vectors: for each passage, float array (n_sentences, dim) of unit vectors.
+        query_vector: unit vector (dim,).
+        signals: for each passage, how the retriever found it (default: its score as cosine, its position as rank).
+        idf: term -> inverse document frequency (default: every term weighs 1).
+    """
+    model = model or load_model()
+    idf = idf or _default_idf
+    q = analyse_question(question, idf)
+    if signals is None:
+        signals = [Signals(p.score, p.score, 0.0, r, r, -1) for r, p in enumerate(passages)]
+    rows: list[tuple[Sentence, int, dict[str, float]]] = []
+    for n, (passage, sentences, vectors) in enumerate(zip(passages, passage_sentences, sentence_vectors)):
+        if not sentences:
+            continue
+        cosines = (np.asarray(vectors, dtype=np.float32) @ query_vector).tolist()
+        texts = [_analyse(s.text) for s in sentences]
+        overlaps = [_share(t.word_set, q, idf) for t in texts]
+        shared = passage_features(q, signals[n], texts, cosines, overlaps, idf)
+        for i, s in enumerate(sentences):
+            inside = passage.start <= s.start and s.end <= passage.end
+            rows.append((s, n, {**sentence_features(q, texts, i, cosines, overlaps, inside, idf), **shared}))
+    if not rows:
+        return []
+    # How far each sentence trails the pool's best on the two main signals: comparisons within one question.
+    best_cos = max(f["cosine"] for _, _, f in rows)
+    best_overlap = max(f["overlap"] for _, _, f in rows)
+    out = []
+    for s, n, f in rows:
+        f["cosine_gap"] = best_cos - f["cosine"]
+        f["overlap_gap"] = best_overlap - f["overlap"]
+        for a, b in combinations(_PRODUCT_KEYS, 2):
+            f[f"{a}*{b}"] = f[a] * f[b]
+        for a in _PRODUCT_KEYS:
+            f[f"{a}^2"] = f[a] * f[a]
+        out.append(Candidate(s, n, f, model.score(f)))
+    out.sort(key=lambda c: (-c.score, c.passage, c.sentence.start))
+    return out
+
+
+def passage_order(candidates: Sequence[Candidate], n_passages: int) -> list[int]:
+    """Pool positions ordered by their best sentence's score; passages without sentences keep retrieval order, last."""
+    best: dict[int, float] = {}
+    for c in candidates:
+        if c.passage not in best or c.score > best[c.passage]:
+            best[c.passage] = c.score
+    return sorted(range(n_passages), key=lambda n: (n not in best, -best.get(n, 0.0), n))
+
+
+def confidence_features(question: str, candidates: Sequence[Candidate], idf: IdfFn | None = None) -> dict[str, float]:
+    """Question-level features for the confidence model, from the scored candidates (best first)."""
+    idf = idf or _default_idf
+    q = analyse_question(question, idf)
+    best = candidates[0]
+    distinct = {}
+    for c in candidates:
+        key = (c.sentence.doc_id, c.sentence.start)
+        distinct.setdefault(key, c.score)
+    scores = np.array(sorted(distinct.values(), reverse=True))
+    second = scores[1] if len(scores) > 1 else scores[0] - 5.0
+    feats = {k: best.features[k] for k in _CONFIDENCE_KEYS}
+    feats.update({
+        "top_score": best.score / 10,
+        "top_margin": (scores[0] - second) / 5,
+        "top_share": float(1.0 / np.exp(scores - scores[0]).sum()),
+        "question_when": 1.0 if q.when else 0.0,
+        "question_count": 1.0 if q.count else 0.0,
+        "question_who": 1.0 if q.who else 0.0,
+        "question_negated": 1.0 if q.negated else 0.0,
+        "question_length": q.length / 10,
+        "bias": 1.0,
+    })
+    return feats
+
+
+def rank_pool(
+    question: str,
+    passages: Sequence[Passage],
+    passage_sentences: Sequence[Sequence[Sentence]],
+    sentence_vectors: Sequence[np.ndarray],
+    query_vector: np.ndarray,
+    signals: Sequence[Signals] | None = None,
+    *,
+    idf: IdfFn | None = None,
+    model: AnswerModel | None = None,
+) -> tuple[list[Passage], list[Candidate]]:
+    """The pool re-ordered by best sentence, and its scored sentences (best first) indexed into that new order.
+
+    Each passage's `score` becomes its best sentence's score (log-odds); a passage without sentences scores one
+    below the lowest of those and keeps its retrieval order among such passages.
+    """
+    candidates = score_candidates(
+        question, passages, passage_sentences, sentence_vectors, query_vector, signals, idf=idf, model=model
+    )
+    order = passage_order(candidates, len(passages))
+    new_position = {old: new for new, old in enumerate(order)}
+    best: dict[int, float] = {}
+    for c in candidates:
+        best.setdefault(c.passage, c.score)
+    floor = min(best.values(), default=0.0) - 1.0
+    ranked = [replace(passages[n], score=round(best.get(n, floor), 4)) for n in order]
+    moved = [replace(c, passage=new_position[c.passage]) for c in candidates]
+    return ranked, moved
