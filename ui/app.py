@@ -17,7 +17,6 @@ import html  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
