@@ -1,7 +1,9 @@
 """The lexical index: BM25 (bm25s) over chunk texts, saved as .npy + JSON in the index version folder (no pickle).
 
-Words are lower-cased, stop words dropped and crudely stemmed (`terms`), the same way for chunks, questions and the
-sentence features in answer.py, so a question word counts wherever its stem appears.
+Words are lower-cased, stop words dropped and reduced to their Snowball (Porter 2) English stem (`terms`), the same
+way for chunks, questions and the sentence features in ranking.py, so a question word counts wherever its stem
+appears ("located" meets "location"). The stemmer is recorded in the saved index: an index whose words were stemmed
+differently is refused with the fix (a rebuild), since its vocabulary would silently miss the question's words.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import Stemmer
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, IndexMismatchError
 
-__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS"]
+__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer"]
 
 FOLDER = "lexical"
 _IDS = "chunk_ids.npy"
@@ -34,16 +37,18 @@ STOP_WORDS = frozenset(
 )
 
 
+# Written into lexical.json; an index saved with another tokenizer is refused (see LexicalIndex.load).
+TOKENIZER = "rag.lexical.terms/snowball-english"
+_STEMMER = Stemmer.Stemmer("english")
+
+
 @lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
-    for suffix in ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
-    return word
+    return _STEMMER.stemWord(word)
 
 
 def terms(text: str) -> list[str]:
-    """Lower-cased, crudely stemmed words of `text` that carry meaning, in order (stop words removed)."""
+    """Lower-cased, stemmed words of `text` that carry meaning, in order (stop words removed)."""
     return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOP_WORDS]
 
 
@@ -56,6 +61,14 @@ def phrases(text: str) -> set[tuple[str, str]]:
 def content_terms(text: str) -> set[str]:
     """The set of `terms(text)`."""
     return set(terms(text))
+
+
+def saved_tokenizer(version_dir: Path) -> str | None:
+    """The tokenizer an index version's lexical index was saved with (None when unreadable)."""
+    try:
+        return json.loads((Path(version_dir) / FOLDER / _META).read_text(encoding="utf-8")).get("tokenizer")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class LexicalIndex:
@@ -101,7 +114,7 @@ class LexicalIndex:
         self.bm25.save(folder, corpus=None, allow_pickle=False, show_progress=False)
         np.save(folder / _IDS, self.chunk_ids, allow_pickle=False)
         np.save(folder / _IDF, self.idf, allow_pickle=False)
-        (folder / _META).write_text(json.dumps({"tokenizer": "rag.lexical.terms", "documents": len(self.chunk_ids)}))
+        (folder / _META).write_text(json.dumps({"tokenizer": TOKENIZER, "documents": len(self.chunk_ids)}))
         return sorted(f"{FOLDER}/{p.name}" for p in folder.iterdir() if p.is_file())
 
     @classmethod
@@ -112,6 +125,15 @@ class LexicalIndex:
         folder = Path(version_dir) / FOLDER
         if not (folder / _IDS).is_file():
             raise IndexCorruptError(f"{folder} is missing; run `rag rebuild-index --full` to build the lexical index")
+        try:
+            meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"{folder / _META} cannot be read ({exc}); run `rag rebuild-index --full`") from None
+        if meta.get("tokenizer") != TOKENIZER:
+            raise IndexMismatchError(
+                f"{folder} was built by an older version that splits words differently ({meta.get('tokenizer')!r}); "
+                "run `rag rebuild-index` to rebuild it (unchanged articles are not re-embedded)"
+            )
         try:
             bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=False, allow_pickle=False)
             ids = np.load(folder / _IDS, allow_pickle=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from itertools import combinations
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -122,6 +122,7 @@ class Question:
     count: bool
     who: bool
     negated: bool
+    weight: dict[str, float]
     mass: float
     max_idf: float
     length: int
@@ -131,11 +132,12 @@ def analyse_question(question: str, idf: IdfFn) -> Question:
     words = terms(question)
     q_terms = frozenset(words)
     low = question.lower()
+    weight = {w: idf(w) for w in q_terms}
     return Question(
         question, q_terms, frozenset(phrases(question)), frozenset(_names(question, True)), frozenset(_numbers(question)),
         _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
-        _NEGATION.search(question) is not None, sum(idf(w) for w in q_terms) or 1.0,
-        max((idf(w) for w in q_terms), default=1.0) or 1.0, len(words),
+        _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0, max(weight.values(), default=1.0) or 1.0,
+        len(words),
     )
 
 
@@ -165,7 +167,7 @@ class Candidate:
 
     sentence: Sentence
     passage: int
-    features: dict[str, float]
+    features: Mapping[str, float]
     score: float = 0.0
 
 
@@ -177,10 +179,10 @@ class AnswerModel:
     confidence_weights: dict[str, float]
     margin: float = 1.0
 
-    def score(self, features: dict[str, float]) -> float:
+    def score(self, features: Mapping[str, float]) -> float:
         return sum(self.weights.get(k, 0.0) * v for k, v in features.items())
 
-    def confidence(self, features: dict[str, float]) -> float:
+    def confidence(self, features: Mapping[str, float]) -> float:
         """Probability in [0, 1] that the articles answer the question."""
         z = sum(self.confidence_weights.get(k, 0.0) * v for k, v in features.items())
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
@@ -201,20 +203,20 @@ def _rank_share(rank: int) -> float:
     return 1.0 / (1.0 + (rank if rank >= 0 else 60))
 
 
-def _share(words: frozenset[str] | set[str], q: Question, idf: IdfFn) -> float:
-    return sum(idf(w) for w in q.terms & words) / q.mass
+def _share(words: frozenset[str] | set[str], q: Question) -> float:
+    return sum(q.weight[w] for w in q.terms & words) / q.mass
 
 
-def _missing(words: frozenset[str] | set[str], q: Question, idf: IdfFn) -> tuple[float, float]:
+def _missing(words: frozenset[str] | set[str], q: Question) -> tuple[float, float]:
     gone = q.terms - words
-    return max((idf(w) for w in gone), default=0.0) / q.max_idf, min(len(gone), 4) / 4
+    return max((q.weight[w] for w in gone), default=0.0) / q.max_idf, min(len(gone), 4) / 4
 
 
 def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosines: Sequence[float],
-                     overlaps: Sequence[float], idf: IdfFn) -> dict[str, float]:
+                     overlaps: Sequence[float]) -> dict[str, float]:
     """Features shared by every sentence of one passage (prefixed `passage_`)."""
     words = frozenset().union(*(t.word_set for t in texts)) if texts else frozenset()
-    missing_max, missing_count = _missing(words, q, idf)
+    missing_max, missing_count = _missing(words, q)
     return {
         "passage_fused": signals.fused,
         "passage_dense": signals.dense,
@@ -222,7 +224,7 @@ def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosi
         "passage_rank": _rank_share(signals.rank),
         "passage_dense_rank": _rank_share(signals.dense_rank),
         "passage_lexical_rank": _rank_share(signals.lexical_rank),
-        "passage_overlap": _share(words, q, idf),
+        "passage_overlap": _share(words, q),
         "passage_names_covered": len(q.names & words) / len(q.names) if q.names else 1.0,
         "passage_best_cosine": max(cosines, default=0.0),
         "passage_best_overlap": max(overlaps, default=0.0),
@@ -233,7 +235,7 @@ def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosi
 
 
 def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequence[float], overlaps: Sequence[float],
-                      inside: bool, idf: IdfFn) -> dict[str, float]:
+                      inside: bool) -> dict[str, float]:
     """Features of sentence i of a passage, each roughly in [0, 1].
 
     Args:
@@ -248,7 +250,7 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
     novel = t.word_set - q.terms
     new_names = t.names - q.names
     new_numbers = t.numbers - q.numbers
-    window_missing_max, window_missing_count = _missing(window, q, idf)
+    window_missing_max, window_missing_count = _missing(window, q)
     return {
         "cosine": cosines[i],
         "overlap": overlaps[i],
@@ -260,7 +262,7 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
         "next_gain": max(0.0, overlaps[i + 1] - overlaps[i]) if nxt else 0.0,
         # A sentence opening with a pronoun leans on its predecessor for what it is about.
         "anaphor": 1.0 if t.anaphor else 0.0,
-        "window_overlap": _share(window, q, idf),
+        "window_overlap": _share(window, q),
         "names_covered": len(q.names & t.word_set) / len(q.names) if q.names else 1.0,
         "numbers_covered": len(q.numbers & t.numbers) / len(q.numbers) if q.numbers else 1.0,
         # Answer-type cues: the sentence holds the kind of thing the question asks for, beyond the question's own.
@@ -278,7 +280,7 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
         "novel_share": len(novel) / max(len(t.word_set), 1),
         "window_missing_max": window_missing_max,
         "window_missing_count": window_missing_count,
-        "missing_max": _missing(t.word_set, q, idf)[0],
+        "missing_max": _missing(t.word_set, q)[0],
     }
 
 
@@ -315,33 +317,92 @@ def score_candidates(
     q = analyse_question(question, idf)
     if signals is None:
         signals = [Signals(p.score, p.score, 0.0, r, r, -1) for r, p in enumerate(passages)]
-    rows: list[tuple[Sentence, int, dict[str, float]]] = []
+    sentences_of: list[Sentence] = []
+    passage_of: list[int] = []
+    rows: list[list[float]] = []
+    names: list[str] | None = None
     for n, (passage, sentences, vectors) in enumerate(zip(passages, passage_sentences, sentence_vectors)):
         if not sentences:
             continue
         cosines = (np.asarray(vectors, dtype=np.float32) @ query_vector).tolist()
         texts = [_analyse(s.text) for s in sentences]
-        overlaps = [_share(t.word_set, q, idf) for t in texts]
-        shared = passage_features(q, signals[n], texts, cosines, overlaps, idf)
+        overlaps = [_share(t.word_set, q) for t in texts]
+        shared = passage_features(q, signals[n], texts, cosines, overlaps)
         for i, s in enumerate(sentences):
             inside = passage.start <= s.start and s.end <= passage.end
-            rows.append((s, n, {**sentence_features(q, texts, i, cosines, overlaps, inside, idf), **shared}))
-    if not rows:
+            f = sentence_features(q, texts, i, cosines, overlaps, inside)
+            f.update(shared)
+            if names is None:
+                names = list(f)
+            rows.append(list(f.values()))
+            sentences_of.append(s)
+            passage_of.append(n)
+    if names is None:
         return []
+    all_names = _all_names(tuple(names))
+    X = _expand(np.array(rows, dtype=np.float64), names)
+    scores = X @ _weights(model, all_names)
+    order = sorted(range(len(rows)), key=lambda j: (-scores[j], passage_of[j], sentences_of[j].start))
+    return [Candidate(sentences_of[j], passage_of[j], _Row(all_names, X[j]), float(scores[j])) for j in order]
+
+
+@lru_cache(maxsize=8)
+def _all_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    pairs = [f"{a}*{b}" for a, b in combinations(_PRODUCT_KEYS, 2)]
+    squares = [f"{a}^2" for a in _PRODUCT_KEYS]
+    return (*names, "cosine_gap", "overlap_gap", *pairs, *squares)
+
+
+def _expand(X: np.ndarray, names: list[str]) -> np.ndarray:
+    """Append the pool-relative gaps and the products of the strongest features (in `_all_names` order)."""
+    col = {n: i for i, n in enumerate(names)}
     # How far each sentence trails the pool's best on the two main signals: comparisons within one question.
-    best_cos = max(f["cosine"] for _, _, f in rows)
-    best_overlap = max(f["overlap"] for _, _, f in rows)
-    out = []
-    for s, n, f in rows:
-        f["cosine_gap"] = best_cos - f["cosine"]
-        f["overlap_gap"] = best_overlap - f["overlap"]
-        for a, b in combinations(_PRODUCT_KEYS, 2):
-            f[f"{a}*{b}"] = f[a] * f[b]
-        for a in _PRODUCT_KEYS:
-            f[f"{a}^2"] = f[a] * f[a]
-        out.append(Candidate(s, n, f, model.score(f)))
-    out.sort(key=lambda c: (-c.score, c.passage, c.sentence.start))
-    return out
+    gaps = [X[:, col["cosine"]].max() - X[:, col["cosine"]], X[:, col["overlap"]].max() - X[:, col["overlap"]]]
+    keys = X[:, [col[k] for k in _PRODUCT_KEYS]]
+    a, b = np.triu_indices(len(_PRODUCT_KEYS), 1)
+    return np.hstack([X, np.stack(gaps, 1), keys[:, a] * keys[:, b], keys * keys])
+
+
+_WEIGHT_CACHE: dict[tuple[int, tuple[str, ...]], tuple[dict[str, float], np.ndarray]] = {}
+
+
+def _weights(model: AnswerModel, names: tuple[str, ...]) -> np.ndarray:
+    """The model's coefficients as a vector in `names` order (cached; the entry keeps its dict alive, so an id is
+    never reused by another model's while cached)."""
+    key = (id(model.weights), names)
+    hit = _WEIGHT_CACHE.get(key)
+    if hit is not None and hit[0] is model.weights:
+        return hit[1]
+    w = np.array([model.weights.get(n, 0.0) for n in names])
+    if len(_WEIGHT_CACHE) > 16:
+        _WEIGHT_CACHE.clear()
+    _WEIGHT_CACHE[key] = (model.weights, w)
+    return w
+
+
+class _Row(Mapping[str, float]):
+    """A candidate's features: a read-only mapping over one row of the pool's feature matrix."""
+
+    __slots__ = ("_names", "_values", "_index")
+
+    def __init__(self, names: tuple[str, ...], values: np.ndarray):
+        self._names = names
+        self._values = values
+        self._index = _index_of(names)
+
+    def __getitem__(self, key: str) -> float:
+        return float(self._values[self._index[key]])
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@lru_cache(maxsize=8)
+def _index_of(names: tuple[str, ...]) -> dict[str, int]:
+    return {n: i for i, n in enumerate(names)}
 
 
 def passage_order(candidates: Sequence[Candidate], n_passages: int) -> list[int]:
@@ -405,5 +466,5 @@ def rank_pool(
         best.setdefault(c.passage, c.score)
     floor = min(best.values(), default=0.0) - 1.0
     ranked = [replace(passages[n], score=round(best.get(n, floor), 4)) for n in order]
-    moved = [replace(c, passage=new_position[c.passage]) for c in candidates]
+    moved = [Candidate(c.sentence, new_position[c.passage], c.features, c.score) for c in candidates]
     return ranked, moved

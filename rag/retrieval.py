@@ -1,9 +1,12 @@
-"""Retrievers: question -> ranked chunk ids with scores (dense vectors, BM25, or both fused)."""
+"""Retrievers: question -> ranked chunk ids with scores (dense vectors, BM25, or both fused).
+
+Their results are a pool: `rag.ranking` re-orders it by each passage's best sentence.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,7 +19,6 @@ __all__ = [
     "DenseRetriever",
     "LexicalRetriever",
     "HybridRetriever",
-    "SentenceBoostRetriever",
     "make_retriever",
     "fuse",
 ]
@@ -27,12 +29,19 @@ _POOL = 50
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk: `score` is comparable within one result list only; `dense` is its cosine, `lexical` its BM25."""
+    """A retrieved chunk: `score` is comparable within one result list only; `dense` is its cosine, `lexical` its BM25.
+
+    `lexical_share` is its BM25 over the question's best BM25; `dense_rank` and `lexical_rank` its position among
+    each side's candidates (-1: that side did not find it).
+    """
 
     chunk_id: int
     score: float
     dense: float = float("nan")
     lexical: float = float("nan")
+    lexical_share: float = 0.0
+    dense_rank: int = -1
+    lexical_rank: int = -1
 
 
 @runtime_checkable
@@ -50,7 +59,7 @@ class DenseRetriever:
 
     def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
         scores, ids = self.store.search(query_vector[None, :], k, allowed_ids)
-        return [Hit(int(i), float(s), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        return [Hit(int(i), float(s), float(s), dense_rank=r) for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
 
 
 class LexicalRetriever:
@@ -61,7 +70,11 @@ class LexicalRetriever:
 
     def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
         scores, ids = self.lexical.search(question, k, allowed_ids)
-        return [Hit(int(i), float(s), lexical=float(s)) for s, i in zip(scores, ids)]
+        top = float(scores[0]) if len(scores) else 1.0
+        return [
+            Hit(int(i), float(s), lexical=float(s), lexical_share=float(s) / top, lexical_rank=r)
+            for r, (s, i) in enumerate(zip(scores, ids))
+        ]
 
 
 def fuse(dense: dict[int, float], lexical: dict[int, float], weight: float) -> dict[int, float]:
@@ -108,7 +121,13 @@ class HybridRetriever:
         fused = fuse(dense, lexical, self.weight)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         d_floor = min(dense.values(), default=0.0)
-        return [Hit(i, s, dense.get(i, d_floor), lexical.get(i, 0.0)) for i, s in best]
+        top = max(lexical.values(), default=0.0) or 1.0
+        d_rank = {i: r for r, i in enumerate(dense)}
+        l_rank = {i: r for r, i in enumerate(lexical)}
+        return [
+            Hit(i, s, dense.get(i, d_floor), lexical.get(i, 0.0), lexical.get(i, 0.0) / top, d_rank.get(i, -1), l_rank.get(i, -1))
+            for i, s in best
+        ]
 
 
 def make_retriever(kind: str, store: VectorStore, lexical: LexicalIndex | None, weight: float = 0.5) -> Retriever:
@@ -118,44 +137,3 @@ def make_retriever(kind: str, store: VectorStore, lexical: LexicalIndex | None, 
     if kind == "lexical":
         return LexicalRetriever(lexical)
     return HybridRetriever(store, lexical, weight)
-
-
-class SentenceBoostRetriever:
-    """Re-rank another retriever's candidates by adding `weight` times the cosine of each passage's best sentence.
-
-    Questions usually target one sentence; a passage holding that sentence among unrelated ones otherwise loses
-    to a passage that is loosely on topic throughout. Sentence vectors are computed at build time, so this costs
-    one small matrix product per question.
-
-    Args:
-        base: the retriever whose candidates are re-ranked.
-        sentence_rows: chunk ids -> {chunk id: rows of its sentences in `matrix`}.
-        matrix: (n_sentences, dim) unit sentence vectors (float16 or float32, may be memory-mapped).
-        weight: 1.0 was measured best on the fit half of the SQuAD 2.0 dev articles (docs/quality.md).
-        pool: candidates taken from `base` before re-ranking.
-    """
-
-    def __init__(
-        self,
-        base: Retriever,
-        sentence_rows: Callable[[Sequence[int]], dict[int, np.ndarray]],
-        matrix: np.ndarray,
-        weight: float = 1.0,
-        pool: int = 30,
-    ):
-        self.base = base
-        self.sentence_rows = sentence_rows
-        self.matrix = matrix
-        self.weight = weight
-        self.pool = pool
-
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
-        hits = self.base.retrieve(question, query_vector, max(self.pool, k), allowed_ids)
-        rows = self.sentence_rows([h.chunk_id for h in hits])
-        boosted = []
-        for h in hits:
-            r = rows.get(h.chunk_id)
-            best = float((np.asarray(self.matrix[r], dtype=np.float32) @ query_vector).max()) if r is not None and len(r) else 0.0
-            boosted.append(Hit(h.chunk_id, h.score + self.weight * best, h.dense, h.lexical))
-        boosted.sort(key=lambda h: (-h.score, h.chunk_id))
-        return boosted[:k]

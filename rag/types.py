@@ -74,7 +74,11 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """A quoted span: `document(doc_id).text[start:end] == quote`."""
+    """A quoted span: `document(doc_id).text[start:end] == quote`.
+
+    `score` is the answer's confidence for the first citation; a later one gets less, by how far the model rates
+    its sentence below the first.
+    """
 
     number: int
     doc_id: str

@@ -1,22 +1,12 @@
-"""Sentence answers: features, the packaged model, exact citations, abstention, duplicates, the optional reranker."""
+"""Composing answers: exact citations, abstention, duplicates quoted once, the margin, the optional reranker."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
-import numpy as np
 import pytest
 
 from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
-from rag.answer import (
-    ABSTAIN_TEXT,
-    AnswerModel,
-    compose_answer,
-    confidence_features,
-    load_model,
-    score_candidates,
-)
+from rag.answer import ABSTAIN_TEXT, compose_answer
+from rag.ranking import AnswerModel, load_model, rank_pool
 from rag.types import Document, Passage, Sentence
 
 TEXT = (
@@ -45,67 +35,56 @@ def _inputs(fake_embedder):
     return passages, [first, second], vecs
 
 
-def test_packaged_model_is_data_with_every_feature(fake_embedder):
-    raw = json.loads(resources.files("rag").joinpath("data", "answer_model.json").read_text())
-    model = load_model()
-    passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon struck by an earthquake?"
-    cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
-    assert set(model.weights) == set(raw["weights"]) == set(cands[0].features)
-    conf = confidence_features(cands[0], cands[1], {"lisbon"}, lambda w: 1.0, q)
-    assert set(model.confidence_weights) == set(conf)
+def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
+    ranked, cands = rank_pool(q, passages, sents, vecs, fake_embedder.embed_query(q))
+    opts = {"k": len(passages), "abstain_threshold": 0.0, "max_sentences": 3, **kwargs}
+    return compose_answer(q, ranked, cands, {"d": DOC}, **opts)
 
 
 def test_best_sentence_is_cited_with_exact_offsets(fake_embedder):
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon struck by an earthquake?"
-    ans = compose_answer(q, passages, sents, vecs, fake_embedder.embed_query(q), {"d": DOC},
-                         abstain_threshold=0.0, max_sentences=3)
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
     assert not ans.abstained
     c = ans.citations[0]
     assert c.quote == "Lisbon was struck by an earthquake in 1755." and TEXT[c.start:c.end] == c.quote
     assert 0.0 <= ans.confidence <= 1.0
+    assert c.score == pytest.approx(ans.confidence, abs=1e-4)
+    assert all(later.score <= c.score for later in ans.citations[1:])
 
 
-def test_answer_type_feature_prefers_a_year_for_when_questions(fake_embedder):
+def test_answer_shows_the_ranked_passages_best_first(fake_embedder):
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon rebuilt?"
-    cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
-    by_text = {c.sentence.text: c.features for c in cands}
-    assert by_text["Lisbon was struck by an earthquake in 1755."]["when_year"] == 1.0
-    assert by_text["It was rebuilt by the Marquis of Pombal."]["when_year"] == 0.0
-    # The pronoun-led sentence borrows its predecessor's overlap with the question; others do not.
-    assert by_text["It was rebuilt by the Marquis of Pombal."]["prev_overlap"] > 0
-    assert by_text["Lisbon was struck by an earthquake in 1755."]["prev_overlap"] == 0
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
+    assert ans.passages[0].text.startswith("Lisbon")
+    assert [p.score for p in ans.passages] == sorted((p.score for p in ans.passages), reverse=True)
+
+
+def test_quotes_only_from_the_first_k_passages(fake_embedder):
+    passages, sents, vecs = _inputs(fake_embedder)
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, k=1)
+    assert len(ans.passages) == 1
+    assert all(ans.passages[0].start <= c.start and c.end <= ans.passages[0].end for c in ans.citations)
 
 
 def test_abstains_below_threshold_and_keeps_passages(fake_embedder):
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "What is the boiling point of mercury?"
-    ans = compose_answer(q, passages, sents, vecs, fake_embedder.embed_query(q), {"d": DOC},
-                         abstain_threshold=0.99, max_sentences=3)
+    ans = _answer(fake_embedder, "What is the boiling point of mercury?", passages, sents, vecs, abstain_threshold=0.99)
     assert ans.abstained and ans.text == ABSTAIN_TEXT and not ans.citations and len(ans.passages) == 2
 
 
-def test_confidence_falls_when_question_words_are_missing(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
-    model = load_model()
-    confs = {}
-    for q in ("When was Lisbon struck by an earthquake?", "When was Lisbon struck by a tsunami and famine?"):
-        cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
-        from rag.lexical import content_terms
-
-        confs[q] = model.confidence(confidence_features(cands[0], cands[1], content_terms(q), lambda w: 1.0, q))
-    assert confs["When was Lisbon struck by an earthquake?"] > confs["When was Lisbon struck by a tsunami and famine?"]
+def test_no_sentences_abstains_with_zero_confidence(fake_embedder):
+    passages, _, _ = _inputs(fake_embedder)
+    ans = compose_answer("Where is Lisbon?", passages, [], {"d": DOC}, k=2, abstain_threshold=0.0, max_sentences=3)
+    assert ans.abstained and ans.confidence == 0.0 and len(ans.passages) == 2
 
 
 def test_repeated_sentence_is_quoted_once(fake_embedder):
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon struck by an earthquake?"
     # The same passage twice (an overlapping chunk or a syndicated copy).
-    cands = score_candidates(q, passages + passages[1:], sents + sents[1:], vecs + vecs[1:], fake_embedder.embed_query(q))
-    texts = [c.sentence.text for c in cands]
-    assert len(texts) == len(set(texts)) == 4
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages + passages[1:], sents + sents[1:],
+                  vecs + vecs[1:], max_sentences=4, model=AnswerModel(load_model().weights, load_model().confidence_weights, 100.0))
+    quotes = [c.quote for c in ans.citations]
+    assert len(quotes) == len(set(quotes)) == 4
 
 
 def test_reranker_reorders_candidates(fake_embedder):
@@ -114,9 +93,8 @@ def test_reranker_reorders_candidates(fake_embedder):
             return [1.0 if "Pombal" in text else 0.0 for _, text in pairs]
 
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon struck by an earthquake?"
-    ans = compose_answer(q, passages, sents, vecs, fake_embedder.embed_query(q), {"d": DOC},
-                         abstain_threshold=0.0, max_sentences=1, reranker=Reverse())
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, max_sentences=1,
+                  reranker=Reverse())
     assert "Pombal" in ans.citations[0].quote
 
 
@@ -130,10 +108,8 @@ def test_missing_reranker_folder_names_the_flag(tmp_path):
 
 def test_additional_sentences_stay_within_the_margin(fake_embedder):
     passages, sents, vecs = _inputs(fake_embedder)
-    q = "When was Lisbon struck by an earthquake?"
     tight = AnswerModel(load_model().weights, load_model().confidence_weights, 0.0)
-    ans = compose_answer(q, passages, sents, vecs, fake_embedder.embed_query(q), {"d": DOC},
-                         abstain_threshold=0.0, max_sentences=3, model=tight)
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, model=tight)
     assert len(ans.citations) == 1
 
 

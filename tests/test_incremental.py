@@ -155,3 +155,29 @@ def test_full_flag_exists_on_the_command_line():
     args = build_parser().parse_args(["rebuild-index", "--full", "--source", "x", "--index", "y"])
     assert args.full is True
     assert build_parser().parse_args(["rebuild-index"]).full is False
+
+
+def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_embedding(tmp_path, fake_embedder):
+    from rag import indexdir
+    from rag.errors import IndexMismatchError
+    from rag.lexical import TOKENIZER
+
+    src = tmp_path / "a.jsonl"
+    write_corpus(src, 4)
+    folder = tmp_path / "index"
+    build_index(src, folder, embedder=fake_embedder)
+    version = indexdir.current_version(folder)
+    # What an older version wrote: the same files, but words stemmed another way (checksums kept consistent).
+    meta = version / "lexical" / "lexical.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "tokenizer": "rag.lexical.terms"}))
+    manifest = indexdir.read_manifest(version)
+    manifest["files"].update(indexdir.checksums(version, ["lexical/lexical.json"]))
+    indexdir.write_manifest(version, manifest)
+    with pytest.raises(IndexMismatchError, match="rag rebuild-index"):
+        open_index(folder, embedder=fake_embedder)
+    stats = build_index(src, folder, embedder=fake_embedder)
+    assert stats.embedded_chunks == 0 and stats.version != version.name
+    idx = open_index(folder, embedder=fake_embedder)
+    assert json.loads((idx.version_dir / "lexical" / "lexical.json").read_text())["tokenizer"] == TOKENIZER
+    assert idx.query("Which bank raised interest rates?", abstain_threshold=0.0).citations
+    idx.close()

@@ -12,11 +12,9 @@ from rag.config import Settings
 from rag.lexical import LexicalIndex, terms
 from rag.retrieval import (
     DenseRetriever,
-    Hit,
     HybridRetriever,
     LexicalRetriever,
     Retriever,
-    SentenceBoostRetriever,
     fuse,
     make_retriever,
 )
@@ -154,21 +152,19 @@ def test_build_writes_lexical_index_into_the_manifest(fake_seed_index):
     assert not indexdir.verify_files(version, manifest, deep=True)
     for kind, cls in (("dense", DenseRetriever), ("lexical", LexicalRetriever), ("hybrid", HybridRetriever)):
         idx = open_index(folder, embedder=emb, settings=Settings.load({"retriever": kind}))
-        assert isinstance(idx.retriever, SentenceBoostRetriever) and isinstance(idx.retriever.base, cls)
+        assert isinstance(idx.retriever, cls)
         assert idx.search("intelligence sharing with Ukraine", 3)
         idx.close()
 
 
-def test_sentence_boost_promotes_the_passage_holding_the_best_sentence():
-    class Fixed:
-        def retrieve(self, question, query_vector, k, allowed_ids=None):
-            return [Hit(1, 0.60, 0.6, 0.0), Hit(2, 0.55, 0.55, 0.0), Hit(3, 0.10, 0.1, 0.0)][:k]
-
-    q = np.array([1.0, 0.0], dtype=np.float32)
-    matrix = np.array([[0.2, 0.98], [0.3, 0.95], [0.99, 0.1], [0.0, 1.0]], dtype=np.float16)
-    rows = {1: np.array([0, 1]), 2: np.array([2]), 3: np.array([3])}
-    boost = SentenceBoostRetriever(Fixed(), lambda ids: {i: rows[i] for i in ids}, matrix, weight=1.0, pool=3)
-    hits = boost.retrieve("q", q, 2)
-    assert [h.chunk_id for h in hits] == [2, 1]  # chunk 2 holds the sentence closest to the question
-    assert hits[0].score == pytest.approx(0.55 + 0.99, abs=1e-2) and hits[0].dense == 0.55
-    assert [h.chunk_id for h in SentenceBoostRetriever(Fixed(), lambda ids: {}, matrix, pool=3).retrieve("q", q, 3)] == [1, 2, 3]
+def test_hybrid_hits_carry_both_sides_signals(fake_embedder, lexical):
+    store = _Store(IDS, fake_embedder.embed_documents(TEXTS))
+    q = "Which river flows north through Germany?"
+    hits = HybridRetriever(store, lexical, 0.5).retrieve(q, fake_embedder.embed_query(q), 5)
+    lex_scores = {int(i): float(s) for s, i in zip(*lexical.search(q, 50))}
+    best = max(lex_scores.values())
+    for h in hits:
+        assert h.lexical_share == pytest.approx(lex_scores.get(h.chunk_id, 0.0) / best)
+        assert (h.lexical_rank >= 0) == (h.chunk_id in lex_scores)
+        assert h.dense_rank >= 0  # five texts: the dense side returns them all
+    assert max(h.lexical_share for h in hits) == pytest.approx(1.0)
