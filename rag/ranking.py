@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .lexical import STOP_WORDS, _stem, phrases, terms
+from .lexical import _WORD, STOP_WORDS, _stem, phrases, terms
 from .types import Passage, Sentence
 
 __all__ = [
@@ -49,7 +49,7 @@ _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
 _ANAPHOR = re.compile(r"(it|its|he|his|she|her|they|their|them|this|these|those|that|such|there)\b", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without|non)\b", re.IGNORECASE)
 _WHEN = re.compile(r"\bwhen\b|\bwhat (year|century|date|decade|month|day)\b|\bwhich year\b|\bwhat time\b")
 _COUNT = re.compile(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat percent")
 _WHO = re.compile(r"\bwho(m|se)?\b")
@@ -414,6 +414,49 @@ def passage_order(candidates: Sequence[Candidate], n_passages: int) -> list[int]
     return sorted(range(n_passages), key=lambda n: (n not in best, -best.get(n, 0.0), n))
 
 
+@lru_cache(maxsize=1)
+def _antonyms() -> dict[str, frozenset[str]]:
+    """word -> the words of opposite meaning listed in rag/data/antonyms.txt."""
+    out: dict[str, set[str]] = {}
+    text = resources.files("rag").joinpath("data", "antonyms.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or line.startswith("#"):
+            continue
+        a, b = parts
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _antonym_swap(question: str, sentence: str) -> bool:
+    """The sentence holds the opposite of a question word, and not the word itself ("least" asked, "most" said)."""
+    opposites = _antonyms()
+    q_words = {m.group(0).lower() for m in _WORD.finditer(question)}
+    s_words = {m.group(0).lower() for m in _WORD.finditer(sentence)}
+    return any(
+        w not in s_words and (opposites.get(w, frozenset()) & s_words) and not (opposites.get(w, frozenset()) & q_words)
+        for w in q_words
+    )
+
+
+def _substitutions(question: Sequence[str], sentence: Sequence[str]) -> int:
+    """Question words the sentence swaps for another between the same two neighbours ("French words" for
+    "English words"): the way an unanswerable question is often made from an answerable one."""
+    in_sentence, in_question = set(sentence), set(question)
+    count = 0
+    for i in range(1, len(question) - 1):
+        if question[i] in in_sentence:
+            continue
+        left, right = question[i - 1], question[i + 1]
+        if any(
+            sentence[j - 1] == left and sentence[j + 1] == right and sentence[j] not in in_question
+            for j in range(1, len(sentence) - 1)
+        ):
+            count += 1
+    return count
+
+
 def confidence_features(question: str, candidates: Sequence[Candidate], idf: IdfFn | None = None) -> dict[str, float]:
     """Question-level features for the confidence model, from the scored candidates (best first)."""
     idf = idf or _default_idf
@@ -426,7 +469,11 @@ def confidence_features(question: str, candidates: Sequence[Candidate], idf: Idf
     scores = np.array(sorted(distinct.values(), reverse=True))
     second = scores[1] if len(scores) > 1 else scores[0] - 5.0
     feats = {k: best.features[k] for k in _CONFIDENCE_KEYS}
+    top = _analyse(best.sentence.text)
     feats.update({
+        "substitution": min(_substitutions(tuple(terms(question)), top.words), 2) / 2,
+        "negation_mismatch": 1.0 if q.negated != top.negated else 0.0,
+        "antonym_swap": 1.0 if _antonym_swap(question, best.sentence.text) else 0.0,
         "top_score": best.score / 10,
         "top_margin": (scores[0] - second) / 5,
         "top_share": float(1.0 / np.exp(scores - scores[0]).sum()),

@@ -125,3 +125,34 @@ def test_zero_model_scores_zero(fake_embedder):
     q = "Where does the Rhine rise?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q), model=AnswerModel({}, {}))
     assert all(c.score == 0.0 for c in cands)
+
+
+def test_swapped_word_between_the_same_neighbours_counts_as_a_substitution():
+    from rag.lexical import terms
+    from rag.ranking import _substitutions
+
+    q = tuple(terms("What name comes from the English words Normans?"))
+    assert _substitutions(q, tuple(terms("The name comes from the French words Normans."))) == 1
+    assert _substitutions(q, tuple(terms("The name comes from the English words Normans."))) == 0
+    # A missing word with no stand-in between the same neighbours is not a swap.
+    assert _substitutions(q, tuple(terms("The name Normans is old."))) == 0
+
+
+def test_antonym_swap_and_negation_mismatch_reach_the_confidence(fake_embedder):
+    from rag.ranking import _antonym_swap
+
+    assert _antonym_swap("Which is the least important question?", "It is the most important question.")
+    assert not _antonym_swap("Which is the most important question?", "It is the most important question.")
+    # Both words of the pair in the question: nothing was swapped.
+    assert not _antonym_swap("Is it the most or the least important?", "It is the most important question.")
+    text = "It is the most important open question."
+    passages = [Passage("d", "T", "t.txt", 0, len(text), text, 0.5)]
+    sents = [[Sentence("d", 0, len(text), text)]]
+    vecs = [fake_embedder.embed_documents([text])]
+    feats = {}
+    for q in ("What is the most important open question?", "What is not the least important open question?"):
+        feats[q] = confidence_features(q, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q)))
+    plain, twisted = feats.values()
+    assert plain["antonym_swap"] == 0 and twisted["antonym_swap"] == 1
+    assert plain["negation_mismatch"] == 0 and twisted["negation_mismatch"] == 1
+    assert load_model().confidence(plain) > load_model().confidence(twisted)
