@@ -442,8 +442,8 @@ def run_squad(
     if not data.questions:
         raise SourceError(f"{folder} holds no questions for the chosen articles/split")
     embedder = embedder or make_embedder(settings.model, settings.backend)
-    with _work_folder(work) as folder:
-        idx = _build(data.articles, folder, settings, embedder, None)
+    with _work_folder(work) as work_dir:
+        idx = _build(data.articles, work_dir, settings, embedder, None)
         report: dict[str, Any] = {
             "data": {"folder": str(folder), "articles": len(data.articles), "split": split, "questions": len(data.questions),
                      "chunks": idx.info().get("chunks")},
@@ -487,8 +487,8 @@ def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, wor
     if not queries:
         raise SourceError(f"{folder} has no queries with judged documents in qrels/test.tsv")
     embedder = embedder or make_embedder(settings.model, settings.backend)
-    with _work_folder(work) as folder:
-        idx = _build({d: v for d, v in corpus.items()}, folder, settings, embedder, None)
+    with _work_folder(work) as work_dir:
+        idx = _build({d: v for d, v in corpus.items()}, work_dir, settings, embedder, None)
         ndcgs, recalls, secs = [], [], []
         with _bar(len(queries), "ours", show_progress) as bar:
             for qid, text in queries.items():

@@ -122,6 +122,7 @@ def test_run_squad_end_to_end_with_fake_embedder(fake_embedder, tmp_path):
     report = run_squad(TINY, baseline=True, embedder=_BaselineReady(fake_embedder), work=tmp_path / "w")
     ours, base = report["ours"], report["baseline"]
     assert report["data"]["questions"] == 6 and report["data"]["articles"] == 2
+    assert report["data"]["folder"] == str(TINY)  # the data folder, not the work folder
     for m in (ours, base):
         assert 0.0 <= m["answer@1"] <= m["answer@any"] <= 1.0
         assert m["hit@1"] <= m["hit@5"] <= m["hit@10"]
@@ -154,6 +155,7 @@ def test_run_beir_on_tiny_fixture(fake_embedder, tmp_path):
     assert len(corpus) == 4 and set(queries) == {"q1", "q2", "q3"}  # q9 has no judgement
     assert qrels["q3"] == {"d4": 2, "d1": 1}
     report = run_beir(BEIR, embedder=fake_embedder, work=tmp_path / "b")
+    assert report["data"]["folder"] == str(BEIR)
     assert report["ours"]["recall@100"] == 1.0  # four documents: all are retrieved
     assert 0.5 < report["ours"]["ndcg@10"] <= 1.0
 
