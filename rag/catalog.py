@@ -206,6 +206,21 @@ class Catalog:
         )
         return [SentenceRow(*r) for r in rows]
 
+    def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> dict[int, list[SentenceRow]]:
+        """chunk id -> the sentences overlapping that chunk, in document order (one query for all chunks)."""
+        if not len(chunk_ids):
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._query(
+            f'SELECT c.id, s.row, s.doc_id, s.start, s."end" FROM chunks c JOIN sentences s ON s.doc_id = c.doc_id '
+            f'AND s."end" > c.start AND s.start < c."end" WHERE c.id IN ({marks}) ORDER BY c.id, s.start',
+            [int(i) for i in chunk_ids],
+        )
+        out: dict[int, list[SentenceRow]] = {}
+        for cid, *rest in rows:
+            out.setdefault(cid, []).append(SentenceRow(*rest))
+        return out
+
     def sentences_of(self, doc_ids: Sequence[str]) -> list[SentenceRow]:
         if not doc_ids:
             return []
@@ -214,23 +229,6 @@ class Catalog:
             f'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id IN ({marks}) ORDER BY doc_id, start', list(doc_ids)
         )
         return [SentenceRow(*r) for r in rows]
-
-    def sentence_rows_of_chunks(self, chunk_ids: Sequence[int]) -> dict[int, "np.ndarray"]:
-        """chunk id -> int64 array of the sentence-vector rows of the sentences overlapping that chunk."""
-        import numpy as np
-
-        if not len(chunk_ids):
-            return {}
-        marks = ",".join("?" * len(chunk_ids))
-        rows = self._query(
-            f'SELECT c.id, s.row FROM chunks c JOIN sentences s ON s.doc_id = c.doc_id AND s."end" > c.start '
-            f'AND s.start < c."end" WHERE c.id IN ({marks})',
-            [int(i) for i in chunk_ids],
-        )
-        out: dict[int, list[int]] = {}
-        for cid, row in rows:
-            out.setdefault(cid, []).append(row)
-        return {cid: np.array(r, dtype=np.int64) for cid, r in out.items()}
 
     def all_chunks(self) -> list[ChunkRow]:
         return [ChunkRow(*r) for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')]

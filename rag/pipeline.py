@@ -520,8 +520,9 @@ class Index:
     def _sentences(self, passages: list[Passage], docs: dict[str, Document]) -> tuple[list[list[Sentence]], list[np.ndarray]]:
         all_sents: list[list[Sentence]] = []
         all_vecs: list[np.ndarray] = []
+        by_chunk = self.catalog.sentences_of_chunks([p.chunk_id for p in passages])
         for p in passages:
-            rows = self.catalog.sentences_in(p.doc_id, p.start, p.end)
+            rows = by_chunk.get(p.chunk_id, [])
             doc = docs[p.doc_id]
             # A sentence cut by the chunk boundary is quoted whole: the citation still points into the document.
             all_sents.append([Sentence(r.doc_id, r.start, r.end, doc.text[r.start : r.end]) for r in rows])

@@ -43,7 +43,6 @@ IdfFn = Callable[[str], float]
 
 _CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
 _NUMBER = re.compile(r"\d[\d,.]*")
-_DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b|\b\d{1,2}(st|nd|rd|th)\s+century\b", re.IGNORECASE)
 _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
