@@ -59,7 +59,7 @@ class Settings:
     chunk_overlap: int = 40
     k: int = 5
     retriever: str = "hybrid"
-    abstain_threshold: float = 0.30
+    abstain_threshold: float = 0.21
     max_answer_sentences: int = 3
     max_question_chars: int = 2000
     max_file_mb: float = 50.0

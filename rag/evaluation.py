@@ -245,6 +245,8 @@ class QuestionResult:
         confidence: the answer's confidence score.
         abstained: whether it abstained at the threshold being evaluated.
         seconds: time of the question call.
+        absent_confidence, absent_abstained: the same for the question asked with its own article left out (answerable
+            questions of a set with more than one article; None otherwise).
     """
 
     question: SquadQuestion
@@ -255,6 +257,8 @@ class QuestionResult:
     confidence: float
     abstained: bool
     seconds: float
+    absent_confidence: float | None = None
+    absent_abstained: bool | None = None
 
 
 def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
@@ -264,7 +268,9 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     only; answer@1 and span@1 judge the answer given with abstention off, and `answer@1_answered` counts an
     abstention as a miss. `answered` is the share of answerable questions answered at the threshold;
     `abstain_unanswerable` the share of unanswerable ones abstained on; `abstain_auroc` separates the two by
-    confidence.
+    confidence. `abstain_absent` is the share of answerable questions abstained on when asked with their own article
+    left out (nothing indexed answers them then), `absent_auroc` separates those from the same questions asked of
+    every article.
     """
     ans = [r for r in results if r.question.answerable]
     una = [r for r in results if not r.question.answerable]
@@ -290,6 +296,10 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     out["abstain_unanswerable"] = sum(r.abstained for r in una) / max(len(una), 1)
     out["abstain_answerable"] = sum(r.abstained for r in ans) / n
     out["abstain_auroc"] = auroc([r.confidence for r in ans], [r.confidence for r in una])
+    gone = [r for r in ans if r.absent_confidence is not None]
+    if gone:
+        out["abstain_absent"] = sum(bool(r.absent_abstained) for r in gone) / len(gone)
+        out["absent_auroc"] = auroc([r.confidence for r in gone], [r.absent_confidence for r in gone])
     secs = [r.seconds * 1000 for r in results]
     out["latency_p50_ms"] = _percentile(secs, 50)
     out["latency_p95_ms"] = _percentile(secs, 95)
@@ -321,15 +331,20 @@ def _work_folder(work: str | Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _ours(idx, q: SquadQuestion, threshold: float) -> QuestionResult:
+def _ours(idx, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -> QuestionResult:
     t0 = time.perf_counter()
     answer = idx.query(q.question, abstain_threshold=0.0)
     seconds = time.perf_counter() - t0
     passages = [p.text for p in idx.search(q.question, 10)]
     first = answer.citations[0] if answer.citations else None
+    absent = None
+    others = [t for t in titles if t != q.doc_id]
+    if q.answerable and others:
+        absent = idx.query(q.question, doc_ids=others, abstain_threshold=0.0).confidence
     return QuestionResult(
         q, passages, first.quote if first else None, [c.quote for c in answer.citations],
         (first.start, first.end) if first else None, answer.confidence, answer.confidence < threshold, seconds,
+        absent, None if absent is None else absent < threshold,
     )
 
 
@@ -378,14 +393,9 @@ class Baseline:
             i += len(sents)
         self._np = np
 
-    def ask(self, q: SquadQuestion) -> QuestionResult:
-        np = self._np
-        t0 = time.perf_counter()
-        model = self.embedder.model
-        qvec = np.asarray(model.encode([q.question], normalize_embeddings=True, show_progress_bar=False)[0], np.float32)
-        _, ids = self.index.search(qvec[None, :], 10)
-        top = [int(i) for i in ids[0] if i >= 0]
-        best = (-2.0, None)
+    def _best(self, qvec, top: list[int]) -> tuple[float, tuple[str, int, int] | None]:
+        """The most similar sentence of the first five chunks, with its cosine."""
+        best: tuple[float, tuple[str, int, int] | None] = (-2.0, None)
         for ci in top[:5]:
             if len(self.sentence_vectors[ci]):
                 cos = self.sentence_vectors[ci] @ qvec
@@ -393,13 +403,32 @@ class Baseline:
                 if cos[j] > best[0]:
                     d, _, _ = self.chunks[ci]
                     best = (float(cos[j]), (d, *self.sentences[ci][j]))
+        return best
+
+    def ask(self, q: SquadQuestion, leave_out_article: bool = False) -> QuestionResult:
+        """Answer `q`; with `leave_out_article`, also answer it from the other articles' chunks only."""
+        np = self._np
+        t0 = time.perf_counter()
+        model = self.embedder.model
+        qvec = np.asarray(model.encode([q.question], normalize_embeddings=True, show_progress_bar=False)[0], np.float32)
+        _, ids = self.index.search(qvec[None, :], 10)
+        top = [int(i) for i in ids[0] if i >= 0]
+        best = self._best(qvec, top)
         seconds = time.perf_counter() - t0
+        absent = None
+        if leave_out_article and q.answerable:
+            _, all_ids = self.index.search(qvec[None, :], len(self.chunks))
+            elsewhere = [int(i) for i in all_ids[0] if i >= 0 and self.chunks[int(i)][0] != q.doc_id]
+            absent = self._best(qvec, elsewhere)[0] if elsewhere else None
         passages = [self.docs[self.chunks[c][0]][1][self.chunks[c][1] : self.chunks[c][2]] for c in top]
         quote, span = None, None
         if best[1] is not None:
             d, s, e = best[1]
             quote, span = self.docs[d][1][s:e], (s, e)
-        return QuestionResult(q, passages, quote, [quote] if quote else [], span, best[0], best[0] < self.COSINE_THRESHOLD, seconds)
+        return QuestionResult(
+            q, passages, quote, [quote] if quote else [], span, best[0], best[0] < self.COSINE_THRESHOLD, seconds,
+            absent, None if absent is None else absent < self.COSINE_THRESHOLD,
+        )
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -442,6 +471,7 @@ def run_squad(
     if not data.questions:
         raise SourceError(f"{folder} holds no questions for the chosen articles/split")
     embedder = embedder or make_embedder(settings.model, settings.backend)
+    titles = list(data.articles) if len(data.articles) > 1 else []
     with _work_folder(work) as work_dir:
         idx = _build(data.articles, work_dir, settings, embedder, None)
         report: dict[str, Any] = {
@@ -452,7 +482,7 @@ def run_squad(
         results = []
         with _bar(len(data.questions), "ours", show_progress) as bar:
             for q in data.questions:
-                results.append(_ours(idx, q, idx.settings.abstain_threshold))
+                results.append(_ours(idx, q, idx.settings.abstain_threshold, titles))
                 bar.update(1)
         report["ours"] = squad_metrics(results)
         idx.close()
@@ -461,7 +491,7 @@ def run_squad(
             b_results = []
             with _bar(len(data.questions), "baseline", show_progress) as bar:
                 for q in data.questions:
-                    b_results.append(base.ask(q))
+                    b_results.append(base.ask(q, leave_out_article=len(titles) > 1))
                     bar.update(1)
             report["baseline"] = squad_metrics(b_results)
             report["data"]["baseline_chunks"] = len(base.chunks)
@@ -520,8 +550,8 @@ def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, wor
 
 _ORDER = [
     "hit@1", "hit@5", "hit@10", "mrr@10", "answer@1", "answer@any", "span@1", "answer@1_answered", "answered",
-    "abstain_unanswerable", "abstain_answerable", "abstain_auroc", "ndcg@10", "recall@100", "latency_p50_ms",
-    "latency_p95_ms",
+    "abstain_unanswerable", "abstain_answerable", "abstain_auroc", "abstain_absent", "absent_auroc", "ndcg@10",
+    "recall@100", "latency_p50_ms", "latency_p95_ms",
 ]
 
 

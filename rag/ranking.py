@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from itertools import combinations
@@ -172,19 +172,32 @@ class Candidate:
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """Linear sentence scorer and logistic confidence model (coefficients by feature name)."""
+    """Linear sentence scorer and the confidence: the product of two logistic models over the same features.
+
+    `confidence_weights` judge whether the best sentence answers a question about what the articles discuss
+    (fitted on SQuAD 2.0's answerable and unanswerable questions); `presence_weights` judge whether the articles
+    discuss the question's subject at all (fitted on answerable questions asked with and without their article).
+    Empty weights leave that factor out.
+    """
 
     weights: dict[str, float]
     confidence_weights: dict[str, float]
     margin: float = 1.0
+    presence_weights: dict[str, float] = field(default_factory=dict)
 
     def score(self, features: Mapping[str, float]) -> float:
         return sum(self.weights.get(k, 0.0) * v for k, v in features.items())
 
     def confidence(self, features: Mapping[str, float]) -> float:
         """Probability in [0, 1] that the articles answer the question."""
-        z = sum(self.confidence_weights.get(k, 0.0) * v for k, v in features.items())
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        p = _sigmoid(sum(self.confidence_weights.get(k, 0.0) * v for k, v in features.items()))
+        if self.presence_weights:
+            p *= _sigmoid(sum(self.presence_weights.get(k, 0.0) * v for k, v in features.items()))
+        return p
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 @lru_cache(maxsize=4)
@@ -195,6 +208,7 @@ def load_model(name: str = "answer_model.json") -> AnswerModel:
         weights={k: float(v) for k, v in data["weights"].items()},
         confidence_weights={k: float(v) for k, v in data["confidence_weights"].items()},
         margin=float(data.get("margin", 1.0)),
+        presence_weights={k: float(v) for k, v in data.get("presence_weights", {}).items()},
     )
 
 

@@ -126,3 +126,10 @@ def test_seed_question_is_answered_by_the_waltz_sentence(seed_index):
 def test_unanswerable_seed_question_abstains(seed_index):
     answer = seed_index.query(UNANSWERABLE)
     assert answer.abstained and not answer.citations
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("question", ["What is the capital of Australia?", "Who won the 2004 FA Cup final?"])
+def test_questions_about_subjects_the_seed_never_mentions_abstain(seed_index, question):
+    answer = seed_index.query(question)
+    assert answer.abstained and not answer.citations and answer.confidence < seed_index.settings.abstain_threshold

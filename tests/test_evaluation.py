@@ -13,6 +13,7 @@ from conftest import SQUAD, require_shared
 from rag.evaluation import (
     QuestionResult,
     auroc,
+    format_report,
     load_beir,
     load_squad,
     ndcg_at,
@@ -109,6 +110,24 @@ def test_squad_metrics_on_hand_results():
     assert m["abstain_unanswerable"] == 1 / 2
     # answerable confidences 0.9, 0.2, 0.6, 0.8 against 0.7, 0.1: 6 of 8 pairs ranked right.
     assert m["abstain_auroc"] == pytest.approx(6 / 8)
+    assert "abstain_absent" not in m  # nobody asked with the article left out
+
+
+def test_absent_article_metrics_on_hand_results():
+    from dataclasses import replace
+
+    data = load_squad(TINY)
+    q = {x.id: x for x in data.questions}
+    results = [
+        replace(_result(q["q1"], ["x"], None, None, 0.9, False), absent_confidence=0.1, absent_abstained=True),
+        replace(_result(q["q2"], ["x"], None, None, 0.4, False), absent_confidence=0.5, absent_abstained=False),
+        replace(_result(q["q4"], ["x"], None, None, 0.8, False), absent_confidence=0.2, absent_abstained=True),
+        _result(q["q6"], ["x"], None, None, 0.1, True),
+    ]
+    m = squad_metrics(results)
+    assert m["abstain_absent"] == 2 / 3
+    # present 0.9, 0.4, 0.8 against absent 0.1, 0.5, 0.2: 8 of 9 pairs ranked right.
+    assert m["absent_auroc"] == pytest.approx(8 / 9)
 
 
 def test_answer_match_is_by_whole_words():
@@ -129,6 +148,9 @@ def test_run_squad_end_to_end_with_fake_embedder(fake_embedder, tmp_path):
         assert m["latency_p50_ms"] > 0
     # Every question's answer sits in its own short paragraph, so retrieval finds all of them.
     assert ours["hit@5"] == 1.0 and base["hit@5"] == 1.0
+    # Two articles: each answerable question is also asked with its article left out, by both systems.
+    assert 0.0 <= ours["abstain_absent"] <= 1.0 and 0.0 <= base["abstain_absent"] <= 1.0
+    assert "abstain_absent" in format_report(report) and "absent_auroc" in format_report(report)
     # Reusing the work folder does not rebuild and gives the same figures.
     again = run_squad(TINY, embedder=fake_embedder, work=tmp_path / "w")
     assert again["ours"]["answer@1"] == ours["answer@1"]

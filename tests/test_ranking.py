@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from rag.ranking import (
@@ -52,6 +53,7 @@ def test_packaged_model_is_data_with_every_feature(fake_embedder):
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     assert set(model.weights) == set(raw["weights"]) == set(cands[0].features)
     assert set(model.confidence_weights) == set(confidence_features(q, cands))
+    assert set(model.presence_weights) == set(model.confidence_weights)
     assert raw["fitted_on"]["pool"] >= 10
 
 
@@ -156,3 +158,12 @@ def test_antonym_swap_and_negation_mismatch_reach_the_confidence(fake_embedder):
     assert plain["antonym_swap"] == 0 and twisted["antonym_swap"] == 1
     assert plain["negation_mismatch"] == 0 and twisted["negation_mismatch"] == 1
     assert load_model().confidence(plain) > load_model().confidence(twisted)
+
+
+def test_confidence_is_the_product_of_the_two_models():
+    feats = {"a": 1.0, "bias": 1.0}
+    answers = AnswerModel({}, {"a": 2.0, "bias": -1.0})
+    both = AnswerModel({}, {"a": 2.0, "bias": -1.0}, 1.0, {"a": -1.0, "bias": 0.0})
+    p = 1 / (1 + np.exp(-1.0))
+    assert answers.confidence(feats) == pytest.approx(p)
+    assert both.confidence(feats) == pytest.approx(p * 1 / (1 + np.exp(1.0)))

@@ -11,8 +11,12 @@ only reported, never used to choose anything):
    positives are the sentences covering a gold answer span or holding a gold answer's text; L2-regularized;
 4. fits the confidence model: logistic regression of "the question is answerable" on
    `rag.ranking.confidence_features` of the re-scored pool;
-5. sets the suggested abstention threshold to the confidence that 92% of answerable fit questions reach;
-6. prints fit, holdout and full-set figures, and with --write saves the coefficients.
+5. fits the presence model: logistic regression, on the same features, of answerable questions against the same
+   questions asked with their own article left out (the articles never mention the subject); the engine's
+   confidence is the product of the two models;
+6. sets the suggested abstention threshold to the confidence that 92% of answerable fit questions reach;
+7. prints fit, holdout and full-set figures (abstain_absent: share of answerable questions abstained on when their
+   article is left out), and with --write saves the coefficients.
 """
 
 from __future__ import annotations
@@ -56,15 +60,17 @@ def clogit_fit(groups: list[tuple[np.ndarray, np.ndarray]], dim: int, l2: float)
     return minimize(loss, np.zeros(dim), jac=True, method="L-BFGS-B").x
 
 
-def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Logistic regression, L2 on every coefficient but the last (the bias column)."""
+def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float, weight: np.ndarray | None = None) -> np.ndarray:
+    """Logistic regression (rows weighted by `weight`), L2 on every coefficient but the last (the bias column)."""
     from scipy.optimize import minimize
+
+    weight = np.ones(len(y)) if weight is None else weight
 
     def loss(w):
         z = X @ w
         p = 1 / (1 + np.exp(-z))
-        ll = np.sum(np.logaddexp(0, z) - y * z) + 0.5 * l2 * w[:-1] @ w[:-1]
-        g = X.T @ (p - y)
+        ll = np.sum(weight * (np.logaddexp(0, z) - y * z)) + 0.5 * l2 * w[:-1] @ w[:-1]
+        g = X.T @ (weight * (p - y))
         g[:-1] += l2 * w[:-1]
         return ll, g
 
@@ -91,11 +97,28 @@ def collect(idx, data, qvecs, k: int):
     return names, out
 
 
+def absent_confidences(idx, data, qvecs, model: AnswerModel):
+    """Confidence features of each answerable question asked with its own article left out (so nothing answers it)."""
+    titles = list(data.articles)
+    allowed = {t: np.array(idx.catalog.chunk_ids_where([o for o in titles if o != t]), dtype=np.int64) for t in titles}
+    out = []
+    for q, v in zip(data.questions, qvecs):
+        if not q.answerable:
+            out.append(None)
+            continue
+        passages, sents, vecs, signals, _ = idx.pool(q.question, v, 5, allowed[q.doc_id])
+        cands = score_candidates(q.question, passages, sents, vecs, v, signals, idf=idx.lexical.idf_of, model=model)
+        out.append(confidence_features(q.question, cands, idx.lexical.idf_of) if cands else None)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path")
     ap.add_argument("--work", required=True, help="folder for the index and cached question vectors")
     ap.add_argument("--write", action="store_true", help="save rag/data/answer_model.json")
+    ap.add_argument("--no-presence", action="store_true",
+                    help="leave out the model of whether the articles speak of the question's subject at all")
     args = ap.parse_args()
     settings = Settings.load({})
     emb = make_embedder(settings.model, settings.backend)
@@ -139,7 +162,18 @@ def main() -> int:
     yc = np.array([float(q.answerable) for (q, *_), j, m in zip(rows, judged, is_fit) if j and m])
     wc = logistic_fit(Xc, yc, L2)
     cweights = dict(zip(cnames, wc.tolist()))
-    final = AnswerModel(weights, cweights, 1.0)
+    # SQuAD's unanswerable questions are all about an article that is there. A second model learns whether the
+    # articles speak of the question's subject at all, from the same answerable questions asked with their own
+    # article left out; the confidence is the product of the two.
+    absent = absent_confidences(idx, data, qvecs, AnswerModel(weights, {}, 1.0))
+    pweights: dict[str, float] = {}
+    if not args.no_presence:
+        present = [j[0] for (q, *_), j, m in zip(rows, judged, is_fit) if j and m and q.answerable]
+        gone = [f for f, m in zip(absent, is_fit) if f is not None and m]
+        Xp = np.array([[f[n] for n in cnames] for f in present + gone])
+        yp = np.concatenate([np.ones(len(present)), np.zeros(len(gone))])
+        pweights = dict(zip(cnames, logistic_fit(Xp, yp, L2).tolist()))
+    final = AnswerModel(weights, cweights, 1.0, pweights)
 
     def figures(mask):
         conf_a, conf_u, hit1, hit5, a1, s1 = [], [], [], [], [], []
@@ -163,6 +197,9 @@ def main() -> int:
         a, u, f = figures(mask)
         answered = np.mean(np.array(a) >= threshold)
         abst = np.mean(np.array(u) < threshold)
+        gone = [final.confidence(x) for x, m in zip(absent, mask) if x is not None and m]
+        f["abstain_absent"] = np.mean(np.array(gone) < threshold)
+        f["absent_auroc"] = auroc(a, gone)
         print(f"{name:8s} " + "  ".join(f"{k} {v:.3f}" for k, v in f.items())
               + f"  auroc {auroc(a, u):.3f}  answered {answered:.3f}  abstain_unanswerable {abst:.3f}")
     print("sentence weights", json.dumps({k: round(v, 3) for k, v in weights.items()}))
@@ -175,12 +212,15 @@ def main() -> int:
                 "articles.jsonl). weights: conditional-logit coefficients of the features of rag.ranking."
                 "score_candidates; a sentence's score is their weighted sum and a passage ranks by its best sentence. "
                 "confidence_weights: logistic coefficients over rag.ranking.confidence_features; confidence = "
-                "sigmoid(weighted sum) estimates the chance that the articles answer the question. margin: further "
+                "sigmoid(weighted sum) estimates the chance that the best sentence answers a question about what the "
+                "articles discuss; presence_weights: logistic coefficients, same features, for the chance that the "
+                "articles discuss the question's subject at all; the confidence is the product. margin: further "
                 "sentences are quoted only within this many score units of the first. suggested_threshold: the "
                 "confidence 92% of answerable fit questions reach."
             ),
             "weights": {k: round(v, 5) for k, v in weights.items()},
             "confidence_weights": {k: round(v, 5) for k, v in cweights.items()},
+            "presence_weights": {k: round(v, 5) for k, v in pweights.items()},
             "margin": 1.0,
             "suggested_threshold": threshold,
             "fitted_on": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "k": settings.k,
