@@ -5,34 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
+from places import DOC, TEXT, pool
 from rag.answer import ABSTAIN_TEXT, compose_answer
 from rag.ranking import AnswerModel, load_model, rank_pool
-from rag.types import Document, Passage, Sentence
-
-TEXT = (
-    "The Rhine rises in the Swiss Alps. It reaches the North Sea in the Netherlands.\n\n"
-    "Lisbon was struck by an earthquake in 1755. It was rebuilt by the Marquis of Pombal."
-)
-DOC = Document("d", TEXT, "Places", "places.txt", "h")
-
-
-def _sentences(text_parts):
-    out = []
-    for part in text_parts:
-        s = TEXT.index(part)
-        out.append(Sentence("d", s, s + len(part), part))
-    return out
-
-
-def _inputs(fake_embedder):
-    first = _sentences(["The Rhine rises in the Swiss Alps.", "It reaches the North Sea in the Netherlands."])
-    second = _sentences(["Lisbon was struck by an earthquake in 1755.", "It was rebuilt by the Marquis of Pombal."])
-    passages = []
-    for group in (first, second):
-        s, e = group[0].start, group[-1].end
-        passages.append(Passage("d", "Places", "places.txt", s, e, TEXT[s:e], 0.5))
-    vecs = [fake_embedder.embed_documents([x.text for x in g]) for g in (first, second)]
-    return passages, [first, second], vecs
 
 
 def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
@@ -42,7 +17,7 @@ def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
 
 
 def test_best_sentence_is_cited_with_exact_offsets(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
     assert not ans.abstained
     c = ans.citations[0]
@@ -53,33 +28,33 @@ def test_best_sentence_is_cited_with_exact_offsets(fake_embedder):
 
 
 def test_answer_shows_the_ranked_passages_best_first(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
     assert ans.passages[0].text.startswith("Lisbon")
     assert [p.score for p in ans.passages] == sorted((p.score for p in ans.passages), reverse=True)
 
 
 def test_quotes_only_from_the_first_k_passages(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, k=1)
     assert len(ans.passages) == 1
     assert all(ans.passages[0].start <= c.start and c.end <= ans.passages[0].end for c in ans.citations)
 
 
 def test_abstains_below_threshold_and_keeps_passages(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "What is the boiling point of mercury?", passages, sents, vecs, abstain_threshold=0.99)
     assert ans.abstained and ans.text == ABSTAIN_TEXT and not ans.citations and len(ans.passages) == 2
 
 
 def test_no_sentences_abstains_with_zero_confidence(fake_embedder):
-    passages, _, _ = _inputs(fake_embedder)
+    passages, _, _ = pool(fake_embedder)
     ans = compose_answer("Where is Lisbon?", passages, [], {"d": DOC}, k=2, abstain_threshold=0.0, max_sentences=3)
     assert ans.abstained and ans.confidence == 0.0 and len(ans.passages) == 2
 
 
 def test_repeated_sentence_is_quoted_once(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     # The same passage twice (an overlapping chunk or a syndicated copy).
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages + passages[1:], sents + sents[1:],
                   vecs + vecs[1:], max_sentences=4, model=AnswerModel(load_model().weights, load_model().confidence_weights, 100.0))
@@ -92,7 +67,7 @@ def test_reranker_reorders_candidates(fake_embedder):
         def predict(self, pairs, **kwargs):
             return [1.0 if "Pombal" in text else 0.0 for _, text in pairs]
 
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, max_sentences=1,
                   reranker=Reverse())
     assert "Pombal" in ans.citations[0].quote
@@ -107,7 +82,7 @@ def test_missing_reranker_folder_names_the_flag(tmp_path):
 
 
 def test_additional_sentences_stay_within_the_margin(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     tight = AnswerModel(load_model().weights, load_model().confidence_weights, 0.0)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, model=tight)
     assert len(ans.citations) == 1

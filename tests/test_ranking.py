@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
+from places import pool
 from rag.ranking import (
     AnswerModel,
     Candidate,
@@ -20,35 +21,11 @@ from rag.ranking import (
 )
 from rag.types import Passage, Sentence
 
-TEXT = (
-    "The Rhine rises in the Swiss Alps. It reaches the North Sea in the Netherlands.\n\n"
-    "Lisbon was struck by an earthquake in 1755. It was rebuilt by the Marquis of Pombal."
-)
-
-
-def _sentences(parts):
-    out = []
-    for part in parts:
-        s = TEXT.index(part)
-        out.append(Sentence("d", s, s + len(part), part))
-    return out
-
-
-def _inputs(fake_embedder):
-    first = _sentences(["The Rhine rises in the Swiss Alps.", "It reaches the North Sea in the Netherlands."])
-    second = _sentences(["Lisbon was struck by an earthquake in 1755.", "It was rebuilt by the Marquis of Pombal."])
-    passages = []
-    for group in (first, second):
-        s, e = group[0].start, group[-1].end
-        passages.append(Passage("d", "Places", "places.txt", s, e, TEXT[s:e], 0.5))
-    vecs = [fake_embedder.embed_documents([x.text for x in g]) for g in (first, second)]
-    return passages, [first, second], vecs
-
 
 def test_packaged_model_is_data_with_every_feature(fake_embedder):
     raw = json.loads(resources.files("rag").joinpath("data", "answer_model.json").read_text())
     model = load_model()
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon struck by an earthquake?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     assert set(model.weights) == set(raw["weights"]) == set(cands[0].features)
@@ -58,7 +35,7 @@ def test_packaged_model_is_data_with_every_feature(fake_embedder):
 
 
 def test_every_pair_is_scored_best_first_with_finite_features(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon struck by an earthquake?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     assert len(cands) == 4
@@ -68,7 +45,7 @@ def test_every_pair_is_scored_best_first_with_finite_features(fake_embedder):
 
 
 def test_answer_type_and_neighbour_features(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon rebuilt?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     by_text = {c.sentence.text: c.features for c in cands}
@@ -82,7 +59,7 @@ def test_answer_type_and_neighbour_features(fake_embedder):
 
 
 def test_missing_question_words_lower_the_window_coverage(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     feats = {}
     for q in ("When was Lisbon struck by an earthquake?", "When was Lisbon struck by a tsunami and famine?"):
         cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
@@ -100,7 +77,7 @@ def test_passage_order_follows_the_best_sentence():
 
 
 def test_rank_pool_reindexes_candidates_into_the_new_order(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon struck by an earthquake?"
     # The retriever put the Rhine passage first; the Lisbon sentence moves its passage up.
     signals = [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)]
@@ -113,7 +90,7 @@ def test_rank_pool_reindexes_candidates_into_the_new_order(fake_embedder):
 
 
 def test_signals_change_the_scores(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "Where does the Rhine rise?"
     qv = fake_embedder.embed_query(q)
     strong = score_candidates(q, passages, sents, vecs, qv, [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)])
@@ -123,7 +100,7 @@ def test_signals_change_the_scores(fake_embedder):
 
 
 def test_zero_model_scores_zero(fake_embedder):
-    passages, sents, vecs = _inputs(fake_embedder)
+    passages, sents, vecs = pool(fake_embedder)
     q = "Where does the Rhine rise?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q), model=AnswerModel({}, {}))
     assert all(c.score == 0.0 for c in cands)
