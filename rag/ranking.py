@@ -52,6 +52,12 @@ _NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without|non)\b", re.IG
 _WHEN = re.compile(r"\bwhen\b|\bwhat (year|century|date|decade|month|day)\b|\bwhich year\b|\bwhat time\b")
 _COUNT = re.compile(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat percent")
 _WHO = re.compile(r"\bwho(m|se)?\b")
+_WHERE = re.compile(r"\bwhere\b|\b(what|which|in which) (country|city|state|region|place|location|town|county|continent)\b")
+_WHY = re.compile(r"\bwhy\b|\bwhat (caused|causes|was the reason|is the reason|reason)\b")
+_HOW = re.compile(r"^\s*how (did|does|do|is|was|were|are|can|could|would|will)\b", re.IGNORECASE)
+_PLACE_AFTER = re.compile(r"\b(?:in|at|near|from|to|into|across)\s+(?:the\s+)?([A-Z][\w’'-]*)")
+_CAUSE = re.compile(r"\b(because|due to|as a result|since|so that|in order to|caused by|led to|owing to|result of)\b", re.IGNORECASE)
+_MEANS = re.compile(r"\bby\s+\w+ing\b|\bthrough\b|\busing\b|\bwith the help of\b", re.IGNORECASE)
 
 # Products of the strongest signals let the linear model weigh agreement between them (a sentence that matches
 # both by meaning and by words beats one that matches only one way).
@@ -96,6 +102,9 @@ class _Text:
     dated: bool
     anaphor: bool
     negated: bool
+    places: frozenset[str]
+    causal: bool
+    means: bool
 
 
 @lru_cache(maxsize=1 << 15)
@@ -105,6 +114,8 @@ def _analyse(text: str) -> _Text:
         words, frozenset(words), frozenset(phrases(text)), frozenset(_names(text, False)), frozenset(_numbers(text)),
         bool(_YEAR.search(text) or _MONTH.search(text)), _ANAPHOR.match(text) is not None,
         _NEGATION.search(text) is not None,
+        frozenset(_stem(m.group(1).lower()) for m in _PLACE_AFTER.finditer(text)),
+        _CAUSE.search(text) is not None, _MEANS.search(text) is not None,
     )
 
 
@@ -120,6 +131,9 @@ class Question:
     when: bool
     count: bool
     who: bool
+    where: bool
+    why: bool
+    how: bool
     negated: bool
     weight: dict[str, float]
     mass: float
@@ -135,7 +149,8 @@ def analyse_question(question: str, idf: IdfFn) -> Question:
     return Question(
         question, q_terms, frozenset(phrases(question)), frozenset(_names(question, True)), frozenset(_numbers(question)),
         _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
-        _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0, max(weight.values(), default=1.0) or 1.0,
+        _WHERE.search(low) is not None, _WHY.search(low) is not None, _HOW.search(question) is not None and not
+        _COUNT.search(low), _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0, max(weight.values(), default=1.0) or 1.0,
         len(words),
     )
 
@@ -282,6 +297,9 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
         "when_year": 1.0 if q.when and t.dated else 0.0,
         "count_number": 1.0 if q.count and new_numbers else 0.0,
         "who_name": 1.0 if q.who and new_names else 0.0,
+        "where_place": 1.0 if q.where and (t.places - q.terms) else 0.0,
+        "why_cause": 1.0 if q.why and t.causal else 0.0,
+        "how_means": 1.0 if q.how and t.means else 0.0,
         "novel": min(len(novel), 30) / 30,
         "restates": 1.0 if not novel else 0.0,
         "new_names": min(len(new_names), 5) / 5,
