@@ -19,7 +19,7 @@ import Stemmer
 
 from .errors import IndexCorruptError, IndexMismatchError
 
-__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer"]
+__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer", "terms_and_phrases"]
 
 FOLDER = "lexical"
 _IDS = "chunk_ids.npy"
@@ -54,8 +54,25 @@ def terms(text: str) -> list[str]:
 
 def phrases(text: str) -> set[tuple[str, str]]:
     """Pairs of content terms that stand next to each other in `text` (no stop word between them)."""
-    words = [w.lower() for w in (m.group(0) for m in _WORD.finditer(text))]
-    return {(_stem(a), _stem(b)) for a, b in zip(words, words[1:]) if a not in STOP_WORDS and b not in STOP_WORDS}
+    return terms_and_phrases(text)[1]
+
+
+def terms_and_phrases(text: str) -> tuple[list[str], set[tuple[str, str]]]:
+    """`terms(text)` and `phrases(text)` from one pass over the words."""
+    out: list[str] = []
+    pairs: set[tuple[str, str]] = set()
+    previous = None
+    for m in _WORD.finditer(text):
+        w = m.group(0).lower()
+        if w in STOP_WORDS:
+            previous = None
+            continue
+        stem = _stem(w)
+        out.append(stem)
+        if previous is not None:
+            pairs.add((previous, stem))
+        previous = stem
+    return out, pairs
 
 
 def content_terms(text: str) -> set[str]:

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .lexical import _WORD, STOP_WORDS, _stem, phrases, terms
+from .lexical import _WORD, STOP_WORDS, _stem, phrases, terms, terms_and_phrases
 from .types import Passage, Sentence
 
 __all__ = [
@@ -92,31 +92,47 @@ def _numbers(text: str) -> set[str]:
 
 @dataclass(frozen=True)
 class _Text:
-    """What the features need of one sentence, computed once per distinct text."""
+    """What the features need of every sentence, computed once per distinct text (`_analyse`); the answer-type cues
+    only some questions need are computed on first use (`_dated`, `_places`, `_causal`, `_means`)."""
 
+    text: str
     words: tuple[str, ...]
     word_set: frozenset[str]
     bigrams: frozenset[tuple[str, str]]
     names: frozenset[str]
     numbers: frozenset[str]
-    dated: bool
     anaphor: bool
     negated: bool
-    places: frozenset[str]
-    causal: bool
-    means: bool
 
 
 @lru_cache(maxsize=1 << 15)
 def _analyse(text: str) -> _Text:
-    words = tuple(terms(text))
+    found, pairs = terms_and_phrases(text)
+    words = tuple(found)
     return _Text(
-        words, frozenset(words), frozenset(phrases(text)), frozenset(_names(text, False)), frozenset(_numbers(text)),
-        bool(_YEAR.search(text) or _MONTH.search(text)), _ANAPHOR.match(text) is not None,
-        _NEGATION.search(text) is not None,
-        frozenset(_stem(m.group(1).lower()) for m in _PLACE_AFTER.finditer(text)),
-        _CAUSE.search(text) is not None, _MEANS.search(text) is not None,
+        text, words, frozenset(words), frozenset(pairs), frozenset(_names(text, False)), frozenset(_numbers(text)),
+        _ANAPHOR.match(text) is not None, _NEGATION.search(text) is not None,
     )
+
+
+@lru_cache(maxsize=1 << 15)
+def _dated(text: str) -> bool:
+    return bool(_YEAR.search(text) or _MONTH.search(text))
+
+
+@lru_cache(maxsize=1 << 15)
+def _places(text: str) -> frozenset[str]:
+    return frozenset(_stem(m.group(1).lower()) for m in _PLACE_AFTER.finditer(text))
+
+
+@lru_cache(maxsize=1 << 15)
+def _causal(text: str) -> bool:
+    return _CAUSE.search(text) is not None
+
+
+@lru_cache(maxsize=1 << 15)
+def _means(text: str) -> bool:
+    return _MEANS.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -294,12 +310,12 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
         "names_covered": len(q.names & t.word_set) / len(q.names) if q.names else 1.0,
         "numbers_covered": len(q.numbers & t.numbers) / len(q.numbers) if q.numbers else 1.0,
         # Answer-type cues: the sentence holds the kind of thing the question asks for, beyond the question's own.
-        "when_year": 1.0 if q.when and t.dated else 0.0,
+        "when_year": 1.0 if q.when and _dated(t.text) else 0.0,
         "count_number": 1.0 if q.count and new_numbers else 0.0,
         "who_name": 1.0 if q.who and new_names else 0.0,
-        "where_place": 1.0 if q.where and (t.places - q.terms) else 0.0,
-        "why_cause": 1.0 if q.why and t.causal else 0.0,
-        "how_means": 1.0 if q.how and t.means else 0.0,
+        "where_place": 1.0 if q.where and (_places(t.text) - q.terms) else 0.0,
+        "why_cause": 1.0 if q.why and _causal(t.text) else 0.0,
+        "how_means": 1.0 if q.how and _means(t.text) else 0.0,
         "novel": min(len(novel), 30) / 30,
         "restates": 1.0 if not novel else 0.0,
         "new_names": min(len(new_names), 5) / 5,
