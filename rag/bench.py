@@ -340,7 +340,12 @@ def _sample_chunk_ids(idx: Any, n: int) -> list[int]:
 
 
 def _query_latency(idx: Any, emb: Any, questions: Sequence[str], rounds: int) -> dict[str, Any]:
-    """Warm in-process Index.query latency, question string to Answer, query-vector cache cleared each time."""
+    """Warm in-process Index.query latency, question string to Answer, query-vector cache cleared each time.
+
+    `first_pass` covers the first round only: questions this process has not seen, whose passages' sentences
+    have not been analysed yet (later rounds find that analysis cached, as a running server does for frequent
+    passages).
+    """
     cache = getattr(emb, "_cache", None)
     for q in ("warm-up question about the news", "another warm-up question"):
         idx.query(q)
@@ -359,8 +364,8 @@ def _query_latency(idx: Any, emb: Any, questions: Sequence[str], rounds: int) ->
             t0 = time.perf_counter()
             emb.embed_query(q)
             embed_samples.append(time.perf_counter() - t0)
-    return {**percentiles(samples), "embed_query": percentiles(embed_samples),
-            "answered_fraction": round(answered / max(1, len(samples)), 3)}
+    return {**percentiles(samples), "first_pass": percentiles(samples[: len(questions)]),
+            "embed_query": percentiles(embed_samples), "answered_fraction": round(answered / max(1, len(samples)), 3)}
 
 
 # -- synthetic scale test ---------------------------------------------------------------------------------------
@@ -525,6 +530,8 @@ ROWS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("query p50 ms", ("query", "p50_ms"), False),
     ("query p95 ms", ("query", "p95_ms"), False),
     ("query p99 ms", ("query", "p99_ms"), False),
+    ("query p50 ms (new)", ("query", "first_pass", "p50_ms"), False),
+    ("query p95 ms (new)", ("query", "first_pass", "p95_ms"), False),
     ("query-embed p50 ms", ("query", "embed_query", "p50_ms"), False),
     ("index on disk MiB", ("index", "disk_mb"), False),
     ("incremental s", ("incremental", "seconds"), False),

@@ -115,3 +115,14 @@ def test_command_line(capsys, tmp_path):
     assert "synthetic: 300 x 384 vectors" in printed
     saved = json.loads(out.read_text())
     assert saved["configs"] == [] and saved["synthetic"]["recall_at_k"] == 1.0
+
+
+def test_query_latency_reports_the_first_pass_separately(fake_seed_index):
+    from rag import open_index
+    from rag.bench import _query_latency
+
+    folder, emb = fake_seed_index
+    idx = open_index(folder, embedder=emb)
+    out = _query_latency(idx, emb, ["what would lift the pause?", "who is Waltz?"], rounds=3)
+    idx.close()
+    assert out["n"] == 6 and out["first_pass"]["n"] == 2
