@@ -22,7 +22,7 @@ from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagErr
 from .ingest import load_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
-from .ranking import Candidate, Signals, rank_pool
+from .ranking import Candidate, Signals, rank_pool, score_candidates
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
 from .store import VectorStore, create_store, open_store
@@ -125,8 +125,8 @@ def build_index(
         added = sum(1 for d in changed if d.id not in old_hashes)
         removed_ids = [i for i in old_hashes if i not in new_ids]
 
-        if prev is not None and not changed and not removed_ids and not full and prev.lexical_current:
-            # Nothing to do: the live index already matches the articles and the settings.
+        if prev is not None and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
+            # Nothing to do: the live index already matches the articles, the settings and this version's stemmer.
             version = prev.version
             prev.close()
             return BuildStats(len(docs), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
@@ -348,7 +348,6 @@ class Index:
         self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
         # Indexes built before the lexical index existed have no lexical/ folder: they fall back to dense search.
         has_lexical = (self.version_dir / LEXICAL_FOLDER).is_dir()
-        self.lexical_current = has_lexical and saved_tokenizer(self.version_dir) == TOKENIZER
         # A build reusing this version's vectors (`_reuse`) rebuilds the lexical index anyway: it is not read.
         self.lexical = LexicalIndex.load(self.version_dir) if has_lexical and not _reuse else None
         self.retriever: Retriever = make_retriever(self.settings.retriever, self.store, self.lexical)
@@ -467,7 +466,8 @@ class Index:
         if doc_ids or sources:
             allowed = np.array(self.catalog.chunk_ids_where(doc_ids, sources), dtype=np.int64)
         passages, sentences, vectors, signals, docs = self.pool(question, qvec, k, allowed)
-        ranked, candidates = rank_pool(question, passages, sentences, vectors, qvec, signals, idf=self._idf)
+        candidates = score_candidates(question, passages, sentences, vectors, qvec, signals, idf=self._idf)
+        ranked, candidates = rank_pool(passages, candidates)
         return ranked, candidates, docs
 
     def pool(

@@ -16,14 +16,14 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import combinations
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .lexical import _WORD, STOP_WORDS, _stem, phrases, terms, terms_and_phrases
+from .lexical import _WORD, STOP_WORDS, _stem, terms_and_phrases
 from .types import Passage, Sentence
 
 __all__ = [
@@ -154,20 +154,20 @@ class Question:
     weight: dict[str, float]
     mass: float
     max_idf: float
-    length: int
+    words: tuple[str, ...]
 
 
 def analyse_question(question: str, idf: IdfFn) -> Question:
-    words = terms(question)
-    q_terms = frozenset(words)
+    found, pairs = terms_and_phrases(question)
+    q_terms = frozenset(found)
     low = question.lower()
     weight = {w: idf(w) for w in q_terms}
     return Question(
-        question, q_terms, frozenset(phrases(question)), frozenset(_names(question, True)), frozenset(_numbers(question)),
+        question, q_terms, frozenset(pairs), frozenset(_names(question, True)), frozenset(_numbers(question)),
         _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
         _WHERE.search(low) is not None, _WHY.search(low) is not None, _HOW.search(question) is not None and not
-        _COUNT.search(low), _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0, max(weight.values(), default=1.0) or 1.0,
-        len(words),
+        _COUNT.search(low), _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0,
+        max(weight.values(), default=1.0) or 1.0, tuple(found),
     )
 
 
@@ -216,8 +216,16 @@ class AnswerModel:
     margin: float = 1.0
     presence_weights: dict[str, float] = field(default_factory=dict)
 
-    def score(self, features: Mapping[str, float]) -> float:
-        return sum(self.weights.get(k, 0.0) * v for k, v in features.items())
+    def weight_vector(self, names: tuple[str, ...]) -> np.ndarray:
+        """The sentence coefficients in `names` order (built once per feature layout)."""
+        vector = self._vectors.get(names)
+        if vector is None:
+            vector = self._vectors[names] = np.array([self.weights.get(n, 0.0) for n in names])
+        return vector
+
+    @cached_property
+    def _vectors(self) -> dict[tuple[str, ...], np.ndarray]:
+        return {}
 
     def confidence(self, features: Mapping[str, float]) -> float:
         """Probability in [0, 1] that the articles answer the question."""
@@ -388,7 +396,7 @@ def score_candidates(
         return []
     all_names = _all_names(tuple(names))
     X = _expand(np.array(rows, dtype=np.float64), names)
-    scores = X @ _weights(model, all_names)
+    scores = X @ model.weight_vector(all_names)
     order = sorted(range(len(rows)), key=lambda j: (-scores[j], passage_of[j], sentences_of[j].start))
     return [Candidate(sentences_of[j], passage_of[j], _Row(all_names, X[j]), float(scores[j])) for j in order]
 
@@ -408,23 +416,6 @@ def _expand(X: np.ndarray, names: list[str]) -> np.ndarray:
     keys = X[:, [col[k] for k in _PRODUCT_KEYS]]
     a, b = np.triu_indices(len(_PRODUCT_KEYS), 1)
     return np.hstack([X, np.stack(gaps, 1), keys[:, a] * keys[:, b], keys * keys])
-
-
-_WEIGHT_CACHE: dict[tuple[int, tuple[str, ...]], tuple[dict[str, float], np.ndarray]] = {}
-
-
-def _weights(model: AnswerModel, names: tuple[str, ...]) -> np.ndarray:
-    """The model's coefficients as a vector in `names` order (cached; the entry keeps its dict alive, so an id is
-    never reused by another model's while cached)."""
-    key = (id(model.weights), names)
-    hit = _WEIGHT_CACHE.get(key)
-    if hit is not None and hit[0] is model.weights:
-        return hit[1]
-    w = np.array([model.weights.get(n, 0.0) for n in names])
-    if len(_WEIGHT_CACHE) > 16:
-        _WEIGHT_CACHE.clear()
-    _WEIGHT_CACHE[key] = (model.weights, w)
-    return w
 
 
 class _Row(Mapping[str, float]):
@@ -452,12 +443,17 @@ def _index_of(names: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}
 
 
-def passage_order(candidates: Sequence[Candidate], n_passages: int) -> list[int]:
-    """Pool positions ordered by their best sentence's score; passages without sentences keep retrieval order, last."""
+def _best_by_passage(candidates: Sequence[Candidate]) -> dict[int, float]:
     best: dict[int, float] = {}
     for c in candidates:
         if c.passage not in best or c.score > best[c.passage]:
             best[c.passage] = c.score
+    return best
+
+
+def passage_order(candidates: Sequence[Candidate], n_passages: int) -> list[int]:
+    """Pool positions ordered by their best sentence's score; passages without sentences keep retrieval order, last."""
+    best = _best_by_passage(candidates)
     return sorted(range(n_passages), key=lambda n: (n not in best, -best.get(n, 0.0), n))
 
 
@@ -518,7 +514,7 @@ def confidence_features(question: str, candidates: Sequence[Candidate], idf: Idf
     feats = {k: best.features[k] for k in _CONFIDENCE_KEYS}
     top = _analyse(best.sentence.text)
     feats.update({
-        "substitution": min(_substitutions(tuple(terms(question)), top.words), 2) / 2,
+        "substitution": min(_substitutions(q.words, top.words), 2) / 2,
         "negation_mismatch": 1.0 if q.negated != top.negated else 0.0,
         "antonym_swap": 1.0 if _antonym_swap(question, best.sentence.text) else 0.0,
         "top_score": best.score / 10,
@@ -528,36 +524,22 @@ def confidence_features(question: str, candidates: Sequence[Candidate], idf: Idf
         "question_count": 1.0 if q.count else 0.0,
         "question_who": 1.0 if q.who else 0.0,
         "question_negated": 1.0 if q.negated else 0.0,
-        "question_length": q.length / 10,
+        "question_length": len(q.words) / 10,
         "bias": 1.0,
     })
     return feats
 
 
-def rank_pool(
-    question: str,
-    passages: Sequence[Passage],
-    passage_sentences: Sequence[Sequence[Sentence]],
-    sentence_vectors: Sequence[np.ndarray],
-    query_vector: np.ndarray,
-    signals: Sequence[Signals] | None = None,
-    *,
-    idf: IdfFn | None = None,
-    model: AnswerModel | None = None,
-) -> tuple[list[Passage], list[Candidate]]:
-    """The pool re-ordered by best sentence, and its scored sentences (best first) indexed into that new order.
+def rank_pool(passages: Sequence[Passage], candidates: Sequence[Candidate]) -> tuple[list[Passage], list[Candidate]]:
+    """The pool re-ordered by best sentence, and its scored sentences (`score_candidates`, best first) indexed into
+    that new order.
 
     Each passage's `score` becomes its best sentence's score (log-odds); a passage without sentences scores one
     below the lowest of those and keeps its retrieval order among such passages.
     """
-    candidates = score_candidates(
-        question, passages, passage_sentences, sentence_vectors, query_vector, signals, idf=idf, model=model
-    )
     order = passage_order(candidates, len(passages))
     new_position = {old: new for new, old in enumerate(order)}
-    best: dict[int, float] = {}
-    for c in candidates:
-        best.setdefault(c.passage, c.score)
+    best = _best_by_passage(candidates)
     floor = min(best.values(), default=0.0) - 1.0
     ranked = [replace(passages[n], score=round(best.get(n, floor), 4)) for n in order]
     moved = [Candidate(c.sentence, new_position[c.passage], c.features, c.score) for c in candidates]

@@ -7,11 +7,11 @@ import pytest
 from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
 from places import DOC, TEXT, pool
 from rag.answer import ABSTAIN_TEXT, compose_answer
-from rag.ranking import AnswerModel, load_model, rank_pool
+from rag.ranking import AnswerModel, load_model, rank_pool, score_candidates
 
 
 def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
-    ranked, cands = rank_pool(q, passages, sents, vecs, fake_embedder.embed_query(q))
+    ranked, cands = rank_pool(passages, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q)))
     opts = {"k": len(passages), "abstain_threshold": 0.0, "max_sentences": 3, **kwargs}
     return compose_answer(q, ranked, cands, {"d": DOC}, **opts)
 

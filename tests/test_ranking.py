@@ -81,7 +81,7 @@ def test_rank_pool_reindexes_candidates_into_the_new_order(fake_embedder):
     q = "When was Lisbon struck by an earthquake?"
     # The retriever put the Rhine passage first; the Lisbon sentence moves its passage up.
     signals = [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)]
-    ranked, cands = rank_pool(q, passages, sents, vecs, fake_embedder.embed_query(q), signals)
+    ranked, cands = rank_pool(passages, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q), signals))
     assert ranked[0].text.startswith("Lisbon")
     assert ranked[0].score == pytest.approx(cands[0].score, abs=1e-4)
     for c in cands:
