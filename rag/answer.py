@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from .ranking import AnswerModel, Candidate, IdfFn, confidence_features, load_model
+from .reader import Reading
+from .reading import reader_features
 from .types import Answer, Citation, Document, Passage, Sentence
 
 __all__ = ["ABSTAIN_TEXT", "Reranker", "compose_answer", "load_reranker"]
@@ -41,6 +43,7 @@ def compose_answer(
     index_version: str = "",
     idf: IdfFn | None = None,
     reranker: Reranker | None = None,
+    readings: Mapping[tuple[str, int], Reading] | None = None,
 ) -> Answer:
     """Pick the sentences that best answer `question` and cite them, or abstain.
 
@@ -52,6 +55,9 @@ def compose_answer(
         max_sentences: the most sentences quoted.
         idf: term -> inverse document frequency, from the lexical index.
         reranker: optional cross-encoder; when given it reorders the ten best candidates.
+        readings: the reader's readings by (doc_id, sentence start) (`rag.reading.read_candidates`), when a reader
+            ran: its margins join the confidence features (`model` must be the reader's calibration) and its
+            spans become the citations' short answers.
 
     Returns:
         Answer whose citations quote `documents[doc_id].text[start:end]` exactly; `confidence` is the
@@ -62,7 +68,10 @@ def compose_answer(
     quotable = [c for c in candidates if c.passage < k]
     if not quotable:
         return Answer(question, ABSTAIN_TEXT, True, 0.0, (), shown, index_version)
-    conf = model.confidence(confidence_features(question, candidates, idf))
+    features = confidence_features(question, candidates, idf)
+    if readings is not None:
+        features.update(reader_features(candidates[0], readings))
+    conf = model.confidence(features)
     if reranker is not None and len(quotable) > 1:
         head = quotable[:10]
         ce = list(reranker.predict([(question, c.sentence.text) for c in head], show_progress_bar=False))
@@ -88,6 +97,7 @@ def compose_answer(
     citations = []
     for n, c in enumerate(chosen, start=1):
         doc = documents[c.sentence.doc_id]
+        span = _short_answer(c, readings, first=n == 1)
         citations.append(
             Citation(
                 number=n,
@@ -100,10 +110,22 @@ def compose_answer(
                 score=round(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, c.score - first.score)))) * 2 * conf, 4),
                 author=doc.author,
                 outlet=doc.outlet,
+                answer=doc.text[span[0] : span[1]] if span else None,
+                answer_start=span[0] if span else None,
+                answer_end=span[1] if span else None,
             )
         )
     text = " ".join(f"{c.quote} [{c.number}]" for c in citations)
     return Answer(question, text, False, conf, tuple(citations), shown, index_version)
+
+
+def _short_answer(c: Candidate, readings: Mapping[tuple[str, int], Reading] | None, first: bool) -> tuple[int, int] | None:
+    """The reader's span inside the quoted sentence: always for the first quote it read, for later quotes only when
+    the reader prefers the span to "no answer"."""
+    r = readings.get((c.sentence.doc_id, c.sentence.start)) if readings else None
+    if r is None or (not first and r.score <= 0) or r.answer_end <= r.answer_start:
+        return None
+    return r.answer_start, r.answer_end
 
 
 def _overlaps(a: Sentence, b: Sentence) -> bool:

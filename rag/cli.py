@@ -29,6 +29,7 @@ def _settings(args: argparse.Namespace):
         "retriever": getattr(args, "retriever", None),
         "store": getattr(args, "store", None),
         "milvus_uri": getattr(args, "milvus_uri", None),
+        "reader": getattr(args, "reader", None),
     }
     return Settings.load(overrides)
 
@@ -99,7 +100,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     width = min(100, max(60, _term_width()))
     label = "No answer" if answer.abstained else "Answer"
     print(f"{label} (confidence {answer.confidence:.2f})")
-    print(textwrap.fill(answer.text, width, initial_indent="  ", subsequent_indent="  "))
+    if answer.short_answer:
+        print(f"  {_bold(answer.short_answer)}")
+    print(_answer_text(answer, width))
     if answer.citations:
         print("\nCitations")
         for c in answer.citations:
@@ -109,6 +112,30 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print("\nPassages" if not answer.abstained else "\nNearest passages")
     _print_passages(answer.passages, width)
     return 0
+
+
+_OPEN_MARK, _CLOSE_MARK = "\x01", "\x02"
+
+
+def _bold(text: str) -> str:
+    """Bold on a terminal; `**text**` when the output goes to a file or a pipe."""
+    return f"\033[1m{text}\033[0m" if sys.stdout.isatty() else f"**{text}**"
+
+
+def _answer_text(answer, width: int) -> str:
+    """The quoted sentences wrapped to `width`, each citation's short answer in bold."""
+    if answer.abstained:
+        return textwrap.fill(answer.text, width, initial_indent="  ", subsequent_indent="  ")
+    parts = []
+    for c in answer.citations:
+        quote = c.quote
+        if c.answer_start is not None and c.answer_end is not None:
+            a, b = c.answer_start - c.start, c.answer_end - c.start
+            quote = f"{quote[:a]}{_OPEN_MARK}{quote[a:b]}{_CLOSE_MARK}{quote[b:]}"
+        parts.append(f"{quote} [{c.number}]")
+    wrapped = textwrap.fill(" ".join(parts), width, initial_indent="  ", subsequent_indent="  ")
+    on, off = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
+    return wrapped.replace(_OPEN_MARK, on).replace(_CLOSE_MARK, off)
 
 
 def _print_passages(passages, width: int) -> None:
@@ -210,6 +237,7 @@ def _add_query_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
     p.add_argument("--source-filter", action="append", help="only search documents from this source path (repeatable)")
     p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
+    p.add_argument("--reader", help="default (the shipped reader), none (linear sentence model only), or a reader folder")
     p.add_argument("--json", action="store_true", help="print JSON (Answer.to_dict())")
 
 
@@ -246,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="create a public share link (off by default)")
     p.add_argument("--mcp", action="store_true", help="also expose ask and search as MCP tools")
     p.add_argument("--auth", default=None, help="user:password to require a login (or RAG_AUTH / RAG_AUTH_FILE)")
+    p.add_argument("--reader", help="default (the shipped reader), none, or a reader folder")
     p.set_defaults(func=cmd_serve)
 
     # Commands that live beside their subject (evaluation, benchmarks) register themselves; their modules keep

@@ -47,6 +47,12 @@ class Settings:
         milvus_uri: Milvus Lite file or server address when store is milvus.
         milvus_index: Milvus index type for a new collection (FLAT is exact; see docs/scaling.md).
         reranker: optional local folder of a sentence-transformers CrossEncoder that reorders candidate sentences.
+        reader: the model that reads the question with the best candidate sentences and their neighbours, re-ranks
+            them, finds the short answer and drives the confidence: "default" (the one shipped in rag/data/reader),
+            "none" (the linear sentence model alone), or a reader folder made by tools/train_reader.py. Not tied to
+            the index: switching needs no rebuild.
+        reader_candidates: how many of the best candidate sentences the reader reads, each with its neighbours
+            (0: the number the reader was calibrated with).
         source: default folder of articles to index.
         index_dir: default index folder.
         uploads_dir: where the web UI stores uploaded articles ("" = data/uploads/<index name> beside the index).
@@ -70,6 +76,8 @@ class Settings:
     milvus_uri: str = ""
     milvus_index: str = "FLAT"
     reranker: str = ""
+    reader: str = "default"
+    reader_candidates: int = 0
     source: str = "seeds"
     index_dir: str = "index"
     uploads_dir: str = ""
@@ -104,6 +112,10 @@ class Settings:
             raise ConfigError(f"parse_timeout_s must be positive, got {self.parse_timeout_s}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch_size must be between 1 and 4096, got {self.batch_size}")
+        if not isinstance(self.reader, str) or not self.reader.strip():
+            raise ConfigError("reader must be default, none or a reader folder (RAG_READER / --reader)")
+        if not 0 <= self.reader_candidates <= 64:
+            raise ConfigError(f"reader_candidates must be between 0 and 64, got {self.reader_candidates}")
         for key, allowed in _CHOICES.items():
             value = getattr(self, key)
             if value not in allowed:

@@ -53,6 +53,7 @@ TARGETS = {
     "span@1": 0.78,
     "abstain_auroc": 0.80,
     "answered": 0.90,
+    "short_f1": 0.70,
 }
 
 
@@ -247,6 +248,7 @@ class QuestionResult:
         seconds: time of the question call.
         absent_confidence, absent_abstained: the same for the question asked with its own article left out (answerable
             questions of a set with more than one article; None otherwise).
+        short_answer: the first citation's short answer, or None.
     """
 
     question: SquadQuestion
@@ -259,6 +261,31 @@ class QuestionResult:
     seconds: float
     absent_confidence: float | None = None
     absent_abstained: bool | None = None
+    short_answer: str | None = None
+
+
+def short_answer_scores(prediction: str | None, golds: Sequence[str]) -> tuple[float, float]:
+    """SQuAD's official exact match and token F1 of a short answer against its gold answers (the best of them);
+    no prediction scores 0."""
+    if prediction is None or not golds:
+        return 0.0, 0.0
+    pred = normalize_answer(prediction).split()
+    em = f1 = 0.0
+    for gold in golds:
+        g = normalize_answer(gold).split()
+        em = max(em, float(pred == g))
+        common: dict[str, int] = {}
+        for w in g:
+            common[w] = common.get(w, 0) + 1
+        same = 0
+        for w in pred:
+            if common.get(w, 0) > 0:
+                common[w] -= 1
+                same += 1
+        if same:
+            precision, recall = same / len(pred), same / len(g)
+            f1 = max(f1, 2 * precision * recall / (precision + recall))
+    return em, f1
 
 
 def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
@@ -268,7 +295,9 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     only; answer@1 and span@1 judge the answer given with abstention off, and `answer@1_answered` counts an
     abstention as a miss. `answered` is the share of answerable questions answered at the threshold;
     `abstain_unanswerable` the share of unanswerable ones abstained on; `abstain_auroc` separates the two by
-    confidence. `abstain_absent` is the share of answerable questions abstained on when asked with their own article
+    confidence. `short_em` / `short_f1` score the first citation's short answer (the reader's span) against the gold
+    answers of answerable questions with SQuAD's official normalization (abstention off; none given scores 0).
+    `abstain_absent` is the share of answerable questions abstained on when asked with their own article
     left out (nothing indexed answers them then), `absent_auroc` separates those from the same questions asked of
     every article.
     """
@@ -291,6 +320,10 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     out["answer@1"] = sum(r._answer_1 for r in ans) / n
     out["answer@any"] = sum(r._answer_any for r in ans) / n
     out["span@1"] = sum(r._span_1 for r in ans) / n
+    shorts = [short_answer_scores(r.short_answer, r.question.answer_texts) for r in ans]
+    if any(r.short_answer is not None for r in ans):
+        out["short_em"] = sum(em for em, _ in shorts) / n
+        out["short_f1"] = sum(f1 for _, f1 in shorts) / n
     out["answer@1_answered"] = sum(r._answer_1 and not r.abstained for r in ans) / n
     out["answered"] = sum(not r.abstained for r in ans) / n
     out["abstain_unanswerable"] = sum(r.abstained for r in una) / max(len(una), 1)
@@ -344,7 +377,7 @@ def _ours(idx, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -
     return QuestionResult(
         q, passages, first.quote if first else None, [c.quote for c in answer.citations],
         (first.start, first.end) if first else None, answer.confidence, answer.confidence < threshold, seconds,
-        absent, None if absent is None else absent < threshold,
+        absent, None if absent is None else absent < threshold, first.answer if first else None,
     )
 
 
@@ -449,6 +482,7 @@ def run_squad(
     embedder=None,
     show_progress: bool = False,
     keep: bool = False,
+    without_reader: bool = False,
 ) -> dict[str, Any]:
     """Index a SQuAD-format folder, ask every question and measure ours (and the baseline).
 
@@ -459,9 +493,12 @@ def run_squad(
         limit, articles, split: see `load_squad`.
         work: folder for the articles file and the index (reused when given; default a temporary folder).
         embedder: a ready embedder (default: the settings' model).
+        without_reader: also ask every question of the same index with `reader=none` (the linear sentence model
+            alone), reported as "no_reader".
 
     Returns:
-        {"data": {...}, "settings": {...}, "ours": metrics, "baseline": metrics (when asked)}; see `squad_metrics`.
+        {"data": {...}, "settings": {...}, "ours": metrics, "no_reader" and "baseline": metrics (when asked)};
+        see `squad_metrics`.
     """
     from .config import Settings
     from .embedding import make_embedder
@@ -477,7 +514,8 @@ def run_squad(
         report: dict[str, Any] = {
             "data": {"folder": str(folder), "articles": len(data.articles), "split": split, "questions": len(data.questions),
                      "chunks": idx.info().get("chunks")},
-            "settings": {k: getattr(idx.settings, k) for k in ("retriever", "chunk_size", "chunk_overlap", "k", "abstain_threshold", "reranker")},
+            "settings": {k: getattr(idx.settings, k) for k in
+                         ("retriever", "chunk_size", "chunk_overlap", "k", "abstain_threshold", "reranker", "reader")},
         }
         results = []
         with _bar(len(data.questions), "ours", show_progress) as bar:
@@ -486,6 +524,17 @@ def run_squad(
                 bar.update(1)
         report["ours"] = squad_metrics(results)
         idx.close()
+        if without_reader:
+            from .pipeline import open_index
+
+            plain = open_index(work_dir / "index", settings=settings.with_(reader="none"), embedder=embedder)
+            with _bar(len(data.questions), "no reader", show_progress) as bar:
+                plain_results = []
+                for q in data.questions:
+                    plain_results.append(_ours(plain, q, plain.settings.abstain_threshold, titles))
+                    bar.update(1)
+            report["no_reader"] = squad_metrics(plain_results)
+            plain.close()
         if baseline:
             base = Baseline(data.articles, embedder)
             b_results = []
@@ -549,7 +598,8 @@ def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, wor
 # -- command line ----------------------------------------------------------------------------------------------
 
 _ORDER = [
-    "hit@1", "hit@5", "hit@10", "mrr@10", "answer@1", "answer@any", "span@1", "answer@1_answered", "answered",
+    "hit@1", "hit@5", "hit@10", "mrr@10", "answer@1", "answer@any", "span@1", "short_em", "short_f1",
+    "answer@1_answered", "answered",
     "abstain_unanswerable", "abstain_answerable", "abstain_auroc", "abstain_absent", "absent_auroc", "ndcg@10",
     "recall@100", "latency_p50_ms", "latency_p95_ms",
 ]
@@ -557,25 +607,26 @@ _ORDER = [
 
 def format_report(report: dict[str, Any]) -> str:
     """The side-by-side table printed by `rag eval`; targets are marked on the full-set metrics."""
-    ours, base = report["ours"], report.get("baseline")
+    ours = report["ours"]
+    others = [(name, report[key]) for key, name in (("no_reader", "no reader"), ("baseline", "baseline")) if key in report]
     d = report["data"]
     lines = [
         f"data: {d['folder']}  articles {d['articles'] if 'articles' in d else d.get('documents')}  "
         f"questions {d.get('questions', d.get('queries'))}  split {d.get('split', '-')}",
         "settings: " + ", ".join(f"{k}={v}" for k, v in report.get("settings", {}).items()),
         "",
-        f"{'metric':<22}{'ours':>10}{'baseline':>10}   target",
+        f"{'metric':<22}{'ours':>10}" + "".join(f"{name:>11}" for name, _ in others) + "   target",
     ]
     keys = [k for k in _ORDER if k in ours]
     if "questions" in ours:
-        lines.append(f"{'questions':<22}{ours['questions']:>10}{base['questions'] if base else '':>10}")
+        lines.append(f"{'questions':<22}{ours['questions']:>10}" + "".join(f"{m['questions']:>11}" for _, m in others))
     for k in keys:
-        b = f"{base[k]:>10.3f}" if base and k in base else f"{'':>10}"
+        unit = "1" if k.endswith("_ms") else "3"
+        cols = "".join(f"{m[k]:>11.{unit}f}" if k in m else f"{'':>11}" for _, m in others)
         mark = ""
         if k in TARGETS:
             mark = f"   >= {TARGETS[k]:.2f} {'met' if ours[k] >= TARGETS[k] else 'not met'}"
-        unit = "1" if k.endswith("_ms") else "3"
-        lines.append(f"{k:<22}{ours[k]:>10.{unit}f}{b}{mark}")
+        lines.append(f"{k:<22}{ours[k]:>10.{unit}f}{cols}{mark}")
     return "\n".join(lines)
 
 
@@ -590,6 +641,8 @@ def _settings_from(args: argparse.Namespace):
             "k": args.k,
             "abstain_threshold": args.threshold,
             "reranker": args.reranker,
+            "reader": args.reader,
+            "reader_candidates": args.reader_candidates,
         }
     )
 
@@ -600,7 +653,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "squad":
         articles = [a for a in (args.articles or "").split(",") if a] or None
         report = run_squad(args.path, settings, baseline=args.baseline, limit=args.limit, articles=articles,
-                           split=args.split, work=args.work, show_progress=show)
+                           split=args.split, work=args.work, show_progress=show, without_reader=args.without_reader)
     else:
         report = run_beir(args.path, settings, limit=args.limit, work=args.work, show_progress=show)
     if args.json:
@@ -628,4 +681,8 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, help="passages per question")
     p.add_argument("--threshold", type=float, help="abstention threshold to evaluate")
     p.add_argument("--reranker", help="local folder of a sentence-transformers CrossEncoder")
+    p.add_argument("--reader", help="default (the shipped reader), none, or a reader folder")
+    p.add_argument("--reader-candidates", type=int, help="candidate sentences the reader reads (0: its calibrated number)")
+    p.add_argument("--without-reader", action="store_true",
+                   help="also ask every question with --reader none, side by side (squad)")
     p.set_defaults(func=cmd_eval)

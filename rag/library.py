@@ -85,6 +85,7 @@ class Excerpt:
         start: offset of `text` in the document (text == document.text[start:start + len(text)]).
         mark_start, mark_end: the highlighted span, relative to `text`.
         changed: the article was rebuilt with different text since the answer; only the quote is shown.
+        answer_start, answer_end: the short answer inside the marked span, relative to `text` (-1 when none).
     """
 
     doc_id: str
@@ -100,6 +101,8 @@ class Excerpt:
     whole: bool
     doc_chars: int = 0
     changed: bool = False
+    answer_start: int = -1
+    answer_end: int = -1
 
     @property
     def marked(self) -> str:
@@ -215,7 +218,8 @@ def _read_articles(path: Path, max_mb: float, parse_timeout_s: float) -> list[Do
 
 
 def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
-            passages: Sequence[Passage] = (), whole: bool = False, window: int = 400) -> Excerpt:
+            passages: Sequence[Passage] = (), whole: bool = False, window: int = 400,
+            answer: tuple[int, int] | None = None) -> Excerpt:
     """The text to show around the span doc.text[start:end], with that span marked by its offsets.
 
     Args:
@@ -226,6 +230,7 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
         passages: the answer's passages; the one holding the span gives the context shown around it.
         whole: show the whole article instead of the passage.
         window: characters of context on each side when no passage holds the span.
+        answer: the short answer's document offsets, inside [start, end); marked within the span.
     """
     n = len(doc.text)
     if not 0 <= start <= end <= n or (quote is not None and doc.text[start:end] != quote):
@@ -240,8 +245,11 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
             lo, hi = min(holder.start, start), max(holder.end, end)
         else:
             lo, hi = _snap(doc.text, max(0, start - window), min(n, end + window))
+    a_start = a_end = -1
+    if answer is not None and start <= answer[0] < answer[1] <= end:
+        a_start, a_end = answer[0] - lo, answer[1] - lo
     return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, doc.text[lo:hi], lo,
-                   start - lo, end - lo, whole, n)
+                   start - lo, end - lo, whole, n, answer_start=a_start, answer_end=a_end)
 
 
 def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:

@@ -22,7 +22,9 @@ from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagErr
 from .ingest import load_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
-from .ranking import Candidate, Signals, rank_pool, score_candidates
+from .ranking import Candidate, Signals, load_model, rank_pool, score_candidates
+from .reader import Reading, load_reader
+from .reading import load_blend, read_candidates, rescore
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
 from .store import VectorStore, create_store, open_store
@@ -333,7 +335,8 @@ class Index:
             from .errors import IndexCorruptError
 
             raise IndexCorruptError(f"{problems[0]}; run `rag rebuild-index`")
-        saved = Settings.from_dict(self.manifest.get("settings", {}))
+        # Which reader reads is a query-time choice (this process's settings), never the build's.
+        saved = Settings.from_dict({k: v for k, v in self.manifest.get("settings", {}).items() if not k.startswith("reader")})
         self.settings = settings.with_(**saved.index_signature()) if settings else saved
         self.embedder = embedder or make_embedder(saved.model, self.settings.backend)
         if embedder is not None and getattr(embedder, "name", saved.model) != saved.model:
@@ -352,6 +355,9 @@ class Index:
         self.lexical = LexicalIndex.load(self.version_dir) if has_lexical and not _reuse else None
         self.retriever: Retriever = make_retriever(self.settings.retriever, self.store, self.lexical)
         self.reranker = load_reranker(self.settings.reranker) if self.settings.reranker else None
+        # The reader is not tied to the index: any index can be read with any reader, or none.
+        self.reader = load_reader(self.settings.reader)
+        self.blend = load_blend(self.reader.folder, load_model()) if self.reader is not None else None
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -378,7 +384,7 @@ class Index:
         question = self._check_question(question)
         k = self._k(k)
         qvec = self.embedder.embed_query(question)
-        passages, candidates, docs = self._rank(question, qvec, k, doc_ids, sources)
+        passages, candidates, docs, readings = self._rank(question, qvec, k, doc_ids, sources)
         return compose_answer(
             question,
             passages,
@@ -390,6 +396,8 @@ class Index:
             index_version=self.version,
             idf=self._idf,
             reranker=self.reranker,
+            model=self.blend.model if self.blend is not None else None,
+            readings=readings,
         )
 
     def search(
@@ -421,6 +429,7 @@ class Index:
             "dimension": self.manifest.get("dimension"),
             "built_at": self.manifest.get("built_at"),
             "store": self.manifest.get("store", {}),
+            "reader": self.settings.reader,
             **self.manifest.get("counts", {}),
         }
 
@@ -460,15 +469,24 @@ class Index:
     def _idf(self):
         return self.lexical.idf_of if self.lexical is not None else None
 
-    def _rank(self, question, qvec, k, doc_ids, sources) -> tuple[list[Passage], list[Candidate], dict[str, Document]]:
-        """Retrieve a pool, rank it by best sentence (`rag.ranking`); the passages come back best first."""
+    def _rank(
+        self, question, qvec, k, doc_ids, sources
+    ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
+        """Retrieve a pool, score every sentence (`rag.ranking`), let the reader re-read the best (`rag.reading`),
+        and rank the passages by their best sentence; the passages come back best first, with the readings."""
         allowed = None
         if doc_ids or sources:
             allowed = np.array(self.catalog.chunk_ids_where(doc_ids, sources), dtype=np.int64)
         passages, sentences, vectors, signals, docs = self.pool(question, qvec, k, allowed)
         candidates = score_candidates(question, passages, sentences, vectors, qvec, signals, idf=self._idf)
+        readings = None
+        if self.reader is not None and self.blend is not None and candidates:
+            top = self.settings.reader_candidates or self.blend.candidates
+            texts = {d: doc.text for d, doc in docs.items()}
+            readings = read_candidates(question, candidates, sentences, self.reader, texts, top)
+            candidates = rescore(candidates, readings, self.blend)
         ranked, candidates = rank_pool(passages, candidates)
-        return ranked, candidates, docs
+        return ranked, candidates, docs, readings
 
     def pool(
         self, question: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None

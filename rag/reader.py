@@ -231,8 +231,30 @@ def _sentence_readings(s_log: np.ndarray, e_log: np.ndarray, offsets: list[tuple
         k = int(np.argmax(grid))
         i, j = divmod(k, size)
         a_start, a_end = offsets[lo + i][0], min(offsets[lo + j][1], sent.end)
+        a_start, a_end = _whole_words(sent, a_start, a_end)
         out.append(Reading(sent, float(grid[i, j]) - null, a_start, a_end))
     return out
+
+
+def _whole_words(sent: Sentence, start: int, end: int) -> tuple[int, int]:
+    """Widen a span cut inside a word ("Gha" of "Ghazi", "94" of "940,000") to whole words of the sentence."""
+    text, base = sent.text, sent.start
+    s, e = start - base, end - base
+
+    def inside(i: int) -> bool:
+        """Character i continues the word or number around it (a digit group separator between digits counts)."""
+        if not 0 <= i < len(text):
+            return False
+        ch = text[i]
+        if ch.isalnum():
+            return True
+        return ch in ",." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
+
+    while s > 0 and inside(s - 1) and inside(s):
+        s -= 1
+    while e < len(text) and inside(e) and inside(e - 1):
+        e += 1
+    return base + s, base + e
 
 
 @lru_cache(maxsize=4)

@@ -77,7 +77,8 @@ class Citation:
     """A quoted span: `document(doc_id).text[start:end] == quote`.
 
     `score` is the answer's confidence for the first citation; a later one gets less, by how far the model rates
-    its sentence below the first.
+    its sentence below the first. `answer_start`/`answer_end` bound the short answer the reader found inside the
+    quote (`text[answer_start:answer_end] == answer`, document offsets), or are None when it proposed none.
     """
 
     number: int
@@ -90,6 +91,9 @@ class Citation:
     score: float
     author: str | None = None
     outlet: str | None = None
+    answer: str | None = None
+    answer_start: int | None = None
+    answer_end: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +109,7 @@ class Answer:
         confidence: estimated probability in [0, 1] that the first citation answers the question.
         citations: the quoted spans, numbered from 1 (empty when abstained).
         passages: the retrieved passages, best first (kept when abstained, for the reader to check).
+        short_answer: the first citation's short answer (see Citation), or None.
     """
 
     question: str
@@ -115,12 +120,17 @@ class Answer:
     passages: tuple[Passage, ...] = ()
     index_version: str = ""
 
+    @property
+    def short_answer(self) -> str | None:
+        return self.citations[0].answer if self.citations else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "text": self.text,
             "abstained": self.abstained,
             "confidence": round(float(self.confidence), 4),
+            "short_answer": self.short_answer,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
             "index_version": self.index_version,

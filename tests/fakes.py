@@ -52,3 +52,32 @@ class FakeEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         self.calls += 1
         return self._vec(text)
+
+
+class FakeReader:
+    """A model-free reader with the Reader contract: a sentence's margin is the number of question words it shares
+    minus 2; its short answer is its first number, else its first capitalized word the question lacks, else itself."""
+
+    _TOKEN = re.compile(r"\d[\d,.]*\d|\d|[A-Z]\w+")
+
+    def __init__(self):
+        self.windows_read = 0
+
+    def read(self, question, windows, texts=None):
+        from rag.reader import Reading
+
+        q_words = {w.lower() for w in _WORD.findall(question)}
+        out = []
+        for w in windows:
+            self.windows_read += 1
+            readings = []
+            for s in w.sentences:
+                shared = len(q_words & {x.lower() for x in _WORD.findall(s.text)})
+                a, b = 0, len(s.text)
+                for m in self._TOKEN.finditer(s.text):
+                    if m.group(0).lower() not in q_words and (m.group(0)[0].isdigit() or m.start() > 0):
+                        a, b = m.start(), m.end()
+                        break
+                readings.append(Reading(s, float(shared - 2), s.start + a, s.start + b))
+            out.append(readings)
+        return out

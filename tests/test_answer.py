@@ -108,3 +108,28 @@ def test_unanswerable_seed_question_abstains(seed_index):
 def test_questions_about_subjects_the_seed_never_mentions_abstain(seed_index, question):
     answer = seed_index.query(question)
     assert answer.abstained and not answer.citations and answer.confidence < seed_index.settings.abstain_threshold
+
+
+def test_short_answers_come_from_the_readings_with_exact_offsets(fake_embedder):
+    from fakes import FakeReader
+    from rag.reading import read_candidates
+
+    passages, sents, vecs = pool(fake_embedder)
+    q = "When was Lisbon struck by an earthquake?"
+    ranked, cands = rank_pool(passages, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q)))
+    readings = read_candidates(q, cands, [[s for s in group] for group in sents], FakeReader(), {"d": TEXT}, 4)
+    ans = compose_answer(q, ranked, cands, {"d": DOC}, k=2, abstain_threshold=0.0, max_sentences=3, readings=readings)
+    first = ans.citations[0]
+    assert first.answer == "1755" and TEXT[first.answer_start:first.answer_end] == first.answer
+    assert ans.short_answer == "1755" and ans.to_dict()["short_answer"] == "1755"
+    assert ans.to_dict()["citations"][0]["answer_start"] == first.answer_start
+    # A later quote shows a short answer only when the reader preferred its span to "no answer".
+    for c in ans.citations[1:]:
+        r = readings.get((c.doc_id, c.start))
+        assert (c.answer is not None) == (r is not None and r.score > 0)
+
+
+def test_no_readings_no_short_answer(fake_embedder):
+    passages, sents, vecs = pool(fake_embedder)
+    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
+    assert all(c.answer is None and c.answer_start is None for c in ans.citations) and ans.short_answer is None

@@ -203,3 +203,14 @@ def test_quality_floor_on_two_articles(model_embedder, tmp_path):
     report = run_squad(SQUAD, articles=floor["articles"], embedder=model_embedder, work=tmp_path / "q")
     for metric, minimum in floor["floor"].items():
         assert report["ours"][metric] >= minimum, f"{metric} fell to {report['ours'][metric]:.3f} (floor {minimum})"
+
+
+def test_short_answer_scores_follow_the_official_squad_rules():
+    from rag.evaluation import short_answer_scores
+
+    assert short_answer_scores("the Normans", ["Normans"]) == (1.0, 1.0)
+    em, f1 = short_answer_scores("in the 10th century", ["10th century", "the 10th and 11th centuries"])
+    assert em == 0.0 and f1 == pytest.approx(2 * (2 / 3) * 1.0 / (2 / 3 + 1.0))
+    assert short_answer_scores(None, ["x"]) == (0.0, 0.0)
+    assert short_answer_scores("Paris", []) == (0.0, 0.0)
+    assert short_answer_scores("a b b", ["b"])[1] == pytest.approx(2 * (1 / 2) * 1 / (1 / 2 + 1))

@@ -186,6 +186,27 @@ def test_seed_question_is_answered_by_the_waltz_sentence(seed_index):
     assert first.author == "Dave DeCamp" and first.outlet == "Antiwar.com"
     assert_offsets(seed_index, answer)
     assert 0.0 <= answer.confidence <= 1.0
+    # The reader's short answer lies inside the phrase that answers the question.
+    assert first.answer and first.answer in "once peace talks between Russia and Ukraine are set"
+    assert seed_index.document(first.doc_id).text[first.answer_start:first.answer_end] == first.answer
+
+
+@pytest.mark.model
+def test_off_topic_seed_questions_abstain(seed_index):
+    for question in (UNANSWERABLE, "What is the capital of Australia?", "Who won the FA Cup in 2004?"):
+        assert seed_index.query(question).abstained, question
+
+
+@pytest.mark.model
+def test_reader_none_is_the_linear_path_on_the_same_index(seed_index_dir, model_embedder):
+    from rag import open_index
+    from rag.config import Settings
+
+    plain = open_index(seed_index_dir, settings=Settings(reader="none"), embedder=model_embedder)
+    answer = plain.query(SEED_QUESTION)
+    assert plain.reader is None and WALTZ in answer.citations[0].quote
+    assert all(c.answer is None for c in answer.citations)
+    plain.close()
 
 
 @pytest.mark.model

@@ -104,6 +104,10 @@ def test_seed_question_quotes_waltz_and_citation_highlights_the_exact_quote(page
     expect(page.locator("#sources .src-meta")).to_contain_text(f"characters {first.start}–{first.end}")
     doc = library.document(first.doc_id)
     assert doc.text[first.start:first.end] == first.quote
+    # The reader's short answer: bold inside the chat's quote, marked inside the highlighted span of the panel.
+    assert first.answer
+    expect(bot.locator("strong").first).to_have_text(first.answer.strip())
+    expect(page.locator("#sources mark strong.src-answer")).to_have_text(first.answer)
 
     # Switching citations, then the whole article with the span still marked by its offsets.
     last = expected.citations[-1]

@@ -116,3 +116,25 @@ def test_exposure_warning_only_without_auth_off_loopback():
     assert exposure_warning("0.0.0.0", creds, False) is None
     assert exposure_warning("127.0.0.1", None, False) is None
     assert "public URL" in exposure_warning("127.0.0.1", None, True)
+
+
+def test_short_answer_is_bold_in_the_chat_and_marked_in_the_sources_panel():
+    text = "Talks resume. The pause could be lifted once peace talks are set <soon>. Nothing else."
+    quote = "The pause could be lifted once peace talks are set <soon>."
+    s = text.index(quote)
+    a = text.index("once peace talks are set")
+    c = Citation(1, "d1", "T", "s.txt", s, s + len(quote), quote, 0.9, answer="once peace talks are set",
+                 answer_start=a, answer_end=a + len("once peace talks are set"))
+    out = _markdown_html(render.answer_markdown(Answer("q", f"{quote} [1]", False, 0.9, (c,), ()), 0, 0.5))
+    assert "<strong>once peace talks are set</strong>" in out
+    assert "&lt;soon&gt;" in out and "<soon>" not in out
+    from rag.library import excerpt
+    from rag.types import Document
+
+    doc = Document("d1", text, "T", "s.txt", "h")
+    html_out = render.excerpt_html(excerpt(doc, c.start, c.end, quote=quote, answer=(c.answer_start, c.answer_end)), "[1]")
+    assert "<strong class='src-answer'>once peace talks are set</strong>" in html_out
+    assert "<mark class='src-quote'>The pause could be lifted <strong" in html_out and "&lt;soon&gt;" in html_out
+    # A short answer outside the quote is not marked.
+    stray = render.excerpt_html(excerpt(doc, c.start, c.end, quote=quote, answer=(0, 5)), "[1]")
+    assert "src-answer" not in stray

@@ -69,6 +69,7 @@ CSS = """
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; }
 #sources .src-note { color: var(--error-text-color); font-size: 0.9em; }
 #sources mark.src-quote { background: #ffe066; color: #000; padding: 0 2px; border-radius: 2px; }
+#sources strong.src-answer { background: #ffb703; font-weight: 700; }
 #sources .src-empty { color: var(--body-text-color-subdued); padding: 10px; }
 #sources { min-height: 140px; }
 .status-table th { text-align: left; padding-right: 12px; white-space: nowrap; }
@@ -111,16 +112,19 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                 return render.EMPTY_PANEL
             doc_id, start, end, quote, label = item.doc_id, item.start, item.end, item.quote, f"[{number}]"
             passages = answer.passages
+            short = (item.answer_start, item.answer_end) if item.answer_start is not None else None
         else:
             if not 1 <= number <= len(answer.passages):
                 return render.EMPTY_PANEL
             p = answer.passages[number - 1]
             doc_id, start, end, quote, label, passages = p.doc_id, p.start, p.end, p.text, f"passage {number}", ()
+            short = None
         doc = library.document(doc_id)
         if doc is None:
             return ("<div class='src-empty'>This article is no longer in the index; ask again to search the "
                     "current articles.</div>")
-        return render.excerpt_html(excerpt(doc, start, end, quote=quote, passages=passages, whole=whole), label)
+        return render.excerpt_html(excerpt(doc, start, end, quote=quote, passages=passages, whole=whole, answer=short),
+                                   label)
 
     def _radio(turns: list[Answer], ref: str | None):
         if not turns:
@@ -324,7 +328,9 @@ def _mcp_tools(library: Library, default_k: int):
             k: how many passages to retrieve (1-100).
 
         Returns:
-            JSON: {text, abstained, confidence, citations: [{number, doc_id, title, source, start, end, quote}], passages}.
+            JSON: {text, abstained, confidence, short_answer, citations: [{number, doc_id, title, source, start, end,
+            quote, answer, answer_start, answer_end}], passages}. `answer` is the short answer inside the quote
+            (document offsets answer_start/answer_end), when the reader found one.
             When abstained is true, no passage answers the question and the nearest passages are listed instead.
         """
         try:

@@ -90,10 +90,21 @@ def answer_markdown(answer: Answer, turn: int, threshold: float) -> str:
                     f"{i}\\. [{md_escape(_snippet(p.title, 80))}](#{passage_ref(turn, i)}) — {md_escape(_snippet(p.text))}"
                 )
         return "\n".join(lines)
-    quoted = " ".join(f"{md_escape(c.quote)} [[{c.number}]](#{cite_ref(turn, c.number)})" for c in answer.citations)
+    quoted = " ".join(f"{_quote_markdown(c)} [[{c.number}]](#{cite_ref(turn, c.number)})" for c in answer.citations)
     articles = len({c.doc_id for c in answer.citations})
     where = f"{len(answer.citations)} quote{'s' if len(answer.citations) != 1 else ''} from {articles} article{'s' if articles != 1 else ''}"
     return "\n".join([f"> {quoted}", "", f"{cue} {md_escape(where)}"])
+
+
+def _quote_markdown(c) -> str:
+    """A citation's quote, escaped, with its short answer (if any) in bold."""
+    if c.answer_start is None or c.answer_end is None or not c.start <= c.answer_start < c.answer_end <= c.end:
+        return md_escape(c.quote)
+    a, b = c.answer_start - c.start, c.answer_end - c.start
+    pre, ans, post = c.quote[:a], c.quote[a:b], c.quote[b:]
+    # Spaces stay outside the bold markers, or markdown does not close them.
+    return (f"{md_escape(pre)}{' ' if pre[-1:].isspace() else ''}**{md_escape(ans.strip())}**"
+            f"{' ' if post[:1].isspace() else ''}{md_escape(post)}").strip()
 
 
 def _byline(author: str | None, outlet: str | None) -> str:
@@ -118,7 +129,11 @@ def excerpt_html(ex: Excerpt, label: str) -> str:
     pre, mark, post = ex.text[: ex.mark_start], ex.marked, ex.text[ex.mark_end :]
     lead = "" if ex.whole or ex.start == 0 else "… "
     tail = "" if ex.whole or ex.start + len(ex.text) >= ex.doc_chars else " …"
-    body = f"{lead}{e(pre)}<mark class='src-quote'>{e(mark)}</mark>{e(post)}{tail}"
+    inner = e(mark)
+    if ex.mark_start <= ex.answer_start < ex.answer_end <= ex.mark_end:
+        a, b = ex.answer_start - ex.mark_start, ex.answer_end - ex.mark_start
+        inner = f"{e(mark[:a])}<strong class='src-answer'>{e(mark[a:b])}</strong>{e(mark[b:])}"
+    body = f"{lead}{e(pre)}<mark class='src-quote'>{inner}</mark>{e(post)}{tail}"
     cls = "src-text src-whole" if ex.whole else "src-text"
     return (f"<div class='src'>{head}<div class='src-meta'>{meta_html}{url}</div>"
             f"<div class='{cls}'>{body}</div></div>")

@@ -1,0 +1,147 @@
+"""The reader: the shipped model and its manifest, the Reader contract (shipped model and fake alike), loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from fakes import FakeReader
+from rag.errors import ConfigError
+from rag.reader import (
+    MAX_ANSWER_TOKENS,
+    MODEL_FILE,
+    OnnxReader,
+    Window,
+    load_reader,
+    packaged_reader_dir,
+    reader_manifest,
+)
+from rag.reading import load_blend
+from rag.ranking import load_model
+from rag.types import Sentence
+
+TEXT = (
+    "The Eiffel Tower was finished in 1889. It stands in Paris, on the Champ de Mars. "
+    "Gustave Eiffel's company designed and built it. About seven million people visit it every year."
+)
+
+
+def _sentences() -> list[Sentence]:
+    out, pos = [], 0
+    for part in ("The Eiffel Tower was finished in 1889.", "It stands in Paris, on the Champ de Mars.",
+                 "Gustave Eiffel's company designed and built it.", "About seven million people visit it every year."):
+        s = TEXT.index(part, pos)
+        out.append(Sentence("t", s, s + len(part), part))
+        pos = s + len(part)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_reader("default")
+
+
+def test_shipped_reader_files_match_the_manifest():
+    folder = packaged_reader_dir()
+    manifest = reader_manifest(folder)
+    for name, info in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"] and len(data) == info["bytes"]
+    assert (folder / MODEL_FILE).stat().st_size <= 25 * 1024 * 1024
+    assert len(manifest["training_data"]["sha256"]) == 64
+    assert manifest["settings"]["seed"] == 13 and manifest["settings"]["max_length"] >= 64
+    assert set(manifest["fit"]["held_out"]) >= {"source", "span_f1", "auroc"}
+
+
+def test_shipped_reader_is_calibrated():
+    blend = load_blend(packaged_reader_dir(), load_model())
+    assert blend.candidates >= 1 and blend.reader > 0
+    data = json.loads((packaged_reader_dir() / "calibration.json").read_text())
+    assert {"fit", "holdout", "all"} <= set(data["figures"])
+
+
+@pytest.mark.parametrize("make", [FakeReader, lambda: load_reader("default")], ids=["fake", "shipped"])
+def test_reader_contract(make):
+    reader = make()
+    sents = _sentences()
+    windows = [Window(tuple(sents[0:2]), 0), Window(tuple(sents[1:4]), 1), Window((sents[3],), 0)]
+    out = reader.read("When was the Eiffel Tower finished?", windows, {"t": TEXT})
+    assert len(out) == len(windows)
+    for w, readings in zip(windows, out):
+        assert [r.sentence for r in readings] == list(w.sentences)
+        for r in readings:
+            assert r.sentence.start <= r.answer_start < r.answer_end <= r.sentence.end
+            assert TEXT[r.answer_start:r.answer_end].strip()
+    assert reader.read("anything?", [], {"t": TEXT}) == []
+
+
+def test_shipped_reader_finds_the_short_answer(shipped):
+    sents = _sentences()
+    window = Window(tuple(sents[0:3]), 1)
+    cases = {
+        "When was the Eiffel Tower finished?": "1889",
+        "In which city is the Eiffel Tower?": "Paris",
+        "Whose company built the tower?": "Gustave Eiffel",
+    }
+    for question, expected in cases.items():
+        readings = shipped.read(question, [window], {"t": TEXT})[0]
+        best = max(readings, key=lambda r: r.score)
+        assert expected in TEXT[best.answer_start:best.answer_end], (question, TEXT[best.answer_start:best.answer_end])
+
+
+def test_shipped_reader_prefers_the_answering_window(shipped):
+    sents = _sentences()
+    answering, other = Window((sents[0],), 0), Window((sents[3],), 0)
+    q = "When was the Eiffel Tower finished?"
+    a, b = shipped.read(q, [answering, other], {"t": TEXT})
+    assert a[0].score > b[0].score
+
+
+def test_a_window_too_long_keeps_its_focus_sentence(shipped):
+    filler = " ".join(["The weather was mild and nothing else happened that day."] * 30)
+    text = f"{filler} The bridge opened in 1932. {filler}"
+    s1 = Sentence("x", 0, len(filler), filler)
+    start = text.index("The bridge")
+    s2 = Sentence("x", start, start + len("The bridge opened in 1932."), "The bridge opened in 1932.")
+    s3 = Sentence("x", s2.end + 1, len(text), text[s2.end + 1:])
+    readings = shipped.read("When did the bridge open?", [Window((s1, s2, s3), 1)], {"x": text})[0]
+    assert [r.sentence for r in readings] == [s2]
+    assert "1932" in text[readings[0].answer_start:readings[0].answer_end]
+    assert MAX_ANSWER_TOKENS >= 10
+
+
+def test_load_reader_names(tmp_path):
+    assert load_reader("none") is None
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_reader(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="manifest.json"):
+        OnnxReader(tmp_path / "empty")
+    with pytest.raises(ConfigError, match="calibration.json"):
+        load_blend(tmp_path / "empty", load_model())
+
+
+def test_spans_cut_inside_a_word_widen_to_whole_words():
+    from rag.reader import _whole_words
+
+    text = "Mr Ghazi said 940,000 people (about 3.5%) came."
+    s = Sentence("x", 10, 10 + len(text), text)
+    for cut, whole in (("Gha", "Ghazi"), ("hazi", "Ghazi"), ("94", "940,000"), ("3", "3.5"), ("people", "people")):
+        i = text.index(cut)
+        a, b = _whole_words(s, 10 + i, 10 + i + len(cut))
+        assert text[a - 10:b - 10] == whole
+
+
+def test_batched_windows_read_like_single_ones(shipped):
+    """Padding a short window to its batch's longest must not change what the reader finds in it."""
+    sents = _sentences()
+    windows = [Window((sents[0],), 0), Window(tuple(sents[0:4]), 1), Window((sents[2],), 0)]
+    q = "Who designed the tower?"
+    batched = shipped.read(q, windows, {"t": TEXT})
+    for w, together in zip(windows, batched):
+        alone = shipped.read(q, [w], {"t": TEXT})[0]
+        assert [(r.answer_start, r.answer_end) for r in alone] == [(r.answer_start, r.answer_end) for r in together]
+        # int8 activations are scaled per batch, so margins move a little, never by much.
+        assert all(abs(a.score - b.score) < 1.0 for a, b in zip(alone, together))

@@ -1,0 +1,287 @@
+"""Calibrate a reader on the fit half of a SQuAD-format folder: how its margin joins the linear sentence score, how
+many candidates it reads, and the confidence model that reads its margins; writes `calibration.json` beside it.
+
+    .venv/bin/python tools/calibrate_reader.py ../shared/data/squad2_dev --work /tmp/fit \
+        [--reader rag/data/reader] [--candidates 4,6,8,12] [--write]
+
+What it does (fit = questions of the articles at even positions of articles.jsonl; the other half is only reported):
+1. builds (or reuses) the index of every article with the default settings and embeds every question once;
+2. for each question, scores the pool with the shipped linear model (`rag/data/answer_model.json`) and lets the
+   reader read the windows of the best `max(--candidates)` sentences, keeping each window's readings, so that
+   every candidate count is measured from one pass;
+3. for each candidate count: fits the two blend coefficients (conditional logit over the fit questions' pooled
+   sentences, positives = sentences holding a gold answer), re-scores, and measures answer@1 on the fit half;
+   keeps the count with the best fit answer@1 among those within the latency budget (--max-candidates);
+4. fits the confidence model (answerable vs unanswerable) and the presence model (answerable questions with and
+   without their article) over `confidence_features` + `reader_features`, as tools/fit_answer_model.py does, and
+   leaves out the hand-made unanswerability cues (`--drop`) when the fit-half AUROC does not need them;
+5. shifts the confidence model's bias so that the default abstain_threshold (0.21) is still the confidence that 92%
+   of answerable fit questions reach, so one threshold means the same with and without the reader;
+6. prints fit, holdout and full-set figures, and with --write saves the calibration into the reader folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from fit_answer_model import clogit_fit, logistic_fit  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.embedding import make_embedder  # noqa: E402
+from rag.evaluation import _build, _contains, auroc, load_squad, normalize_answer, short_answer_scores  # noqa: E402
+from rag.ranking import AnswerModel, Candidate, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
+from rag.reader import OnnxReader, packaged_reader_dir  # noqa: E402
+from rag.reading import CALIBRATION_FILE, Blend, reader_features, rescore, windows_for  # noqa: E402
+
+L2 = 1.0
+TARGET_THRESHOLD = 0.21
+
+
+def read_pool(idx, reader, question: str, qvec, k: int, top: int, allowed=None):
+    passages, sents, vecs, signals, docs = idx.pool(question, qvec, k, allowed)
+    cands = score_candidates(question, passages, sents, vecs, qvec, signals, idf=idx.lexical.idf_of)
+    windows = windows_for(cands, sents, top)
+    texts = {d: doc.text for d, doc in docs.items()}
+    per_window = reader.read(question, windows, texts) if windows else []
+    return passages, cands, per_window
+
+
+def readings_upto(per_window, m: int) -> dict:
+    best = {}
+    for readings in per_window[:m]:
+        for r in readings:
+            key = (r.sentence.doc_id, r.sentence.start)
+            if key not in best or r.score > best[key].score:
+                best[key] = r
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("path")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--reader", default=str(packaged_reader_dir()))
+    ap.add_argument("--candidates", default="4,6,8,10,12")
+    ap.add_argument("--max-candidates", type=int, default=12, help="the most candidates the latency budget allows")
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
+    ap.add_argument("--drop", default="antonym_swap,substitution,negation_mismatch",
+                    help="confidence features to leave out when they do not lift the fit-half AUROC")
+    args = ap.parse_args()
+
+    settings = Settings.load({"reader": "none"})
+    emb = make_embedder(settings.model, settings.backend)
+    data = load_squad(args.path, limit=args.limit)
+    fit_titles = {q.doc_id for q in load_squad(args.path, split="fit").questions}
+    work = Path(args.work)
+    idx = _build(data.articles, work, settings, emb, None)
+    cache = work / f"question_vectors-{args.limit or 'all'}.npy"
+    if cache.exists():
+        qvecs = np.load(cache, allow_pickle=False)
+    else:
+        qvecs = emb.embed_documents([q.question for q in data.questions], 64)
+        np.save(cache, qvecs, allow_pickle=False)
+    reader = OnnxReader(args.reader, threads=args.threads or None)
+    counts = sorted(int(c) for c in args.candidates.split(","))
+    top = max(counts)
+    is_fit = np.array([q.doc_id in fit_titles for q in data.questions])
+    titles = list(data.articles)
+    allowed = {t: np.array(idx.catalog.chunk_ids_where([o for o in titles if o != t]), dtype=np.int64) for t in titles}
+    base = load_model()
+
+    t0 = time.time()
+    rows, absent_rows = [], []
+    for n, (q, v) in enumerate(zip(data.questions, qvecs)):
+        passages, cands, per_window = read_pool(idx, reader, q.question, v, settings.k, top)
+        golds = [normalize_answer(t) for t in q.answer_texts]
+        holds = [bool(golds) and _contains(p.text, golds) for p in passages]
+        rows.append((q, passages, cands, per_window, golds, holds))
+        absent = None
+        if q.answerable:
+            absent = read_pool(idx, reader, q.question, v, 5, top, allowed[q.doc_id])
+        absent_rows.append(absent)
+        if n % 500 == 0:
+            print(f"  read {n}/{len(data.questions)} in {time.time() - t0:.0f} s", flush=True)
+
+    def labels(q, golds, cands):
+        return np.array([
+            any(c.sentence.start <= s and e <= c.sentence.end for s, e in q.answers)
+            or (bool(golds) and _contains(c.sentence.text, golds)) for c in cands
+        ], dtype=np.float64)
+
+    def blend_rows(cands, readings):
+        floor = min((r.score for r in readings.values()), default=0.0)
+        return np.array([[c.score, readings[(c.sentence.doc_id, c.sentence.start)].score
+                          if (c.sentence.doc_id, c.sentence.start) in readings else floor] for c in cands])
+
+    # Steps 2-3: the blend for each candidate count, chosen by fit-half answer@1.
+    choice = None
+    for m in counts:
+        if m > args.max_candidates:
+            continue
+        groups = []
+        for (q, passages, cands, per_window, golds, holds), fit in zip(rows, is_fit):
+            if not (fit and q.answerable and cands):
+                continue
+            y = labels(q, golds, cands)
+            if y.any() and len(cands) > 1:
+                groups.append((blend_rows(cands, readings_upto(per_window, m)), y))
+        w = clogit_fit(groups, 2, 0.01)
+        a1 = []
+        for (q, passages, cands, per_window, golds, holds), fit in zip(rows, is_fit):
+            if fit and q.answerable:
+                best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
+                a1.append(bool(best) and _contains(best[0].sentence.text, golds))
+        print(f"candidates {m:2d}: linear {w[0]:.3f} reader {w[1]:.3f}  fit answer@1 {np.mean(a1):.4f}", flush=True)
+        if choice is None or np.mean(a1) > choice[2] + 0.002:
+            choice = (m, w, float(np.mean(a1)))
+    m, w, _ = choice
+    blend = Blend(float(w[0]), float(w[1]), m)
+
+    # Step 4: confidence and presence over the re-scored pools.
+    def judged(q, passages, cands, per_window, golds, holds):
+        if not cands:
+            return None
+        readings = readings_upto(per_window, m)
+        scored = rescore(cands, readings, blend)
+        feats = confidence_features(q.question, scored, idx.lexical.idf_of)
+        feats.update(reader_features(scored[0], readings))
+        top_passages = passage_order(scored, len(holds))[:10]
+        first_hit = next((r for r, p in enumerate(top_passages) if holds[p]), None)
+        best = scored[0]
+        r = readings.get((best.sentence.doc_id, best.sentence.start))
+        short = best.sentence.text if r is None else None
+        if r is not None:
+            doc_text = idx.document(best.sentence.doc_id).text
+            short = doc_text[r.answer_start:r.answer_end]
+        span = any(best.sentence.start <= s and e <= best.sentence.end for s, e in q.answers)
+        text = bool(golds) and _contains(best.sentence.text, golds)
+        return feats, first_hit, span, text, short
+
+    results = [judged(*row) for row in rows]
+    absent_feats = []
+    for (q, *_), a in zip(rows, absent_rows):
+        if a is None or not a[1]:
+            absent_feats.append(None)
+            continue
+        passages, cands, per_window = a
+        readings = readings_upto(per_window, m)
+        scored = rescore(cands, readings, blend)
+        f = confidence_features(q.question, scored, idx.lexical.idf_of)
+        f.update(reader_features(scored[0], readings))
+        absent_feats.append(f)
+    def fit_confidence(dropped: set[str]):
+        """Confidence and presence models over every feature but `dropped`, the bias shifted (step 5)."""
+        cnames = [k for k in next(r for r in results if r)[0] if k != "bias" and k not in dropped] + ["bias"]
+        Xc = np.array([[r[0][k] for k in cnames] for r, fit in zip(results, is_fit) if r and fit])
+        yc = np.array([float(row[0].answerable) for row, r, fit in zip(rows, results, is_fit) if r and fit])
+        cweights = dict(zip(cnames, logistic_fit(Xc, yc, L2).tolist()))
+        present = [r[0] for row, r, fit in zip(rows, results, is_fit) if r and fit and row[0].answerable]
+        gone = [f for f, fit in zip(absent_feats, is_fit) if f is not None and fit]
+        Xp = np.array([[f[k] for k in cnames] for f in present + gone])
+        yp = np.concatenate([np.ones(len(present)), np.zeros(len(gone))])
+        pweights = dict(zip(cnames, logistic_fit(Xp, yp, L2).tolist()))
+
+        def confidences(shift):
+            model = AnswerModel({}, {**cweights, "bias": cweights["bias"] + shift}, 1.0, pweights)
+            return [model.confidence(r[0]) if r else 0.0
+                    for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
+
+        lo, hi = -20.0, 20.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if np.percentile(confidences(mid), 8) < TARGET_THRESHOLD:
+                lo = mid
+            else:
+                hi = mid
+        cweights["bias"] += hi
+        return cweights, pweights
+
+    def fit_auroc(cweights, pweights) -> float:
+        model = AnswerModel({}, cweights, 1.0, pweights)
+        a = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
+        u = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and not row[0].answerable]
+        return auroc(a, u)
+
+    # Hand-made unanswerability cues are left out when, with the reader's features in, they do not lift the
+    # fit-half AUROC by more than 0.002.
+    dropped: set[str] = set()
+    cweights, pweights = fit_confidence(dropped)
+    candidates_to_drop = {d for d in args.drop.split(",") if d}
+    if candidates_to_drop:
+        without = fit_confidence(candidates_to_drop)
+        kept, lost = fit_auroc(cweights, pweights), fit_auroc(*without)
+        print(f"fit AUROC with {sorted(candidates_to_drop)}: {kept:.4f}, without: {lost:.4f}", flush=True)
+        if lost >= kept - 0.002:
+            dropped = candidates_to_drop
+            cweights, pweights = without
+    final = AnswerModel(base.weights, cweights, base.margin, pweights)
+
+    report = {}
+    for mask, name in ((is_fit, "fit"), (~is_fit, "holdout"), (np.ones_like(is_fit), "all")):
+        conf_a, conf_u, hit1, hit5, a1, s1, ems, f1s, gone_c = [], [], [], [], [], [], [], [], []
+        for (q, *_), r, a, fit in zip(rows, results, absent_feats, mask):
+            if not fit:
+                continue
+            conf = final.confidence(r[0]) if r else 0.0
+            if not q.answerable:
+                conf_u.append(conf)
+                continue
+            conf_a.append(conf)
+            hit1.append(bool(r) and r[1] == 0)
+            hit5.append(bool(r) and r[1] is not None and r[1] < 5)
+            s1.append(bool(r) and r[2])
+            a1.append(bool(r) and r[3])
+            em, f1 = short_answer_scores(r[4] if r else None, q.answer_texts)
+            ems.append(em)
+            f1s.append(f1)
+            gone_c.append(final.confidence(a) if a is not None else 0.0)
+        figs = {
+            "hit@1": np.mean(hit1), "hit@5": np.mean(hit5), "answer@1": np.mean(a1), "span@1": np.mean(s1),
+            "short_em": np.mean(ems), "short_f1": np.mean(f1s),
+            "answered": np.mean(np.array(conf_a) >= TARGET_THRESHOLD),
+            "abstain_unanswerable": np.mean(np.array(conf_u) < TARGET_THRESHOLD),
+            "abstain_auroc": auroc(conf_a, conf_u),
+            "abstain_absent": np.mean(np.array(gone_c) < TARGET_THRESHOLD),
+        }
+        report[name] = {k: round(float(v), 4) for k, v in figs.items()}
+        print(f"{name:8s} " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()), flush=True)
+    print(f"candidates {m}, blend linear {blend.linear:.4f} reader {blend.reader:.4f}")
+    print("confidence weights", json.dumps({k: round(v, 3) for k, v in cweights.items()}))
+    if args.write:
+        doc = {
+            "about": (
+                "Written by tools/calibrate_reader.py on the fit half of the SQuAD 2.0 dev articles (even positions in "
+                "articles.jsonl). A read sentence scores linear * (linear model score) + reader * (reader margin); "
+                "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
+                "logistic coefficients over rag.ranking.confidence_features + rag.reading.reader_features (confidence "
+                "= product of the two sigmoids); the bias is shifted so that suggested_threshold is the confidence "
+                "92% of answerable fit questions reach."
+            ),
+            "linear": round(blend.linear, 6), "reader": round(blend.reader, 6), "candidates": m,
+            "confidence_weights": {k: round(v, 6) for k, v in cweights.items()},
+            "presence_weights": {k: round(v, 6) for k, v in pweights.items()},
+            "margin": base.margin,
+            "suggested_threshold": TARGET_THRESHOLD,
+            "dropped_features": sorted(dropped),
+            "figures": report,
+        }
+        path = Path(args.reader) / CALIBRATION_FILE
+        path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
