@@ -256,7 +256,8 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         except RagError as exc:
             msg = f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
             return (msg, *library_view(*listing_state))
-        skipped = "".join(f"<li>{html.escape(s.path)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
+        # Only the file's name: the page must not tell its readers where files live on the server.
+        skipped = "".join(f"<li>{html.escape(Path(s.path).name)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
         msg = (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
                f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
                f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
