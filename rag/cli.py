@@ -286,18 +286,19 @@ COMMAND_MODULES = ("evaluation", "bench")
 def configure_logging(verbose: bool) -> None:
     """Warnings only, unless --verbose: some libraries log at DEBUG level on their own.
 
-    bm25s sets its logger to DEBUG, and an import elsewhere (pymilvus) installs a root handler, so without this
-    every BM25 build prints "DEBUG:bm25s:..." lines among the progress and counts a person wants to see.
+    bm25s sets its logger to DEBUG when it is imported, and an import elsewhere (pymilvus) installs a root handler,
+    so without this every BM25 build prints "DEBUG:bm25s:..." among the progress and counts a person wants to see.
+    The level is set on the root handlers, which a library's own logger level cannot override.
     """
     import logging
 
     level = logging.DEBUG if verbose else logging.WARNING
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level, format="%(levelname)s:%(name)s:%(message)s")
+        logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
     root.setLevel(level)
-    for name in ("bm25s", "httpx", "urllib3", "gradio", "pymilvus"):
-        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    for handler in root.handlers:
+        handler.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
