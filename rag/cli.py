@@ -111,7 +111,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for c in answer.citations:
             about = " · ".join(x for x in (c.author, _about(c)) if x)
             print(f"  [{c.number}] {c.title}{f' ({about})' if about else ''}")
-            print(f"      {c.doc_id}  {c.source}  characters {c.start}-{c.end}")
+            where = c.doc_id if c.source == c.doc_id else f"{c.doc_id}  {c.source}"
+            print(f"      {where}  characters {c.start}-{c.end}")
     print("\nPassages" if not answer.abstained else "\nNearest passages")
     _print_passages(answer.passages, width)
     return 0

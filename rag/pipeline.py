@@ -460,7 +460,7 @@ class Index:
             lower = {v.lower() for v in known}
             unknown = [v for v in given if v.lower() not in lower]
             if unknown:
-                listed = ", ".join(sorted(known)[:12]) + (" ..." if len(known) > 12 else "")
+                listed = ", ".join(sorted(known, key=str.casefold)[:12]) + (" ..." if len(known) > 12 else "")
                 hint = f"the index has: {listed}" if known else f"no article in the index has a {name}"
                 raise FilterError(f"unknown {name} {unknown[0]!r}; {hint}")
         if filters.doc_ids:
