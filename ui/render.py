@@ -138,8 +138,9 @@ def excerpt_html(ex: Excerpt, label: str) -> str:
     head = f"<div class='src-head'><span class='src-label'>{e(label)}</span> <b class='src-title'>{e(ex.title)}</b></div>"
     when = about(ex.date, ex.section, None)
     meta = [x for x in (when, _byline(ex.author, ex.outlet), ex.doc_id, ex.source if ex.source != ex.doc_id else "") if x]
-    span = f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"
-    meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + [span])
+    # A whole article opened from the Library has no quoted span to locate.
+    span = [f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"] if ex.mark_end > ex.mark_start else []
+    meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + span)
     url = ""
     if ex.url and urlparse(ex.url).scheme in ("http", "https"):
         url = f" · <a href='{e(ex.url, quote=True)}' target='_blank' rel='noopener noreferrer'>{e(ex.url)}</a>"
