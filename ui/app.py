@@ -126,18 +126,16 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
     def _render_ref(turns: list[Answer], ref: str | None, whole: bool) -> str:
         doc_id = render.parse_doc_ref(ref)
-        parsed = ("doc", doc_id, 0) if doc_id is not None else render.parse_ref(ref)
-        if parsed and parsed[0] == "doc":
-            pass
-        elif not parsed or parsed[1] >= len(turns):
-            return render.EMPTY_PANEL
-        kind, turn, number = parsed
-        answer = turns[turn]
-        if kind == "doc":
-            doc = library.document(turn)
+        if doc_id is not None:
+            doc = library.document(doc_id)
             if doc is None:
                 return "<div class='src-empty'>This article is no longer in the index.</div>"
             return render.excerpt_html(excerpt(doc, 0, 0, whole=True), "article")
+        parsed = render.parse_ref(ref)
+        if not parsed or parsed[1] >= len(turns):
+            return render.EMPTY_PANEL
+        kind, turn, number = parsed
+        answer = turns[turn]
         if kind == "cite":
             item = next((c for c in answer.citations if c.number == number), None)
             if item is None:
@@ -214,7 +212,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                                       descending=bool(descending), page=int(page or 1), per_page=PER_PAGE)
         except RagError as exc:
             return f"<p class='up-refused'>{html.escape(str(exc))}</p>", "", gr.skip()
-        return render.listing_html(listing), render.counts_html(listing), gr.Number(value=listing.page, maximum=listing.pages)
+        return render.listing_html(listing), render.counts_html(listing), listing.page
 
     def on_listing(query, section, outlet, sort, descending):
         return _listing(query, section, outlet, sort, descending, 1)
@@ -377,11 +375,12 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             lib_sort = gr.Dropdown([("Id", "id"), ("Title", "title"), ("Date", "date"),
                                                     ("Section", "section"), ("Outlet", "outlet"), ("Passages", "passages")],
-                                                   value="id", label="Sort by", elem_id="lib-sort", scale=1)
-                            lib_desc = gr.Checkbox(False, label="Descending", elem_id="lib-desc", scale=1)
-                            prev_btn = gr.Button("◀ Previous", size="sm", elem_id="lib-prev", scale=1)
-                            lib_page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="lib-page", scale=1)
-                            next_btn = gr.Button("Next ▶", size="sm", elem_id="lib-next", scale=1)
+                                                   value="id", label="Sort by", elem_id="lib-sort", scale=2, min_width=120)
+                            lib_desc = gr.Checkbox(False, label="Descending", elem_id="lib-desc", scale=1, min_width=90)
+                            prev_btn = gr.Button("◀", size="sm", elem_id="lib-prev", scale=1, min_width=50)
+                            lib_page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="lib-page", scale=1,
+                                                 min_width=70)
+                            next_btn = gr.Button("▶", size="sm", elem_id="lib-next", scale=1, min_width=50)
                         first_table, first_counts, _ = _listing("", None, None, "id", False, 1)
                         docs_counts = gr.HTML(first_counts, elem_id="docs-counts")
                         docs_table = gr.HTML(first_table, elem_id="docs")
