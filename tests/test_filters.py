@@ -121,3 +121,15 @@ def test_sources_filter_takes_the_path_shown_or_the_absolute_one(news_index):
 def test_sections_and_outlets_merge_spellings(news_index):
     assert news_index.sections() == {"business": 2, "culture": 1, "Politics": 2, "Transport": 1}
     assert news_index.outlets()["Northwind Wire"] == 2
+
+
+def test_time_cue_nudges_articles_of_that_time(news_index, monkeypatch):
+    from rag import pipeline
+    from rag.recency import CUE_BONUS, TimeCue
+
+    plain = {p.doc_id: p.score for p in news_index.search(QUESTION, 6)}
+    monkeypatch.setattr(pipeline, "time_cue", lambda q: TimeCue(year=2023))
+    cued = {p.doc_id: p.score for p in news_index.search(QUESTION, 6)}
+    for doc_id, score in plain.items():
+        in_2023 = (news_index.document(doc_id).date or "").startswith("2023")
+        assert cued[doc_id] == pytest.approx(score + (CUE_BONUS if in_2023 else 0.0), abs=1e-3), doc_id
