@@ -7,12 +7,18 @@ chunk ids the vector store and BM25 may return, so that `k` results come back af
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
 
 from .dates import parse_bound
 from .errors import FilterError
 
-__all__ = ["Filters", "make_filters", "SORTS"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .catalog import Catalog
+
+__all__ = ["Filters", "make_filters", "allowed_chunks", "SORTS"]
 
 SORTS = ("relevance", "newest")
 """How results are ordered: by relevance (default), or newest article first (dateless ones last)."""
@@ -97,3 +103,54 @@ def make_filters(
         raise FilterError(f"--since {lo} is after --until {hi}; swap them or widen the range")
     ids = _values(doc_ids) if isinstance(doc_ids, str) else tuple(dict.fromkeys(str(i) for i in (doc_ids or ()) if i))
     return Filters(lo, hi, _values(section), _values(outlet), ids, tuple(dict.fromkeys(sources or ())))
+
+
+def allowed_chunks(catalog: "Catalog", filters: Filters, built_from: str | None = None) -> np.ndarray | None:
+    """The ids of the chunks a filtered search may return, int64 (n,); None when the filter is empty.
+
+    Args:
+        catalog: the index version's catalog.
+        filters: what to keep.
+        built_from: the folder (or file) the index was built from: an absolute source path under it is matched
+            by its path relative to it, as the catalog keeps it.
+
+    Raises:
+        FilterError: a section, outlet or article id the index does not have, listing what it has; or a filter that
+            no article passes.
+    """
+    if filters.empty:
+        return None
+    for name, given in (("section", filters.sections), ("outlet", filters.outlets)):
+        known = catalog.values(name)
+        lower = {v.lower() for v in known}
+        unknown = [v for v in given if v.lower() not in lower]
+        if unknown:
+            listed = ", ".join(sorted(known, key=str.casefold)[:12]) + (" ..." if len(known) > 12 else "")
+            hint = f"the index has: {listed}" if known else f"no article in the index has a {name}"
+            raise FilterError(f"unknown {name} {unknown[0]!r}; {hint}")
+    if filters.doc_ids:
+        found = catalog.existing_ids(filters.doc_ids)
+        missing = [i for i in filters.doc_ids if i not in found]
+        if missing:
+            raise FilterError(f"no article with id {missing[0]!r} in the index; `rag info` lists the ids")
+    ids = catalog.chunk_ids_matching(
+        doc_ids=filters.doc_ids, sources=[_as_stored(s, built_from) for s in filters.sources],
+        sections=filters.sections, outlets=filters.outlets, since=filters.since, until=filters.until,
+    )
+    if not ids:
+        raise FilterError(f"no indexed article matches the filter ({filters.describe()}); widen it")
+    return np.array(ids, dtype=np.int64)
+
+
+def _as_stored(source: str, built_from: str | None) -> str:
+    """A source path as the catalog keeps it: an absolute path under the folder built from becomes relative."""
+    path = Path(source)
+    if not path.is_absolute() or not built_from:
+        return source
+    root = Path(built_from)
+    for base in (root, root.parent):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return source

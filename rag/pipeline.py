@@ -19,7 +19,7 @@ from .chunking import chunk_document, make_splitter
 from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import FilterError, IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
-from .filters import SORTS, Filters, make_filters
+from .filters import SORTS, Filters, allowed_chunks, make_filters
 from .ingest import load_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
@@ -449,44 +449,8 @@ class Index:
         return self.catalog.values("outlet")
 
     def allowed_chunks(self, filters: Filters) -> np.ndarray | None:
-        """The chunk ids a filtered search may return (None: no filter).
-
-        Raises:
-            FilterError: a section, outlet or article id the index does not have; or no article passes the filter.
-        """
-        if filters.empty:
-            return None
-        for name, given, known in (("section", filters.sections, self.sections()), ("outlet", filters.outlets, self.outlets())):
-            lower = {v.lower() for v in known}
-            unknown = [v for v in given if v.lower() not in lower]
-            if unknown:
-                listed = ", ".join(sorted(known, key=str.casefold)[:12]) + (" ..." if len(known) > 12 else "")
-                hint = f"the index has: {listed}" if known else f"no article in the index has a {name}"
-                raise FilterError(f"unknown {name} {unknown[0]!r}; {hint}")
-        if filters.doc_ids:
-            missing = [i for i in filters.doc_ids if i not in self.catalog.existing_ids(filters.doc_ids)]
-            if missing:
-                raise FilterError(f"no article with id {missing[0]!r} in the index; `rag info` lists the ids")
-        ids = self.catalog.chunk_ids_matching(
-            doc_ids=filters.doc_ids, sources=[self._shown_source(s) for s in filters.sources], sections=filters.sections,
-            outlets=filters.outlets, since=filters.since, until=filters.until,
-        )
-        if not ids:
-            raise FilterError(f"no indexed article matches the filter ({filters.describe()}); widen it")
-        return np.array(ids, dtype=np.int64)
-
-    def _shown_source(self, source: str) -> str:
-        """A source path as the catalog keeps it: an absolute path under the folder built from becomes relative."""
-        path = Path(source)
-        if not path.is_absolute():
-            return source
-        root = Path(str(self.manifest.get("settings", {}).get("source") or ""))
-        for base in (root, root.parent):
-            try:
-                return path.relative_to(base).as_posix()
-            except ValueError:
-                continue
-        return source
+        """The chunk ids a filtered search may return (None: no filter); see `rag.filters.allowed_chunks`."""
+        return allowed_chunks(self.catalog, filters, self.manifest.get("settings", {}).get("source"))
 
     def _dated(self, answer: Answer, docs: dict[str, Document], sort: str) -> Answer:
         """Citations with their article's date and section, later quotes newest first; passages sorted if asked."""
