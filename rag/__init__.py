@@ -23,6 +23,8 @@ __all__ = [
     "Chunk",
     "BuildStats",
     "RagError",
+    "Filters",
+    "make_filters",
 ]
 __version__ = "0.1.0"
 
@@ -39,11 +41,14 @@ _LAZY = {
     "Chunk": "types",
     "BuildStats": "types",
     "RagError": "errors",
+    "Filters": "filters",
+    "make_filters": "filters",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
     from .errors import RagError
+    from .filters import Filters, make_filters
     from .pipeline import Index, build_index, open_index, query
     from .types import Answer, BuildStats, Chunk, Citation, Document, Passage
 

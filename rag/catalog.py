@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -19,7 +20,8 @@ FILE = "meta.sqlite"
 _SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, author TEXT, outlet TEXT,
-    url TEXT, date TEXT, hash TEXT NOT NULL, text TEXT NOT NULL, chunks INTEGER NOT NULL DEFAULT 0
+    url TEXT, date TEXT, hash TEXT NOT NULL, text TEXT NOT NULL, chunks INTEGER NOT NULL DEFAULT 0,
+    section TEXT, tags TEXT NOT NULL DEFAULT '[]', date_raw TEXT
 );
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
@@ -32,6 +34,8 @@ CREATE TABLE sentences (
 _INDEXES = """
 CREATE INDEX chunks_doc ON chunks(doc_id, idx);
 CREATE INDEX sentences_doc ON sentences(doc_id, start);
+CREATE INDEX documents_section ON documents(section);
+CREATE INDEX documents_date ON documents(date);
 """
 
 
@@ -70,6 +74,9 @@ class DocumentInfo:
     date: str | None
     content_hash: str
     chunks: int
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    date_raw: str | None = None
 
 
 class CatalogWriter:
@@ -84,9 +91,10 @@ class CatalogWriter:
 
     def add_documents(self, docs: Iterable[Document], chunk_counts: dict[str, int]) -> None:
         self.conn.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, d.text, chunk_counts.get(d.id, 0))
+                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, d.text, chunk_counts.get(d.id, 0),
+                 d.section, json.dumps(list(d.tags), ensure_ascii=False), d.date_raw)
                 for d in docs
             ),
         )
@@ -149,12 +157,14 @@ class Catalog:
                 self._docs.move_to_end(doc_id)
                 return hit
         rows = self._query(
-            "SELECT id, text, title, source, hash, author, outlet, url, date FROM documents WHERE id = ?", (doc_id,)
+            "SELECT id, text, title, source, hash, author, outlet, url, date, section, tags, date_raw FROM documents WHERE id = ?",
+            (doc_id,),
         )
         if not rows:
             return None
         r = rows[0]
-        doc = Document(id=r[0], text=r[1], title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7], date=r[8])
+        doc = Document(id=r[0], text=r[1], title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7],
+                       date=r[8], section=r[9], tags=_tags(r[10]), date_raw=r[11])
         with self._lock:
             self._docs[doc_id] = doc
             if len(self._docs) > self._doc_cache:
@@ -163,9 +173,70 @@ class Catalog:
 
     def documents(self) -> list[DocumentInfo]:
         rows = self._query(
-            "SELECT id, title, source, author, outlet, url, date, hash, chunks FROM documents ORDER BY source, id"
+            "SELECT id, title, source, author, outlet, url, date, hash, chunks, section, tags, date_raw FROM documents "
+            "ORDER BY source, id"
         )
-        return [DocumentInfo(*r) for r in rows]
+        return [DocumentInfo(*r[:9], section=r[9], tags=_tags(r[10]), date_raw=r[11]) for r in rows]
+
+    def values(self, column: str) -> dict[str, int]:
+        """Distinct values of `section` or `outlet` with their article counts (articles without one left out).
+
+        Spellings that differ only in case count as one value, shown as its first spelling in id order.
+        """
+        if column not in ("section", "outlet"):
+            raise ValueError(f"cannot list values of {column!r}")
+        rows = self._query(
+            f"SELECT (SELECT {column} FROM documents e WHERE lower(e.{column}) = lower(d.{column}) ORDER BY e.id LIMIT 1), "
+            f"count(*) FROM documents d WHERE {column} IS NOT NULL GROUP BY lower({column})"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def existing_ids(self, doc_ids: Sequence[str]) -> set[str]:
+        """The ids among `doc_ids` that the catalog holds."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(doc_ids))
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            found.update(r[0] for r in self._query(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+        return found
+
+    def chunk_ids_matching(
+        self,
+        *,
+        doc_ids: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        sections: Sequence[str] | None = None,
+        outlets: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[int]:
+        """Ids of chunks whose document passes every given condition (None: no condition).
+
+        Articles listed by id or by source path are one choice (either matches); sections and outlets match
+        ignoring case; `since`/`until` are inclusive "YYYY-MM-DD" bounds and a dateless article never passes one.
+        """
+        clauses, args = [], []
+        picked = []
+        if doc_ids:
+            picked.append(f"d.id IN ({','.join('?' * len(doc_ids))})")
+            args += list(doc_ids)
+        if sources:
+            picked.append(f"d.source IN ({','.join('?' * len(sources))})")
+            args += list(sources)
+        if picked:
+            clauses.append("(" + " OR ".join(picked) + ")")
+        for column, values in (("section", sections), ("outlet", outlets)):
+            if values:
+                clauses.append(f"lower(d.{column}) IN ({','.join('?' * len(values))})")
+                args += [v.lower() for v in values]
+        if since:
+            clauses.append("substr(d.date, 1, 10) >= ?")
+            args.append(since)
+        if until:
+            clauses.append("substr(d.date, 1, 10) <= ?")
+            args.append(until)
+        where = " AND ".join(clauses) if clauses else "1"
+        return [r[0] for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)]
 
     def hashes(self) -> dict[str, str]:
         return dict(self._query("SELECT id, hash FROM documents"))
@@ -238,6 +309,14 @@ class Catalog:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _tags(value: str | None) -> tuple[str, ...]:
+    try:
+        tags = json.loads(value or "[]")
+    except ValueError:
+        return ()
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
 
 
 def as_chunk(row: ChunkRow, doc: Document) -> Chunk:

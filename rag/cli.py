@@ -88,7 +88,13 @@ def _open(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {"doc_ids": args.doc or None, "sources": args.source_filter or None}
+    return {"doc_ids": args.doc or None, "sources": args.source_filter or None, "since": args.since,
+            "until": args.until, "section": args.section or None, "outlet": args.outlet or None, "sort": args.sort}
+
+
+def _about(item: Any) -> str:
+    """"2024-03-06 · politics · Reuters" for a citation or passage: whichever of the three it has."""
+    return " · ".join(x for x in ((item.date or "")[:10], item.section, item.outlet) if x)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -106,9 +112,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\nCitations")
         for c in answer.citations:
-            by = ", ".join(x for x in (c.author, c.outlet) if x)
-            print(f"  [{c.number}] {c.title}{f' ({by})' if by else ''}")
-            print(f"      {c.source}  characters {c.start}-{c.end}")
+            about = " · ".join(x for x in (c.author, _about(c)) if x)
+            print(f"  [{c.number}] {c.title}{f' ({about})' if about else ''}")
+            where = c.doc_id if c.source == c.doc_id else f"{c.doc_id}  {c.source}"
+            print(f"      {where}  characters {c.start}-{c.end}")
     print("\nPassages" if not answer.abstained else "\nNearest passages")
     _print_passages(answer.passages, width)
     return 0
@@ -141,7 +148,8 @@ def _answer_text(answer, width: int) -> str:
 def _print_passages(passages, width: int) -> None:
     for i, p in enumerate(passages, start=1):
         also = f"  (also in {len(p.also_in)} more)" if p.also_in else ""
-        print(f"  {i}. {p.score:.3f}  {p.title} — {p.source} [{p.start}:{p.end}]{also}")
+        about = f" ({_about(p)})" if _about(p) else ""
+        print(f"  {i}. {p.score:.3f}  {p.title}{about} — {p.doc_id} [{p.start}:{p.end}]{also}")
         snippet = " ".join(p.text.split())
         snippet = snippet if len(snippet) <= 300 else snippet[:297] + "..."
         print(textwrap.fill(snippet, width, initial_indent="      ", subsequent_indent="      "))
@@ -192,7 +200,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key in ("index_dir", "version", "model", "built_at", "documents", "chunks", "sentences"):
         print(f"{key:>10}: {info.get(key)}")
     for d in idx.documents():
-        print(f"  {d.chunks:4d} chunks  {d.title[:70]}  ({d.source})")
+        about = " · ".join(x for x in ((d.date or "")[:10], d.section, d.outlet) if x)
+        print(f"  {d.chunks:4d} chunks  {d.id}  {d.title[:60]}{f'  ({about})' if about else ''}")
     return 0
 
 
@@ -214,6 +223,8 @@ def _term_width() -> int:
 
 def _add_index_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", help="index folder (default: index/ or RAG_INDEX_DIR)")
+    # SUPPRESS: without the flag here, `rag --verbose <command>` keeps the value given before the command.
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show the libraries' debug logging")
 
 
 def _add_build_flags(p: argparse.ArgumentParser) -> None:
@@ -236,6 +247,12 @@ def _add_query_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
     p.add_argument("--source-filter", action="append", help="only search documents from this source path (repeatable)")
+    p.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY)")
+    p.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD, YYYY-MM or YYYY)")
+    p.add_argument("--section", action="append", help="only articles of this section, e.g. politics (repeatable)")
+    p.add_argument("--outlet", action="append", help="only articles from this outlet (repeatable)")
+    p.add_argument("--sort", choices=("relevance", "newest"), default="relevance",
+                   help="order passages by relevance (default) or newest article first")
     p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
     p.add_argument("--reader", help="default (the shipped reader), none (linear sentence model only), or a reader folder")
     p.add_argument("--json", action="store_true", help="print JSON (Answer.to_dict())")
@@ -243,6 +260,7 @@ def _add_query_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Search your articles and get quoted, cited answers.")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("rebuild-index", help="build or update the index from a folder of articles")
@@ -295,9 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = ("evaluation", "bench")
 
 
+def configure_logging(verbose: bool) -> None:
+    """Warnings only, unless --verbose: some libraries log at DEBUG level on their own.
+
+    bm25s sets its logger to DEBUG when it is imported, and an import elsewhere (pymilvus) installs a root handler,
+    so without this every BM25 build prints "DEBUG:bm25s:..." among the progress and counts a person wants to see.
+    The level is set on the root handlers, which a library's own logger level cannot override.
+    """
+    import logging
+
+    level = logging.DEBUG if verbose else logging.WARNING
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except RagError as exc:

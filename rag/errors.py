@@ -14,6 +14,7 @@ __all__ = [
     "QuestionError",
     "StoreUnavailableError",
     "UploadError",
+    "FilterError",
 ]
 
 
@@ -84,3 +85,9 @@ class UploadError(RagError):
     """An uploaded file was refused (type, size or content); nothing was stored."""
 
     exit_code = 3
+
+
+class FilterError(RagError):
+    """A search filter names a section, outlet or article the index does not have, or a date it cannot read."""
+
+    exit_code = 2

@@ -39,7 +39,8 @@ __all__ = [
     "PAUSE_ENV",
 ]
 
-FORMAT_VERSION = 1
+# 2: the catalog keeps each article's section, tags and raw date, and sources relative to the folder built from.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".build.lock"

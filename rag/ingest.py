@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .dates import normalize_date
 from .errors import IngestError, SourceError
+from .htmlmeta import read_page_meta
 from .types import Document, SkippedFile
 
 __all__ = [
@@ -40,6 +42,7 @@ _FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.DOTALL)
 # and JSON files cannot store them.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
 @dataclass
@@ -193,19 +196,21 @@ def read_file(
     rel = _relative_id(path, root)
     ext = path.suffix.lower()
     if ext == ".pdf":
-        return [_finish(_read_pdf(path, data), rel, str(path))]
+        return [_finish(_read_pdf(path, data), rel, rel)]
     text = decode_text(data, str(path))
     if ext in (".html", ".htm"):
-        return [_finish(_read_html(path, text), rel, str(path))]
+        return [_finish(_read_html(path, text), rel, rel)]
     if ext == ".jsonl":
         return _read_jsonl(path, text, rel, skipped)
     if ext == ".json":
         return _read_json(path, text, rel, skipped)
     if ext in (".md", ".markdown"):
+        front, text = _front_matter(text, str(path))
         m = _MD_HEADING.search(text)
-        fields = {"text": text, "title": m.group(1).strip() if m else None}
-        return [_finish(fields, rel, str(path))]
-    return [_finish({"text": text}, rel, str(path))]
+        fields = {**front, "text": text}
+        fields["title"] = fields.get("title") or (m.group(1).strip() if m else None)
+        return [_finish(fields, rel, rel)]
+    return [_finish({"text": text}, rel, rel)]
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -259,14 +264,24 @@ def _read_html(path: Path, html: str) -> dict[str, Any]:
         raise IngestError(str(path), "no article text found in the HTML")
     get = (lambda k: doc.get(k)) if isinstance(doc, dict) else (lambda k: getattr(doc, k, None))
     text = get("text") or ""
+    page = read_page_meta(html)
     return {
         "text": text,
-        "title": get("title"),
-        "author": get("author"),
-        "outlet": get("sitename"),
+        "title": get("title") or page.title,
+        "author": get("author") or page.author,
+        "outlet": page.outlet or get("sitename"),
         "url": get("url"),
-        "date": get("date"),
+        # What the page states first; trafilatura's own date search only when the page states none.
+        "date": page.date or get("date"),
+        "section": page.section or _first_category(get("categories")),
+        "tags": page.tags or get("tags") or None,
     }
+
+
+def _first_category(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), None)
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
@@ -290,13 +305,29 @@ def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
         meta = reader.metadata or {}
         title = getattr(meta, "title", None) if meta else None
         author = getattr(meta, "author", None) if meta else None
+        info = {str(k): v for k, v in dict(meta).items()} if meta else {}
+        date = _pdf_date(info.get("/CreationDate"))
+        subject, keywords = info.get("/Subject"), info.get("/Keywords")
     except IngestError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, IndexError) as exc:
         raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
     except Exception as exc:  # pypdf surfaces many internal errors on damaged files
         raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
-    return {"text": "\n\n".join(p for p in pages if p), "title": title, "author": author}
+    return {"text": "\n\n".join(p for p in pages if p), "title": title, "author": author, "date": date,
+            "section": str(subject) if isinstance(subject, str) and subject.strip() else None,
+            "tags": str(keywords) if isinstance(keywords, str) else None}
+
+
+def _pdf_date(value: Any) -> str | None:
+    """A PDF date ("D:20240305101500+01'00'") as ISO text (normalize_date reads it), or None."""
+    if not isinstance(value, str):
+        return None
+    m = re.match(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?", value.strip())
+    if not m or not m.group(3):
+        return None
+    y, mo, d, hh, mm, ss = m.groups()
+    return f"{y}-{mo}-{d}" + (f"T{hh}:{mm or '00'}:{ss or '00'}" if hh else "")
 
 
 def _record_fields(rec: Any) -> dict[str, Any]:
@@ -306,16 +337,67 @@ def _record_fields(rec: Any) -> dict[str, Any]:
     if not isinstance(text, str):
         raise ValueError("'text' is missing or not a string")
     out: dict[str, Any] = {"text": text}
-    for key in ("id", "title", "url", "author", "date", "source", "outlet"):
+    for key in ("id", "title", "url", "author", "date", "published", "outlet", "source", "publisher", "section",
+                "topic", "category"):
         value = rec.get(key)
         if value is None:
             continue
-        if isinstance(value, (int, float)) and key in ("id", "date"):
+        if isinstance(value, (int, float)) and key in ("id", "date", "published"):
             value = str(value)
         if not isinstance(value, str):
             raise ValueError(f"'{key}' must be a string")
         out[key] = value
+    # One vocabulary whatever the data set calls its fields: a record's `source` names its outlet (the file it came
+    # from is known already), and `topic` or `category` is its section.
+    out["date"] = out.get("date") or out.pop("published", None)
+    out.pop("published", None)
+    out["outlet"] = out.get("outlet") or out.pop("publisher", None) or out.pop("source", None)
+    out.pop("publisher", None)
+    out.pop("source", None)
+    out["section"] = out.get("section") or out.pop("topic", None) or out.pop("category", None)
+    out.pop("topic", None)
+    out.pop("category", None)
+    for key in ("tags", "keywords"):
+        if rec.get(key) is not None:
+            out["tags"] = rec[key]
+            break
     return out
+
+
+def _front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
+    """YAML front matter between `---` lines at the top of a Markdown file, and the body after it.
+
+    Only the fields an article can have are kept (title, date, author, outlet/publisher/source, section/topic/
+    category, tags/keywords, url, id); a block that is not valid YAML is left in the text.
+    """
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    import yaml
+
+    try:
+        data = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return {}, text
+    if not isinstance(data, dict):
+        return {}, text
+    data = {str(k).lower(): v for k, v in data.items()}
+    rec: dict[str, Any] = {"text": ""}
+    for key in ("id", "title", "url", "author", "outlet", "publisher", "source", "section", "topic", "category"):
+        value = data.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            rec[key] = str(value)
+    for key in ("date", "published"):
+        if data.get(key) is not None:
+            # YAML reads an unquoted 2024-03-05 as a date object: keep what the file says as the raw date.
+            value = data[key]
+            rec[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    for key in ("tags", "keywords"):
+        if data.get(key) is not None:
+            rec[key] = data[key]
+    fields = _record_fields(rec)
+    del fields["text"]
+    return fields, text[m.end():]
 
 
 def _read_jsonl(path: Path, text: str, rel: str, skipped: list[SkippedFile] | None) -> list[Document]:
@@ -333,7 +415,7 @@ def _read_jsonl(path: Path, text: str, rel: str, skipped: list[SkippedFile] | No
                 skipped.append(SkippedFile(f"{path}:{lineno}", f"malformed JSON line ({reason})"))
             continue
         try:
-            docs.append(_finish(fields, f"{rel}#{lineno}", f"{path}#{lineno}"))
+            docs.append(_finish(fields, f"{rel}#{lineno}", f"{rel}#{lineno}"))
         except IngestError as exc:
             if skipped is not None:
                 skipped.append(SkippedFile(f"{path}:{lineno}", exc.reason))
@@ -358,7 +440,8 @@ def _read_json(path: Path, text: str, rel: str, skipped: list[SkippedFile] | Non
     for i, rec in enumerate(records):
         try:
             fields = _record_fields(rec)
-            docs.append(_finish(fields, f"{rel}#{i}" if len(records) > 1 else rel, f"{path}#{i}" if len(records) > 1 else str(path)))
+            name = f"{rel}#{i}" if len(records) > 1 else rel
+            docs.append(_finish(fields, name, name))
         except (ValueError, IngestError) as exc:
             if skipped is not None:
                 reason = exc.reason if isinstance(exc, IngestError) else str(exc)
@@ -411,21 +494,39 @@ def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
         author = author or b_author
         outlet = outlet or b_outlet
     title = _clean_title(fields.get("title")) or _title_from_text(text[body_start:], Path(default_id).name)
+    raw_date = fields.get("date")
+    raw_date = " ".join(raw_date.split())[:80] or None if isinstance(raw_date, str) else None
     meta = {
         "title": title,
         "author": _clean_title(author),
         "outlet": _clean_title(outlet),
         "url": fields.get("url"),
-        "date": fields.get("date"),
+        # Never a guessed date: an unreadable one leaves the article dateless, with what it said kept in date_raw.
+        "date": normalize_date(raw_date),
+        "section": _clean_title(fields.get("section")),
+        "tags": _clean_tags(fields.get("tags")),
+        "date_raw": raw_date,
     }
     doc_id = str(fields.get("id") or default_id)
     return Document(
         id=doc_id,
         text=text,
-        source=fields.get("source") or source,
+        source=source,
         content_hash=content_hash(text, **meta),
         **meta,
     )
+
+
+def _clean_tags(value: Any) -> tuple[str, ...]:
+    """Tags from a list of strings or one comma-separated string: trimmed, unique, at most 50."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = [v for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    else:
+        return ()
+    tags = [t for t in (_clean_title(valid_unicode(str(v))) for v in items) if t]
+    return tuple(dict.fromkeys(tags))[:50]
 
 
 class _ParseTimeout(Exception):

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Sequence
 
 from .catalog import DocumentInfo
+from .listing import Listing, list_documents
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildLockedError, IngestError, RagError, SourceError, UploadError
@@ -38,6 +39,7 @@ __all__ = [
     "save_upload",
     "safe_upload_name",
     "excerpt",
+    "shown_path",
 ]
 
 UPLOAD_EXTENSIONS = (".txt", ".md", ".html", ".htm", ".jsonl", ".pdf")
@@ -63,7 +65,7 @@ class StoredUpload:
 
 @dataclass(frozen=True)
 class LibraryStatus:
-    """What the library view shows about the live index and the uploads folder."""
+    """What the library view shows about the live index and the uploads folder (folders as `shown_path` gives them)."""
 
     index_dir: str
     version: str
@@ -101,12 +103,30 @@ class Excerpt:
     whole: bool
     doc_chars: int = 0
     changed: bool = False
+    date: str | None = None
+    section: str | None = None
     answer_start: int = -1
     answer_end: int = -1
 
     @property
     def marked(self) -> str:
         return self.text[self.mark_start : self.mark_end]
+
+
+def shown_path(path: str | Path) -> str:
+    """A folder as the web app may show it: relative to the working folder when inside it, else its name only.
+
+    The page is for whoever can open it; where files live on the server is none of their business.
+    """
+    p = Path(path)
+    try:
+        cwd = Path.cwd().resolve()
+        rel = p.resolve().relative_to(cwd)
+        if cwd != Path(cwd.anchor):
+            return rel.as_posix() or "."
+    except (OSError, ValueError):
+        pass
+    return p.name or "."
 
 
 def uploads_folder(settings: Settings, index_dir: str | Path | None = None) -> Path:
@@ -236,7 +256,7 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
     if not 0 <= start <= end <= n or (quote is not None and doc.text[start:end] != quote):
         text = quote if quote is not None else ""
         return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, text, start, 0, len(text),
-                       whole, n, changed=True)
+                       whole, n, changed=True, date=doc.date, section=doc.section)
     if whole:
         lo, hi = 0, n
     else:
@@ -249,7 +269,8 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
     if answer is not None and start <= answer[0] < answer[1] <= end:
         a_start, a_end = answer[0] - lo, answer[1] - lo
     return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, doc.text[lo:hi], lo,
-                   start - lo, end - lo, whole, n, answer_start=a_start, answer_end=a_end)
+                   start - lo, end - lo, whole, n, date=doc.date, section=doc.section, answer_start=a_start,
+                   answer_end=a_end)
 
 
 def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:
@@ -290,6 +311,7 @@ class Library:
         self._build_lock = threading.Lock()
         self._index = open_index(self.index_dir, settings=self.settings, embedder=embedder)
         self._embedder = self._index.embedder
+        self._listed: tuple[str, list[DocumentInfo]] = ("", [])
 
     @property
     def index(self) -> Index:
@@ -300,16 +322,47 @@ class Library:
                 self._index = open_index(self.index_dir, settings=self.settings, embedder=self._embedder)
             return self._index
 
-    def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
-        """Index.query on the live version (see there)."""
-        return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None)
+    def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
+            since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
+            outlet: str | Sequence[str] | None = None, sort: str = "relevance") -> Answer:
+        """Index.query on the live version (see there for the filters)."""
+        return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
+                                until=until or None, section=section or None, outlet=outlet or None, sort=sort or "relevance")
 
-    def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None) -> list[Passage]:
+    def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
+               since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
+               outlet: str | Sequence[str] | None = None, sort: str = "relevance") -> list[Passage]:
         """Index.search on the live version."""
-        return self.index.search(question, k, doc_ids=list(doc_ids) if doc_ids else None)
+        return self.index.search(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
+                                 until=until or None, section=section or None, outlet=outlet or None,
+                                 sort=sort or "relevance")
 
     def documents(self) -> list[DocumentInfo]:
-        return self.index.documents()
+        idx = self.index
+        with self._lock:
+            if self._listed[0] != idx.version:
+                self._listed = (idx.version, idx.documents())
+            return self._listed[1]
+
+    def listing(self, query: str = "", *, section: str | None = None, outlet: str | None = None, sort: str = "id",
+                descending: bool = False, page: int = 1, per_page: int = 50) -> Listing:
+        """One page of the live version's articles, searched, filtered and sorted (see rag.listing.list_documents)."""
+        return list_documents(self.documents(), query=query, section=section, outlet=outlet, sort=sort,
+                              descending=descending, page=page, per_page=per_page)
+
+    def find_articles(self, text: str, limit: int = 20) -> list[DocumentInfo]:
+        """Articles whose title, id, section or outlet hold every word of `text` (for a type-ahead picker)."""
+        if not (text or "").strip():
+            return []
+        return list(self.listing(text, per_page=limit).rows)
+
+    def sections(self) -> dict[str, int]:
+        """Section -> article count in the live version."""
+        return self.index.sections()
+
+    def outlets(self) -> dict[str, int]:
+        """Outlet -> article count in the live version."""
+        return self.index.outlets()
 
     def document(self, doc_id: str) -> Document | None:
         """The article from the live version, or None when it is no longer indexed."""
@@ -376,10 +429,10 @@ class Library:
         indexed = {Path(d.source.split("#", 1)[0]).name for d in idx.documents()}
         pending = tuple(p.name for p in self._upload_files() if p.name not in indexed)
         return LibraryStatus(
-            index_dir=str(self.index_dir), version=str(info.get("version", "")), model=str(info.get("model", "")),
+            index_dir=shown_path(self.index_dir), version=str(info.get("version", "")), model=str(info.get("model", "")),
             documents=int(info.get("documents") or 0), chunks=int(info.get("chunks") or 0),
-            built_at=str(info.get("built_at", "")), source=self.source(), uploads_dir=str(self.uploads_dir),
-            pending_uploads=pending, building=self.building,
+            built_at=str(info.get("built_at", "")), source=shown_path(self.source()),
+            uploads_dir=shown_path(self.uploads_dir), pending_uploads=pending, building=self.building,
         )
 
     def examples(self, limit: int = 3) -> list[str]:

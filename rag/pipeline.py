@@ -6,7 +6,7 @@ import hashlib
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,13 +18,15 @@ from .catalog import Catalog, CatalogWriter, ChunkRow, DocumentInfo, SentenceRow
 from .chunking import chunk_document, make_splitter
 from .config import Settings
 from .embedding import Embedder, make_embedder
-from .errors import IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
+from .errors import FilterError, IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
+from .filters import SORTS, Filters, allowed_chunks, make_filters
 from .ingest import load_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
 from .ranking import Candidate, Signals, load_model, rank_pool, score_candidates
 from .reader import Reading, load_reader
 from .reading import load_blend, read_candidates, rescore
+from .recency import newest_first, order_citations, prefer_cued, time_cue
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
 from .store import VectorStore, create_store, open_store
@@ -369,6 +371,12 @@ class Index:
         doc_ids: Sequence[str] | None = None,
         sources: Sequence[str] | None = None,
         abstain_threshold: float | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        sort: str = "relevance",
+        filters: Filters | None = None,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
 
@@ -377,15 +385,27 @@ class Index:
             k: passages to retrieve (default settings.k).
             doc_ids, sources: restrict the search to these articles or source paths.
             abstain_threshold: override the settings' threshold for this call.
+            since, until: publication dates, inclusive ("YYYY-MM-DD", "YYYY-MM" or "YYYY"); dateless articles are left out.
+            section, outlet: only articles of these sections / outlets (a name, comma-separated names, or a list).
+            sort: "relevance" (default) or "newest": the passages shown newest article first.
+            filters: a ready `Filters` (then the filter arguments above are ignored).
 
         Raises:
             QuestionError: the question is empty or too long.
+            FilterError: a filter names an unknown section, outlet or article, or a date cannot be read.
+
+        Example:
+            >>> idx.query("What did Ed Balls say about the Budget?", section="politics").citations[0].section
+            'politics'
         """
         question = self._check_question(question)
         k = self._k(k)
+        sort = _check_sort(sort)
+        filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
+                                          sources=sources)
         qvec = self.embedder.embed_query(question)
-        passages, candidates, docs, readings = self._rank(question, qvec, k, doc_ids, sources)
-        return compose_answer(
+        passages, candidates, docs, readings = self._rank(question, qvec, k, filters)
+        answer = compose_answer(
             question,
             passages,
             candidates,
@@ -399,15 +419,58 @@ class Index:
             model=self.blend.model if self.blend is not None else None,
             readings=readings,
         )
+        return self._dated(answer, docs, sort)
 
     def search(
-        self, question: str, k: int | None = None, *, doc_ids: Sequence[str] | None = None, sources: Sequence[str] | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        doc_ids: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        sort: str = "relevance",
+        filters: Filters | None = None,
     ) -> list[Passage]:
-        """The k best passages for `question`, best first, without composing an answer."""
+        """The k best passages for `question`, best first (or newest first with sort="newest"), without an answer.
+
+        The filter arguments are those of `query`.
+        """
         question = self._check_question(question)
-        qvec = self.embedder.embed_query(question)
         k = self._k(k)
-        return self._rank(question, qvec, k, doc_ids, sources)[0][:k]
+        sort = _check_sort(sort)
+        filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
+                                          sources=sources)
+        qvec = self.embedder.embed_query(question)
+        top = self._rank(question, qvec, k, filters)[0][:k]
+        return newest_first(top) if sort == "newest" else top
+
+    def sections(self) -> dict[str, int]:
+        """Section -> number of articles, for filter choices."""
+        return self.catalog.values("section")
+
+    def outlets(self) -> dict[str, int]:
+        """Outlet -> number of articles, for filter choices."""
+        return self.catalog.values("outlet")
+
+    def allowed_chunks(self, filters: Filters) -> np.ndarray | None:
+        """The chunk ids a filtered search may return (None: no filter); see `rag.filters.allowed_chunks`."""
+        return allowed_chunks(self.catalog, filters, self.manifest.get("settings", {}).get("source"))
+
+    def _dated(self, answer: Answer, docs: dict[str, Document], sort: str) -> Answer:
+        """Citations with their article's date and section, later quotes newest first; passages sorted if asked."""
+        cites = tuple(
+            replace(c, date=docs[c.doc_id].date, section=docs[c.doc_id].section, outlet=c.outlet or docs[c.doc_id].outlet)
+            if c.doc_id in docs else c
+            for c in answer.citations
+        )
+        answer = order_citations(replace(answer, citations=cites))
+        if sort == "newest":
+            answer = replace(answer, passages=tuple(newest_first(answer.passages)))
+        return answer
 
     def document(self, doc_id: str) -> Document:
         """The full document (its text is what every offset indexes into)."""
@@ -470,13 +533,14 @@ class Index:
         return self.lexical.idf_of if self.lexical is not None else None
 
     def _rank(
-        self, question, qvec, k, doc_ids, sources
+        self, question, qvec, k, filters: Filters
     ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
         """Retrieve a pool, score every sentence (`rag.ranking`), let the reader re-read the best (`rag.reading`),
-        and rank the passages by their best sentence; the passages come back best first, with the readings."""
-        allowed = None
-        if doc_ids or sources:
-            allowed = np.array(self.catalog.chunk_ids_where(doc_ids, sources), dtype=np.int64)
+        and rank the passages by their best sentence; the passages come back best first, with the readings.
+
+        The filter becomes the ids the store and BM25 may return; a time named in the question nudges the ranking.
+        """
+        allowed = self.allowed_chunks(filters)
         passages, sentences, vectors, signals, docs = self.pool(question, qvec, k, allowed)
         candidates = score_candidates(question, passages, sentences, vectors, qvec, signals, idf=self._idf)
         readings = None
@@ -485,6 +549,7 @@ class Index:
             texts = {d: doc.text for d, doc in docs.items()}
             readings = read_candidates(question, candidates, sentences, self.reader, texts, top)
             candidates = rescore(candidates, readings, self.blend)
+        candidates = prefer_cued(candidates, docs, time_cue(question))
         ranked, candidates = rank_pool(passages, candidates)
         return ranked, candidates, docs, readings
 
@@ -531,7 +596,8 @@ class Index:
                     passages[i] = Passage(**{**p.__dict__, "also_in": p.also_in + (doc.id,)})
                 continue
             by_text[key] = len(passages)
-            passages.append(Passage(doc.id, doc.title, doc.source, row.start, row.end, text, round(h.score, 6), row.id))
+            passages.append(Passage(doc.id, doc.title, doc.source, row.start, row.end, text, round(h.score, 6), row.id,
+                                    date=doc.date, section=doc.section, outlet=doc.outlet))
             kept.append(h)
         return passages, kept, docs
 
@@ -547,6 +613,13 @@ class Index:
             idx = np.array([r.row for r in rows], dtype=np.int64)
             all_vecs.append(np.asarray(self.sentence_matrix[idx], dtype=np.float32) if len(idx) else np.zeros((0, 1), np.float32))
         return all_sents, all_vecs
+
+
+def _check_sort(sort: str | None) -> str:
+    sort = (sort or "relevance").strip().lower()
+    if sort not in SORTS:
+        raise FilterError(f"unknown sort {sort!r}; use one of: {', '.join(SORTS)}")
+    return sort
 
 
 def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None, embedder: Embedder | None = None,

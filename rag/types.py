@@ -16,8 +16,13 @@ class Document:
         id: stable identifier (from the record's `id`, else derived from the source path).
         text: the article body; all offsets index into this string.
         title: a title (heading, record field, or the first sentence when there is none).
-        source: path of the file it came from (with `#line` for JSON lines records).
+        source: path of the file it came from, relative to the folder the index was built from (with `#line` for
+            JSON lines records): never an absolute path, so it can be shown to anyone.
         content_hash: sha256 of `text` plus the metadata, used to skip re-embedding unchanged articles.
+        date: publication date in ISO 8601 ("2024-03-05" or "2024-03-05T10:00:00+00:00"), None when dateless.
+        section: the desk or topic ("politics"), from a `section`, `topic` or `category` field.
+        tags: keywords the article gives itself.
+        date_raw: the date as the article wrote it (kept when it could not be read, then `date` is None).
     """
 
     id: str
@@ -29,6 +34,9 @@ class Document:
     outlet: str | None = None
     url: str | None = None
     date: str | None = None
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    date_raw: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class Passage:
     score: float
     chunk_id: int = -1
     also_in: tuple[str, ...] = ()
+    date: str | None = None
+    section: str | None = None
+    outlet: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,8 +88,9 @@ class Citation:
     """A quoted span: `document(doc_id).text[start:end] == quote`.
 
     `score` is the answer's confidence for the first citation; a later one gets less, by how far the model rates
-    its sentence below the first. `answer_start`/`answer_end` bound the short answer the reader found inside the
-    quote (`text[answer_start:answer_end] == answer`, document offsets), or are None when it proposed none.
+    its sentence below the first. `date`, `section` and `outlet` are the quoted article's. `answer_start`/
+    `answer_end` bound the short answer the reader found inside the quote (`text[answer_start:answer_end] ==
+    answer`, document offsets), or are None when it proposed none.
     """
 
     number: int
@@ -91,6 +103,8 @@ class Citation:
     score: float
     author: str | None = None
     outlet: str | None = None
+    date: str | None = None
+    section: str | None = None
     answer: str | None = None
     answer_start: int | None = None
     answer_end: int | None = None

@@ -70,3 +70,48 @@ def test_rebuild_index_console_script(tmp_path):
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert stats["documents"] == 1 and stats["added"] == 1 and stats["chunks"] >= 2
+
+
+NEWS = ROOT / "tests" / "fixtures" / "news"
+
+
+@pytest.fixture(scope="module")
+def news_index_dir(tmp_path_factory, model_embedder):
+    from rag import build_index
+
+    folder = tmp_path_factory.mktemp("news-cli") / "index"
+    build_index(NEWS, folder, embedder=model_embedder)
+    return folder
+
+
+@pytest.mark.model
+def test_filters_on_ask_and_search(news_index_dir, capsys):
+    question = "What did the Chancellor say about the Budget?"
+    assert main(["search", question, "--index", str(news_index_dir), "--section", "politics", "--json"]) == 0
+    passages = json.loads(capsys.readouterr().out)
+    assert passages and {p["section"].lower() for p in passages} == {"politics"}
+    assert main(["ask", question, "--index", str(news_index_dir), "--since", "2024-01", "--until", "2024-12-31",
+                 "--threshold", "0", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["citations"] and all(c["date"] >= "2024-01-01" for c in answer["citations"])
+    assert main(["ask", question, "--index", str(news_index_dir), "--threshold", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "2024-03-06 · Politics · Harbour Herald" in text or "2024-03-06 · business · Northwind Wire" in text
+    assert str(NEWS) not in text  # sources are shown relative to the folder built from
+    assert main(["search", question, "--index", str(news_index_dir), "--sort", "newest", "--json"]) == 0
+    dates = [p["date"] for p in json.loads(capsys.readouterr().out) if p["date"]]
+    assert dates == sorted(dates, reverse=True)
+    assert main(["ask", question, "--index", str(news_index_dir), "--section", "sport"]) == 2
+    assert "unknown section 'sport'" in capsys.readouterr().err
+    assert main(["search", question, "--index", str(news_index_dir), "--since", "last week"]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_console_is_quiet_unless_verbose(tmp_path):
+    quiet = run("rebuild-index", "--source", str(NEWS), "--index", str(tmp_path / "ix"), "--quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "DEBUG" not in quiet.stdout + quiet.stderr and "indexed 6 documents" in quiet.stdout
+    loud = run("--verbose", "rebuild-index", "--source", str(NEWS), "--index", str(tmp_path / "ix2"), "--quiet")
+    assert loud.returncode == 0, loud.stderr
+    assert "DEBUG:bm25s" in loud.stdout + loud.stderr

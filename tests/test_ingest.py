@@ -123,3 +123,56 @@ def test_symlink_loop_does_not_hang(tmp_path):
     (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
     _write(tmp_path, "a/x.txt", "Text.")
     assert [d.text for d in load_documents(tmp_path).documents] == ["Text."]
+
+
+NEWS = Path(__file__).parent / "fixtures" / "news"
+
+
+def test_news_fixture_metadata_from_every_format():
+    docs = {d.id: d for d in load_documents(NEWS).documents}
+    html = docs["budget-2024.html"]
+    assert (html.date, html.date_raw) == ("2024-03-06T12:30:00+00:00", "2024-03-06T12:30:00Z")  # JSON-LD datePublished
+    assert (html.section, html.outlet, html.author, html.tags) == ("Politics", "Harbour Herald", "Mara Quill", ("budget", "tax"))
+    md = docs["harbour-ferry.md"]
+    assert (md.title, md.date, md.author, md.outlet, md.section, md.tags) == (
+        "Night ferry to the islands returns", "2023-11-02", "Ines Marlow", "Coastal Courier", "Transport", ("ferries", "islands"))
+    assert not md.text.startswith("---") and "title:" not in md.text  # front matter is metadata, not quotable text
+    wire = docs["wire/001"]
+    assert (wire.date, wire.date_raw) == ("2024-03-06T15:00:00+00:00", "Wed, 06 Mar 2024 15:00:00 GMT")  # `published`
+    assert (wire.section, wire.outlet, wire.tags) == ("business", "Northwind Wire", ("budget", "fuel"))  # `source` names the outlet
+    assert docs["wire/002"].section == "politics"  # `topic`
+    assert docs["wire/003"].section == "culture"  # `category`
+    assert (docs["wire/003"].date, docs["wire/003"].date_raw) == (None, "sometime last spring")  # unreadable: dateless
+    assert docs["wire/004"].date is None and docs["wire/004"].date_raw is None
+    # Sources are relative to the folder read: never where the files live on this machine.
+    assert {d.source for d in docs.values()} >= {"budget-2024.html", "harbour-ferry.md", "wires.jsonl#1"}
+    assert not any(str(NEWS) in d.source for d in docs.values())
+
+
+def test_page_without_a_stated_date_stays_dateless(tmp_path):
+    page = ("<html><head><title>Pier notes</title></head><body><article><h1>Pier notes</h1>"
+            + "<p>The pier reopened after repairs and the cafe at its end serves tea again to walkers.</p>" * 3
+            + "</article></body></html>")
+    _write(tmp_path, "pier.html", page)
+    doc = load_documents(tmp_path).documents[0]
+    assert doc.date is None and doc.date_raw is None
+
+
+def test_meta_tag_and_time_element_dates(tmp_path):
+    body = "<p>The lifeboat crew trained in the bay all morning and returned before the tide turned.</p>" * 3
+    _write(tmp_path, "a.html", f"<html><head><meta property='article:published_time' content='2022-07-01T08:00:00+02:00'>"
+                               f"</head><body><article>{body}</article></body></html>")
+    _write(tmp_path, "b.html", f"<html><body><article><time datetime='2021-05-04'>4 May</time>{body}</article></body></html>")
+    docs = {d.id: d for d in load_documents(tmp_path).documents}
+    assert docs["a.html"].date == "2022-07-01T06:00:00+00:00"
+    assert docs["b.html"].date == "2021-05-04"
+
+
+def test_bbc_topic_is_the_section(tmp_path):
+    from conftest import BBC, require_shared
+
+    require_shared(BBC)
+    with BBC.open(encoding="utf-8") as f:
+        _write(tmp_path, "articles.jsonl", f.readline())
+    doc = load_documents(tmp_path).documents[0]
+    assert (doc.id, doc.section, doc.source, doc.date) == ("business/001", "business", "articles.jsonl#1", None)

@@ -238,3 +238,26 @@ def test_cli_rebuild_keeps_uploaded_articles(lib, tmp_path, fake_embedder, monke
     assert code == 0
     assert any(d.source.endswith(stored.path.name) for d in lib.documents())
     assert lib.index.manifest["settings"]["source"] == lib.source()
+
+
+def test_status_shows_no_absolute_server_path(lib, tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a working folder that holds none of them
+    status = lib.status()
+    shown = " ".join([status.index_dir, status.source, status.uploads_dir])
+    assert str(tmp_path) not in shown
+    assert (status.index_dir, status.source, status.uploads_dir) == ("index", "articles", "uploads")
+    monkeypatch.chdir(tmp_path)  # inside the working folder: relative paths
+    assert (lib.status().source, lib.status().uploads_dir) == ("articles", "data/uploads")
+
+
+def test_listing_and_type_ahead_follow_the_live_index(lib, fake_embedder):
+    docs = lib.documents()
+    assert lib.listing().total == len(docs) >= 1
+    title_word = docs[0].title.split()[0]
+    assert docs[0].id in [d.id for d in lib.find_articles(title_word)]
+    assert lib.find_articles("   ") == []
+    (Path(lib.source()) / "extra.md").write_text(ARTICLE)
+    build_index(lib.source(), lib.index_dir, lib.settings.with_(model=fake_embedder.name), embedder=fake_embedder)
+    assert [d.id for d in lib.find_articles("Kestrel")] == ["extra.md"]
+    assert lib.listing("kestrel valley").total == 1

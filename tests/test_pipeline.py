@@ -248,3 +248,16 @@ def test_offsets_hold_over_bbc_articles(tmp_path, model_embedder):
             assert model_embedder.count_tokens(text) <= model_embedder.max_tokens
     for q in ("What did the company report about profits?", "Who won the match?", "What did the minister say?"):
         assert_offsets(idx, idx.query(q))
+
+
+def test_an_index_from_before_article_metadata_is_refused_with_the_fix(fake_seed_index, copy_index):
+    """Format 1 catalogs have no section, tags or raw date and keep absolute sources: they are rebuilt, not read."""
+    folder, emb = fake_seed_index
+    old = copy_index(folder)
+    manifest = current_version(old) / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data.pop("manifest_sha256", None)
+    data["format_version"] = 1
+    write_manifest(manifest.parent, data)
+    with pytest.raises(IndexMismatchError, match=r"index format 1 .*run `rag rebuild-index`"):
+        open_index(old, embedder=emb)

@@ -36,7 +36,8 @@ def test_api_answers_every_request_during_rebuilds(tmp_path):
     emb = FakeEmbedder()
     published = {build_index(a, settings.index_dir, settings, embedder=emb).version}
     library = Library(settings.index_dir, settings, embedder=emb)
-    texts = {str(p): p.read_text(encoding="utf-8") for folder in (a, b) for p in folder.iterdir()}
+    # Sources are relative to the folder built from, and both folders hold the same names.
+    texts = {p.name: p.read_text(encoding="utf-8") for folder in (a, b) for p in folder.iterdir()}
 
     errors: list[str] = []
     versions: list[str] = []

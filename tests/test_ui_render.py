@@ -79,6 +79,40 @@ def test_documents_html_escapes_titles():
     assert "<script" not in out and "<img" not in out and "&lt;script&gt;" in out
 
 
+def test_library_rows_link_to_their_article_and_show_metadata():
+    hostile_id = "business/001'><script>x</script>"
+    d = DocumentInfo(hostile_id, "Ad sales", "a.jsonl#1", None, "BBC <News>", None, "2005-01-02T10:00:00+00:00", "h", 3,
+                     section="business")
+    out = render.documents_html([d])
+    assert "<script" not in out and "BBC &lt;News&gt;" in out and "2005-01-02<" in out and ">business<" in out
+    href = re.search(r"href='#([^']*)'", out).group(1)
+    assert render.parse_doc_ref(href) == hostile_id
+    assert render.parse_doc_ref("doc-a b") is None and render.parse_ref(href) is None
+
+
+def test_listing_and_counts_html():
+    from rag.listing import list_documents
+
+    docs = [DocumentInfo(f"business/{i}", f"T{i}", "s", None, None, None, "2005-0%d-01" % (1 + i % 2), "h", 1,
+                         section="business") for i in range(1, 8)]
+    listing = list_documents(docs, per_page=5, page=2)
+    out = render.listing_html(listing)
+    assert "6–7 of 7 articles · page 2 of 2" in out and out.count("<tr data-id") == 2
+    counts = render.counts_html(listing)
+    assert "business <b>7</b>" in counts and "2005-02 <b>4</b> · 2005-01 <b>3</b>" in counts
+    assert "No article matches" in render.listing_html(list_documents(docs, query="zzz"))
+
+
+def test_source_list_and_panel_show_date_section_outlet():
+    c = Citation(1, "politics/001", "Balls on the Budget", "a.jsonl#9", 0, 5, "quote", 0.9, outlet="BBC",
+                 date="2005-03-16", section="politics")
+    assert render.source_choice(c) == "[1] Balls on the Budget — 2005-03-16 · politics · BBC"
+    ex = Excerpt("politics/001", "Balls", None, "BBC", "a.jsonl#9", None, "text", 0, 0, 0, True, 4,
+                 date="2005-03-16", section="politics")
+    out = render.excerpt_html(ex, "article")
+    assert "2005-03-16 · politics" in out and "politics/001" in out and "characters" not in out
+
+
 # -- access ------------------------------------------------------------------------------------------------------
 
 

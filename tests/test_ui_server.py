@@ -62,6 +62,35 @@ def test_search_endpoint_and_errors(app_url, library):
         client.predict("   ", 2, api_name="/ask")
 
 
+def test_endpoints_take_the_filters(app_url, library):
+    client = gradio_client.Client(app_url, verbose=False)
+    doc = library.documents()[0]
+    got = client.predict("intelligence sharing", 5, "", "", "", "", doc.id, "relevance", api_name="/search")
+    assert got and {p["doc_id"] for p in got} == {doc.id}
+    answer = client.predict(SEED_QUESTION, 3, "", "", "", "", doc.id, "newest", api_name="/ask")
+    assert {p["doc_id"] for p in answer["passages"]} == {doc.id}
+    assert {"date", "section", "outlet"} <= set(answer["passages"][0])
+    with pytest.raises(Exception, match="unknown section"):
+        client.predict(SEED_QUESTION, 3, "", "", "politics", "", "", "relevance", api_name="/ask")
+    with pytest.raises(Exception, match="YYYY-MM-DD"):
+        client.predict(SEED_QUESTION, 3, "last week", "", "", "", "", "relevance", api_name="/search")
+
+
+def test_no_absolute_server_path_on_the_page_or_in_the_api(app_url, library):
+    """Whoever opens the page must not learn where the articles and the index live on the server."""
+    secret = [str(Path(library.source()).resolve()), str(library.index_dir.resolve()), str(Path.cwd())]
+    secret = [s for s in secret if len(s) > 1]
+    client = gradio_client.Client(app_url, verbose=False)
+    answer = client.predict(SEED_QUESTION, 5, api_name="/ask")
+    passages = client.predict("intelligence sharing", 5, api_name="/search")
+    with httpx.Client(base_url=app_url, timeout=10) as http:
+        page = http.get("").text + http.get("config").text
+    shown = page + json.dumps(answer) + json.dumps(passages)
+    assert answer["citations"] and answer["citations"][0]["source"]  # the sources are there, relative
+    for path in secret:
+        assert path not in shown, path
+
+
 def test_only_ask_and_search_are_endpoints(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
@@ -104,10 +133,12 @@ def test_mcp_lists_ask_and_search_and_answers_with_json(library):
 
     with running_app(library, mcp=True) as url:
         tools, result, found = asyncio.run(session(url))
-        # The dict endpoint stays callable for gradio_client users, outside the tool list.
-        direct = gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
+        # The dict endpoint stays callable for gradio_client users, outside the tool list (undocumented, so the
+        # client cannot fill in the filters' defaults: they are given).
+        direct = gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, "", "", "", "", "", "relevance",
+                                                                  api_name="/ask")
     assert set(tools) == {"ask", "search"}
-    assert "question" in tools["ask"].inputSchema["properties"]
+    assert {"question", "since", "until", "section", "outlet", "doc_ids", "sort"} <= set(tools["ask"].inputSchema["properties"])
     assert "cited" in tools["ask"].description
     assert not result.isError
     answer = json.loads(result.content[0].text)

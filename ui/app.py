@@ -31,6 +31,13 @@ from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth  #
 __all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 7860
+PER_PAGE = 50  # rows of the Library table per page
+
+
+def _ids(text: str | None) -> list[str] | None:
+    """Article ids from an endpoint's comma-separated text (None when empty)."""
+    ids = [i.strip() for i in (text or "").split(",") if i.strip()]
+    return ids or None
 
 # Citation markers in answers are links to "#cite-<turn>-<n>" / "#passage-<turn>-<n>". This listener, installed once
 # by the sources panel, turns a click on one into the panel's click event with the ref as data, so no hidden
@@ -40,7 +47,7 @@ window.__ragTrigger = trigger;
 if (!window.__ragBridge) {
   window.__ragBridge = true;
   document.addEventListener('click', (e) => {
-    const a = e.target.closest && e.target.closest('a[href^="#cite-"], a[href^="#passage-"]');
+    const a = e.target.closest && e.target.closest('a[href^="#cite-"], a[href^="#passage-"], a[href^="#doc-"]');
     if (!a) return;
     e.preventDefault(); e.stopPropagation();
     window.__ragTrigger('click', {ref: a.getAttribute('href').slice(1)});
@@ -74,7 +81,9 @@ CSS = """
 #sources { min-height: 140px; }
 .status-table th { text-align: left; padding-right: 12px; white-space: nowrap; }
 .status-table td { overflow-wrap: anywhere; }
-#docs { max-height: 480px; overflow-y: auto; }
+#docs { max-height: 620px; overflow-y: auto; }
+.docs-count, .docs-counts { color: var(--body-text-color-subdued); font-size: 0.9em; margin: 4px 0; }
+.docs-table .nowrap, .docs-table .doc-id { white-space: nowrap; }
 .docs-table { width: 100%; border-collapse: collapse; font-size: 0.92em; }
 .docs-table th, .docs-table td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
 .docs-table .num { text-align: right; }
@@ -97,10 +106,32 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
     threshold = library.index.settings.abstain_threshold
     default_k = library.index.settings.k
 
-    def _doc_choices() -> list[tuple[str, str]]:
-        return [(f"{d.title[:80]} ({Path(d.source).name})", d.id) for d in library.documents()]
+    def _label(d) -> str:
+        meta = render.about(d.date, d.section, d.outlet)
+        return f"{d.title[:80]} ({d.id}{' · ' + meta if meta else ''})"
+
+    def _picked_choices(typed: str, picked: list[str] | None) -> list[tuple[str, str]]:
+        """The picker's choices: the articles already picked, then those matching what was typed (a few only)."""
+        chosen = [d for d in (library.index.catalog.document(i) for i in (picked or [])) if d is not None]
+        found = library.find_articles(typed, limit=20)
+        seen: set[str] = set()
+        out = []
+        for d in [*chosen, *found]:
+            if d.id not in seen:
+                seen.add(d.id)
+                out.append((_label(d), d.id))
+        return out
+
+    def _value_choices(values: dict[str, int]) -> list[tuple[str, str]]:
+        return [(f"{name} ({count})", name) for name, count in sorted(values.items(), key=lambda kv: kv[0].casefold())]
 
     def _render_ref(turns: list[Answer], ref: str | None, whole: bool) -> str:
+        doc_id = render.parse_doc_ref(ref)
+        if doc_id is not None:
+            doc = library.document(doc_id)
+            if doc is None:
+                return "<div class='src-empty'>This article is no longer in the index.</div>"
+            return render.excerpt_html(excerpt(doc, 0, 0, whole=True), "article")
         parsed = render.parse_ref(ref)
         if not parsed or parsed[1] >= len(turns):
             return render.EMPTY_PANEL
@@ -132,7 +163,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         turn = len(turns) - 1
         a = turns[turn]
         if a.citations:
-            choices = [(f"[{c.number}] {c.title[:70]}", render.cite_ref(turn, c.number)) for c in a.citations]
+            choices = [(render.source_choice(c), render.cite_ref(turn, c.number)) for c in a.citations]
         else:
             choices = [(f"passage {i}: {p.title[:70]}", render.passage_ref(turn, i)) for i, p in enumerate(a.passages, 1)]
         values = {v for _, v in choices}
@@ -141,14 +172,16 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
     # -- handlers (UI only: private, not API endpoints) -----------------------------------------------------------
 
-    def respond(message: str, history: list, turns: list[Answer], k: float, doc_filter: list[str] | None, whole: bool):
+    def respond(message: str, history: list, turns: list[Answer], k: float, doc_filter: list[str] | None, whole: bool,
+                since: str, until: str, sections: list[str] | None, outlets: list[str] | None, sort: str):
         if not (message or "").strip():
             return (gr.skip(),) * 6
         history = list(history or [])
         turns = list(turns or [])
         history.append({"role": "user", "content": render.md_escape(message)})
         try:
-            answer = library.ask(message, int(k), doc_ids=doc_filter or None)
+            answer = library.ask(message, int(k), doc_ids=doc_filter or None, since=since, until=until,
+                                 section=sections or None, outlet=outlets or None, sort=sort)
         except RagError as exc:
             history.append({"role": "assistant", "content": f"**Could not answer:** {render.md_escape(str(exc))}"})
             return "", history, turns, gr.skip(), gr.skip(), gr.skip()
@@ -161,9 +194,12 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
     def on_ref_click(turns: list[Answer], whole: bool, evt: gr.EventData):
         data = getattr(evt, "_data", None)
         ref = data.get("ref") if isinstance(data, dict) else None
+        if render.parse_doc_ref(ref) is not None:
+            # A Library row: the whole article in the Sources panel, on the Chat tab where the panel is.
+            return _render_ref(turns, ref, True), gr.skip(), gr.skip(), gr.Tabs(selected="chat")
         if render.parse_ref(ref) is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return _render_ref(turns, ref, whole), ref, _radio(turns, ref)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return _render_ref(turns, ref, whole), ref, _radio(turns, ref), gr.skip()
 
     def on_radio(ref: str | None, turns: list[Answer], whole: bool):
         return _render_ref(turns, ref, whole), ref
@@ -174,10 +210,30 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
     def new_chat():
         return [], [], render.EMPTY_PANEL, None, gr.Radio(choices=[], value=None, visible=False), ""
 
-    def library_view():
+    def _listing(query: str, section: str | None, outlet: str | None, sort: str, descending: bool, page: float):
+        try:
+            listing = library.listing(query or "", section=section or None, outlet=outlet or None, sort=sort or "id",
+                                      descending=bool(descending), page=int(page or 1), per_page=PER_PAGE)
+        except RagError as exc:
+            return f"<p class='up-refused'>{html.escape(str(exc))}</p>", "", gr.skip()
+        return render.listing_html(listing), render.counts_html(listing), listing.page
+
+    def on_listing(query, section, outlet, sort, descending):
+        return _listing(query, section, outlet, sort, descending, 1)
+
+    def on_page(query, section, outlet, sort, descending, page, step: int):
+        return _listing(query, section, outlet, sort, descending, max(1, int(page or 1) + step))
+
+    def on_pick(typed: str, picked: list[str] | None):
+        return gr.Dropdown(choices=_picked_choices(typed, picked), value=picked or [])
+
+    def library_view(query="", section=None, outlet=None, sort="id", descending=False, page=1):
         status = library.status()
-        return (render.status_html(status), render.documents_html(library.documents()), render.status_line(status),
-                gr.Dropdown(choices=_doc_choices()))
+        sections, outlets = _value_choices(library.sections()), _value_choices(library.outlets())
+        table, counts, page_box = _listing(query, section, outlet, sort, descending, page)
+        return (render.status_html(status), table, render.status_line(status), counts, page_box,
+                gr.Dropdown(choices=sections), gr.Dropdown(choices=outlets), gr.Dropdown(choices=sections),
+                gr.Dropdown(choices=outlets))
 
     def on_upload(files: list[str] | None):
         stored, refused = [], []
@@ -190,7 +246,8 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         status = library.status()
         return render.uploads_html(stored, refused), gr.File(value=None), render.status_html(status)
 
-    def on_rebuild(progress=gr.Progress()):
+    def on_rebuild(query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
+        listing_state = (query, section, outlet, sort_by, descending, page)
         labels = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
 
         def report(stage: str, done: int, total: int) -> None:
@@ -200,42 +257,60 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             stats = library.rebuild(progress=report)
         except RagError as exc:
             msg = f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
-            return (msg, *library_view())
-        skipped = "".join(f"<li>{html.escape(s.path)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
+            return (msg, *library_view(*listing_state))
+        # Only the file's name: the page must not tell its readers where files live on the server.
+        skipped = "".join(f"<li>{html.escape(Path(s.path).name)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
         msg = (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
                f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
                f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
-        return (msg, *library_view())
+        return (msg, *library_view(*listing_state))
 
     # -- API endpoints ---------------------------------------------------------------------------------------------
 
-    def ask(question: str, k: int = default_k) -> dict:
+    def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
+            doc_ids: str = "", sort: str = "relevance") -> dict:
         """Answer a question with quoted sentences from the indexed articles, each with a citation, or abstain.
 
         Args:
             question: the question, in plain words.
             k: how many passages to retrieve (1-100).
+            since: only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY); empty for no bound.
+            until: only articles published on or before this date; empty for no bound.
+            section: only articles of these sections (comma-separated); empty for all.
+            outlet: only articles from these outlets (comma-separated); empty for all.
+            doc_ids: only these article ids (comma-separated); empty for all.
+            sort: "relevance" or "newest" (passages newest article first).
 
         Returns:
-            Answer.to_dict(): text, abstained, confidence, citations (doc_id, title, source, start, end, quote), passages.
+            Answer.to_dict(): text, abstained, confidence, citations (doc_id, title, source, start, end, quote, date,
+            section, outlet), passages.
         """
         try:
-            return library.ask(question, int(k)).to_dict()
+            return library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
+                               outlet=outlet, sort=sort).to_dict()
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
-    def search(question: str, k: int = default_k) -> list[dict]:
+    def search(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "",
+               outlet: str = "", doc_ids: str = "", sort: str = "relevance") -> list[dict]:
         """The k passages of the indexed articles that best match a query, best first, with scores.
 
         Args:
             question: what to look for.
             k: how many passages to return (1-100).
+            since: only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY); empty for no bound.
+            until: only articles published on or before this date; empty for no bound.
+            section: only articles of these sections (comma-separated); empty for all.
+            outlet: only articles from these outlets (comma-separated); empty for all.
+            doc_ids: only these article ids (comma-separated); empty for all.
+            sort: "relevance" or "newest" (newest article first).
 
         Returns:
-            a list of passages (doc_id, title, source, start, end, text, score).
+            a list of passages (doc_id, title, source, start, end, text, score, date, section, outlet).
         """
         try:
-            return [p.to_dict() for p in library.search(question, int(k))]
+            return [p.to_dict() for p in library.search(question, int(k), _ids(doc_ids), since=since, until=until,
+                                                         section=section, outlet=outlet, sort=sort)]
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -247,7 +322,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         status_top = gr.HTML(render.status_line(status), elem_id="status-line")
         turns = gr.State([])
         ref = gr.State(None)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=320):
@@ -266,8 +341,23 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                         with gr.Accordion("Settings", open=False, elem_id="settings"):
                             k_slider = gr.Slider(1, 20, value=default_k, step=1, label="Passages to read (k)",
                                                  elem_id="k")
-                            doc_filter = gr.Dropdown(choices=_doc_choices(), multiselect=True, value=[],
+                            with gr.Row():
+                                since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                                   elem_id="since", max_lines=1)
+                                until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                                   elem_id="until", max_lines=1)
+                            with gr.Row():
+                                section_filter = gr.Dropdown(choices=_value_choices(library.sections()),
+                                                             multiselect=True, value=[], label="Sections (empty = all)",
+                                                             elem_id="section-filter")
+                                outlet_filter = gr.Dropdown(choices=_value_choices(library.outlets()), multiselect=True,
+                                                            value=[], label="Outlets (empty = all)", elem_id="outlet-filter")
+                            doc_search = gr.Textbox(label="Find articles to search in", elem_id="doc-search",
+                                                    placeholder="Type words of a title or an id", max_lines=1)
+                            doc_filter = gr.Dropdown(choices=[], multiselect=True, value=[],
                                                      label="Only these articles (empty = all)", elem_id="doc-filter")
+                            sort = gr.Radio([("Most relevant", "relevance"), ("Newest first", "newest")],
+                                            value="relevance", label="Order of the passages", elem_id="sort")
                         new_btn = gr.Button("New chat", size="sm", elem_id="new-chat")
                     with gr.Column(scale=2, min_width=300):
                         gr.Markdown("### Sources")
@@ -279,7 +369,25 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=320):
                         gr.Markdown("### Indexed articles")
-                        docs_table = gr.HTML(render.documents_html(library.documents()), elem_id="docs")
+                        with gr.Row(equal_height=True):
+                            lib_search = gr.Textbox(placeholder="Search titles, ids, sections, outlets", show_label=False,
+                                                    elem_id="lib-search", max_lines=1, scale=3)
+                            lib_section = gr.Dropdown(choices=_value_choices(library.sections()), value=None,
+                                                      label="Section", elem_id="lib-section", scale=1)
+                            lib_outlet = gr.Dropdown(choices=_value_choices(library.outlets()), value=None,
+                                                     label="Outlet", elem_id="lib-outlet", scale=1)
+                        with gr.Row(equal_height=True):
+                            lib_sort = gr.Dropdown([("Id", "id"), ("Title", "title"), ("Date", "date"),
+                                                    ("Section", "section"), ("Outlet", "outlet"), ("Passages", "passages")],
+                                                   value="id", label="Sort by", elem_id="lib-sort", scale=2, min_width=120)
+                            lib_desc = gr.Checkbox(False, label="Descending", elem_id="lib-desc", scale=1, min_width=90)
+                            prev_btn = gr.Button("◀", size="sm", elem_id="lib-prev", scale=1, min_width=50)
+                            lib_page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="lib-page", scale=1,
+                                                 min_width=70)
+                            next_btn = gr.Button("▶", size="sm", elem_id="lib-next", scale=1, min_width=50)
+                        first_table, first_counts, _ = _listing("", None, None, "id", False, 1)
+                        docs_counts = gr.HTML(first_counts, elem_id="docs-counts")
+                        docs_table = gr.HTML(first_table, elem_id="docs")
                     with gr.Column(scale=2, min_width=300):
                         status_box = gr.HTML(render.status_html(status), elem_id="index-status")
                         files = gr.File(label=f"Add articles ({', '.join(UPLOAD_EXTENSIONS)}; up to "
@@ -289,22 +397,36 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                         rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
                         rebuild_msg = gr.HTML("", elem_id="rebuild-msg")
 
-        chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole]
+        chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole, since, until, section_filter, outlet_filter, sort]
         chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
         msg.submit(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
                    concurrency_limit=4)
         ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
                       concurrency_limit=4)
-        panel.click(on_ref_click, [turns, whole], [panel, ref, cite_radio], api_visibility="private").then(
+        panel.click(on_ref_click, [turns, whole], [panel, ref, cite_radio, tabs], api_visibility="private").then(
             None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
         cite_radio.input(on_radio, [cite_radio, turns, whole], [panel, ref], api_visibility="private").then(
             None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
         whole.input(on_whole, [turns, ref, whole], panel, api_visibility="private").then(
             None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
         new_btn.click(new_chat, None, [chatbot, turns, panel, ref, cite_radio, msg], api_visibility="private")
-        lib_tab.select(library_view, None, [status_box, docs_table, status_top, doc_filter], api_visibility="private")
+        listing_inputs = [lib_search, lib_section, lib_outlet, lib_sort, lib_desc]
+        listing_outputs = [docs_table, docs_counts, lib_page]
+        view_outputs = [status_box, docs_table, status_top, docs_counts, lib_page, lib_section, lib_outlet,
+                        section_filter, outlet_filter]
+        lib_tab.select(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private")
+        for box in (lib_search,):
+            box.submit(on_listing, listing_inputs, listing_outputs, api_visibility="private")
+            box.change(on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last")
+        for box in (lib_section, lib_outlet, lib_sort, lib_desc):
+            box.input(on_listing, listing_inputs, listing_outputs, api_visibility="private")
+        prev_btn.click(lambda *a: on_page(*a, -1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
+        next_btn.click(lambda *a: on_page(*a, 1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
+        lib_page.submit(lambda *a: on_page(*a, 0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
+        doc_search.change(on_pick, [doc_search, doc_filter], doc_filter, api_visibility="private",
+                          trigger_mode="always_last")
         files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private")
-        rebuild_btn.click(on_rebuild, None, [rebuild_msg, status_box, docs_table, status_top, doc_filter],
+        rebuild_btn.click(on_rebuild, [*listing_inputs, lib_page], [rebuild_msg, *view_outputs],
                           api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
 
         # With --mcp, Gradio turns public endpoints into MCP tools named after the function and returns str() of the
@@ -320,36 +442,53 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
 
 def _mcp_tools(library: Library, default_k: int):
-    def ask(question: str, k: int = default_k) -> str:
+    def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
+            doc_ids: str = "", sort: str = "relevance") -> str:
         """Answer a question with sentences quoted from the indexed articles, each cited by article and character span.
 
         Args:
             question: the question, in plain words.
             k: how many passages to retrieve (1-100).
+            since: only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY); empty for no bound.
+            until: only articles published on or before this date; empty for no bound.
+            section: only articles of these sections (comma-separated); empty for all.
+            outlet: only articles from these outlets (comma-separated); empty for all.
+            doc_ids: only these article ids (comma-separated); empty for all.
+            sort: "relevance" or "newest" (passages newest article first).
 
         Returns:
             JSON: {text, abstained, confidence, short_answer, citations: [{number, doc_id, title, source, start, end,
-            quote, answer, answer_start, answer_end}], passages}. `answer` is the short answer inside the quote
-            (document offsets answer_start/answer_end), when the reader found one.
-            When abstained is true, no passage answers the question and the nearest passages are listed instead.
+            quote, answer, answer_start, answer_end, date, section, outlet}], passages}. `answer` is the short answer
+            inside the quote (document offsets answer_start/answer_end), when the reader found one. When abstained
+            is true, no passage answers the question and the nearest passages are listed instead.
         """
         try:
-            return json.dumps(library.ask(question, int(k)).to_dict(), ensure_ascii=False)
+            return json.dumps(library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
+                                          outlet=outlet, sort=sort).to_dict(), ensure_ascii=False)
         except RagError as exc:
             return json.dumps({"error": str(exc)})
 
-    def search(question: str, k: int = default_k) -> str:
+    def search(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "",
+               outlet: str = "", doc_ids: str = "", sort: str = "relevance") -> str:
         """Find the passages of the indexed articles that best match a query, best first, with scores.
 
         Args:
             question: what to look for.
             k: how many passages to return (1-100).
+            since: only articles published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY); empty for no bound.
+            until: only articles published on or before this date; empty for no bound.
+            section: only articles of these sections (comma-separated); empty for all.
+            outlet: only articles from these outlets (comma-separated); empty for all.
+            doc_ids: only these article ids (comma-separated); empty for all.
+            sort: "relevance" or "newest" (newest article first).
 
         Returns:
-            JSON list of passages: [{doc_id, title, source, start, end, text, score}].
+            JSON list of passages: [{doc_id, title, source, start, end, text, score, date, section, outlet}].
         """
         try:
-            return json.dumps([p.to_dict() for p in library.search(question, int(k))], ensure_ascii=False)
+            return json.dumps([p.to_dict() for p in library.search(question, int(k), _ids(doc_ids), since=since,
+                                                                    until=until, section=section, outlet=outlet,
+                                                                    sort=sort)], ensure_ascii=False)
         except RagError as exc:
             return json.dumps({"error": str(exc)})
 

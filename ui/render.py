@@ -12,9 +12,12 @@ import re
 from typing import Sequence
 from urllib.parse import urlparse
 
+from urllib.parse import quote, unquote
+
 from rag.catalog import DocumentInfo
 from rag.library import Excerpt, LibraryStatus, StoredUpload
-from rag.types import Answer
+from rag.listing import Listing
+from rag.types import Answer, Citation
 
 __all__ = [
     "md_escape",
@@ -28,11 +31,18 @@ __all__ = [
     "status_html",
     "status_line",
     "documents_html",
+    "listing_html",
+    "counts_html",
+    "doc_ref",
+    "parse_doc_ref",
+    "about",
+    "source_choice",
     "uploads_html",
 ]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
 _REF = re.compile(r"^(cite|passage)-(\d{1,6})-(\d{1,4})$")
+_DOC_REF = re.compile(r"^doc-([A-Za-z0-9%._~-]{1,600})$")
 
 EMPTY_PANEL = (
     "<div class='src-empty'>Ask a question, then click a citation such as <b>[1]</b> to read the quoted "
@@ -61,6 +71,28 @@ def parse_ref(ref: str | None) -> tuple[str, int, int] | None:
     """("cite" | "passage", turn, number) from a ref made by cite_ref/passage_ref, else None."""
     m = _REF.match(ref or "")
     return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def doc_ref(doc_id: str) -> str:
+    """The ref of a whole article (a Library row): "doc-" and the id, percent-encoded so it is safe in a link."""
+    return "doc-" + quote(doc_id, safe="")
+
+
+def parse_doc_ref(ref: str | None) -> str | None:
+    """The article id of a ref made by doc_ref, else None."""
+    m = _DOC_REF.match(ref or "")
+    return unquote(m.group(1)) if m else None
+
+
+def about(date: str | None, section: str | None, outlet: str | None) -> str:
+    """"2024-03-06 · politics · Reuters": whichever of an article's date, section and outlet it has."""
+    return " · ".join(x for x in ((date or "")[:10], section, outlet) if x)
+
+
+def source_choice(c: Citation) -> str:
+    """A citation in the chat's list of sources: number, title, then date, section and outlet."""
+    meta = about(c.date, c.section, c.outlet)
+    return f"[{c.number}] {c.title[:70]}" + (f" — {meta}" if meta else "")
 
 
 def confidence_cue(answer: Answer, threshold: float) -> str:
@@ -115,9 +147,11 @@ def excerpt_html(ex: Excerpt, label: str) -> str:
     """The sources panel for one citation or passage: title, byline, source, and the text with the span marked."""
     e = html.escape
     head = f"<div class='src-head'><span class='src-label'>{e(label)}</span> <b class='src-title'>{e(ex.title)}</b></div>"
-    meta = [x for x in (_byline(ex.author, ex.outlet), ex.source) if x]
-    span = f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"
-    meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + [span])
+    when = about(ex.date, ex.section, None)
+    meta = [x for x in (when, _byline(ex.author, ex.outlet), ex.doc_id, ex.source if ex.source != ex.doc_id else "") if x]
+    # A whole article opened from the Library has no quoted span to locate.
+    span = [f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"] if ex.mark_end > ex.mark_start else []
+    meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + span)
     url = ""
     if ex.url and urlparse(ex.url).scheme in ("http", "https"):
         url = f" · <a href='{e(ex.url, quote=True)}' target='_blank' rel='noopener noreferrer'>{e(ex.url)}</a>"
@@ -168,15 +202,41 @@ def status_html(status: LibraryStatus) -> str:
 
 
 def documents_html(docs: Sequence[DocumentInfo]) -> str:
-    """The articles table of the library view: title, author/outlet, source, chunk count (HTML, all escaped)."""
+    """The articles table of the library view: title (a link that opens the article), id, date, section, outlet,
+    passages (HTML, all escaped)."""
     e = html.escape
     rows = "".join(
-        f"<tr><td>{e(d.title)}</td><td>{e(_byline(d.author, d.outlet))}</td><td class='src-path'>{e(d.source)}</td>"
-        f"<td class='num'>{d.chunks}</td></tr>"
+        f"<tr data-id='{e(d.id, quote=True)}'><td><a class='doc-link' href='#{e(doc_ref(d.id), quote=True)}'>{e(d.title)}</a></td>"
+        f"<td class='doc-id'>{e(d.id)}</td><td class='nowrap'>{e((d.date or '')[:10])}</td><td>{e(d.section or '')}</td>"
+        f"<td>{e(d.outlet or '')}</td><td class='num'>{d.chunks}</td></tr>"
         for d in docs
     )
-    return ("<table class='docs-table'><thead><tr><th>Title</th><th>Author / outlet</th><th>Source</th>"
-            f"<th class='num'>Chunks</th></tr></thead><tbody>{rows}</tbody></table>")
+    return ("<table class='docs-table'><thead><tr><th>Title</th><th>Id</th><th>Date</th><th>Section</th><th>Outlet</th>"
+            f"<th class='num'>Passages</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def listing_html(listing: Listing) -> str:
+    """One page of the Library table with a line that says which rows of how many are shown."""
+    if not listing.total:
+        return "<div class='docs-empty'>No article matches.</div>"
+    first = (listing.page - 1) * listing.per_page + 1
+    last = first + len(listing.rows) - 1
+    head = (f"<div class='docs-count'>{first}–{last} of {listing.total} article{'s' if listing.total != 1 else ''}"
+            f" · page {listing.page} of {listing.pages}</div>")
+    return head + documents_html(listing.rows)
+
+
+def counts_html(listing: Listing, months: int = 12) -> str:
+    """Counts of the matching articles by section and by month (the newest `months` months) (HTML)."""
+    e = html.escape
+    sections = " · ".join(f"{e(k)} <b>{v}</b>" for k, v in listing.by_section.items())
+    dated = [(k, v) for k, v in listing.by_month.items() if k != "(none)"]
+    shown = " · ".join(f"{e(k)} <b>{v}</b>" for k, v in dated[:months])
+    more = f" · … {len(dated) - months} earlier months" if len(dated) > months else ""
+    undated = listing.by_month.get("(none)", 0)
+    none = f"{' · ' if shown else ''}undated <b>{undated}</b>" if undated else ""
+    return (f"<div class='docs-counts'><div><span class='src-label'>By section:</span> {sections or '—'}</div>"
+            f"<div><span class='src-label'>By month:</span> {shown}{more}{none}</div></div>")
 
 
 def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
