@@ -71,22 +71,24 @@ def main() -> int:
     ap.add_argument("path")
     ap.add_argument("--work", required=True)
     ap.add_argument("--reader", default=str(packaged_reader_dir()))
-    ap.add_argument("--candidates", default="4,6,8,10,12")
-    ap.add_argument("--max-candidates", type=int, default=12, help="the most candidates the latency budget allows")
+    ap.add_argument("--candidates", default="4,6,8")
+    ap.add_argument("--max-candidates", type=int, default=8, help="the most candidates the latency budget allows")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
+    ap.add_argument("--split", choices=("fit", "all"), default="fit",
+                    help="read the fit half only (enough to calibrate), or every question (to report the holdout too)")
     ap.add_argument("--drop", default="antonym_swap,substitution,negation_mismatch",
                     help="confidence features to leave out when they do not lift the fit-half AUROC")
     args = ap.parse_args()
 
     settings = Settings.load({"reader": "none"})
     emb = make_embedder(settings.model, settings.backend)
-    data = load_squad(args.path, limit=args.limit)
+    data = load_squad(args.path, limit=args.limit, split=args.split)
     fit_titles = {q.doc_id for q in load_squad(args.path, split="fit").questions}
     work = Path(args.work)
     idx = _build(data.articles, work, settings, emb, None)
-    cache = work / f"question_vectors-{args.limit or 'all'}.npy"
+    cache = work / f"question_vectors-{args.split}-{args.limit or 'all'}.npy"
     if cache.exists():
         qvecs = np.load(cache, allow_pickle=False)
     else:
@@ -230,6 +232,8 @@ def main() -> int:
 
     report = {}
     for mask, name in ((is_fit, "fit"), (~is_fit, "holdout"), (np.ones_like(is_fit), "all")):
+        if not mask.any() or (name == "all" and mask.sum() == is_fit.sum()):
+            continue
         conf_a, conf_u, hit1, hit5, a1, s1, ems, f1s, gone_c = [], [], [], [], [], [], [], [], []
         for (q, *_), r, a, fit in zip(rows, results, absent_feats, mask):
             if not fit:
