@@ -366,9 +366,9 @@ def _work_folder(work: str | Path | None) -> Iterator[Path]:
 
 def _ours(idx, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -> QuestionResult:
     t0 = time.perf_counter()
-    answer = idx.query(q.question, abstain_threshold=0.0)
+    answer, ranked = idx.query_ranked(q.question, abstain_threshold=0.0)
     seconds = time.perf_counter() - t0
-    passages = [p.text for p in idx.search(q.question, 10)]
+    passages = [p.text for p in ranked[:10]]
     first = answer.citations[0] if answer.citations else None
     absent = None
     others = [t for t in titles if t != q.doc_id]

@@ -398,6 +398,30 @@ class Index:
             >>> idx.query("What did Ed Balls say about the Budget?", section="politics").citations[0].section
             'politics'
         """
+        return self.query_ranked(question, k, doc_ids=doc_ids, sources=sources, abstain_threshold=abstain_threshold,
+                                 since=since, until=until, section=section, outlet=outlet, sort=sort,
+                                 filters=filters)[0]
+
+    def query_ranked(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        doc_ids: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        abstain_threshold: float | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        sort: str = "relevance",
+        filters: Filters | None = None,
+    ) -> tuple[Answer, list[Passage]]:
+        """`query`'s answer and the whole ranked pool it came from (best first; the answer shows the first k).
+
+        One retrieval and one reading serve both, so an evaluation can judge the answer and the ranking at k > 5
+        without asking twice. Arguments as for `query`.
+        """
         question = self._check_question(question)
         k = self._k(k)
         sort = _check_sort(sort)
@@ -419,7 +443,7 @@ class Index:
             model=self.blend.model if self.blend is not None else None,
             readings=readings,
         )
-        return self._dated(answer, docs, sort)
+        return self._dated(answer, docs, sort), passages
 
     def search(
         self,
