@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SOURCE = ROOT.parent / "shared" / "data" / "bbc_news" / "articles.jsonl"
 QUESTIONS = ROOT / "bench" / "news_questions.jsonl"
 INDEX = ROOT / "data" / "bbc-news-index"
