@@ -424,7 +424,7 @@ def bench_synthetic(
     """
     import numpy as np
 
-    from .store import EXACT_MAX, FaissStore
+    from .stores.faiss import EXACT_MAX, FaissStore
 
     clusters = clusters or max(10, n // 100)
     block = 50_000
@@ -495,7 +495,7 @@ import json, sys
 import faiss
 import numpy as np
 from rag.bench import _rss_mb
-from rag.store import FaissStore
+from rag.stores.faiss import FaissStore
 folder, params, mmap = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
 before = _rss_mb()
 store = FaissStore.load(folder, params, mmap=mmap)

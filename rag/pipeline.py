@@ -25,7 +25,7 @@ from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
 from .ranking import Candidate, Signals, rank_pool, score_candidates
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
-from .store import VectorStore, create_store, open_store
+from .stores import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
 
 __all__ = ["build_index", "open_index", "query", "Index", "ProgressFn"]

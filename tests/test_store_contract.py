@@ -15,7 +15,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from rag.store import FaissStore, VectorStore, create_store, open_store
+from rag.stores import VectorStore, create_store, open_store
+from rag.stores.faiss import FaissStore
 
 DIM = 16
 N = 120
@@ -158,7 +159,7 @@ def test_reopen_after_restart(backend, filled):
     folder, params = backend.save(filled)
     script = (
         "import json, sys, numpy as np\n"
-        "from rag.store import open_store\n"
+        "from rag.stores import open_store\n"
         "folder, params, q = sys.argv[1], json.loads(sys.argv[2]), np.array(json.loads(sys.argv[3]), np.float32)\n"
         "s = open_store(folder, params)\n"
         "scores, ids = s.search(q, 10)\n"
@@ -346,7 +347,7 @@ def test_lite_folder_held_by_another_process(lite, with_meta):
     holder = lite.load(folder, params)
     script = (
         "import json, sys\n"
-        "from rag.store import open_store\n"
+        "from rag.stores import open_store\n"
         "from rag.errors import RagError\n"
         "try:\n"
         "    s = open_store(sys.argv[1], json.loads(sys.argv[2])); print('OPENED', len(s)); s.close()\n"

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from . import ChunkFilter, ChunkMeta, date_key
+from .base import ChunkFilter, ChunkMeta, date_key
 
 __all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV", "DEFAULT_LITE_NAME", "INDEX_TYPES"]
 
