@@ -342,7 +342,8 @@ class Index:
                 "run `rag rebuild-index` to rebuild it with the new model"
             )
         self.catalog = Catalog(self.version_dir)
-        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}))
+        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}),
+                                             self.settings)
         if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
             raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
         self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)

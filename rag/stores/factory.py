@@ -24,8 +24,8 @@ def create_store(kind: str, dimension: int, settings: Any = None, folder: Path |
     raise IndexMismatchError(f"unknown vector store {kind!r}")
 
 
-def open_store(folder: Path, params: dict[str, Any]) -> VectorStore:
-    """Reopen the store a manifest describes."""
+def open_store(folder: Path, params: dict[str, Any], settings: Any = None) -> VectorStore:
+    """Reopen the store a manifest describes (`settings` give an external store its time limits)."""
     kind = params.get("kind", "faiss")
     if kind == "faiss":
         from .faiss import FaissStore
@@ -34,5 +34,5 @@ def open_store(folder: Path, params: dict[str, Any]) -> VectorStore:
     if kind == "milvus":
         from .milvus import MilvusStore
 
-        return MilvusStore.load(folder, params)
+        return MilvusStore.load(folder, params, settings)
     raise IndexMismatchError(f"the index uses vector store {kind!r}, unknown to this version; run `rag rebuild-index`")
