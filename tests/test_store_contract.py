@@ -1,4 +1,5 @@
-"""The vector-store contract: every implementation (FAISS, Milvus on Milvus Lite) passes the same suite.
+"""The vector-store contract: every implementation (FAISS, Milvus on Milvus Lite, Milvus on a real server) passes
+the same suite.
 
 Oracle: brute-force inner products over a small fixture of unit vectors.
 """
@@ -42,10 +43,10 @@ Q = unit(4, 2)
 class Backend:
     """Creates, saves and reopens one kind of store inside an index folder laid out like a real one."""
 
-    def __init__(self, kind: str, index_dir: Path):
+    def __init__(self, kind: str, index_dir: Path, milvus_uri: str = ""):
         self.kind = kind
         self.index_dir = index_dir
-        self.settings = Settings(store=kind)
+        self.settings = Settings(store=kind, milvus_uri=milvus_uri)
         self.opened: list[VectorStore] = []
 
     def create(self, dimension: int = DIM) -> VectorStore:
@@ -74,9 +75,10 @@ class Backend:
             s.close()
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=["faiss", "milvus", pytest.param("milvus-server", marks=pytest.mark.milvus_server)])
 def backend(request, tmp_path):
-    b = Backend(request.param, tmp_path / "index")
+    uri = request.getfixturevalue("milvus_login") if request.param == "milvus-server" else ""
+    b = Backend(request.param.split("-")[0], tmp_path / "index", uri)
     b.index_dir.mkdir()
     yield b
     b.close_all()
