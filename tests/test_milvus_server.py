@@ -15,7 +15,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import MILVUS_ADMIN_TOKEN, ROOT, SEED_QUESTION, SEEDS, WALTZ, eventually
@@ -273,23 +272,3 @@ def test_wrong_token_and_messages_keep_secrets_out(tmp_path, milvus_login, monke
     assert str(err.value) == (f"Milvus at {milvus_login} refused the connection with the token in {TOKEN_ENV}: "
                               "set a valid token (user:password or an API key)")
     assert secret not in caplog.text and secret not in str(err.value)
-
-
-def test_search_matches_brute_force_after_a_restart(tmp_path, milvus_server, milvus_login):
-    """A store opened before a restart searches its collection again afterwards, with the same results."""
-    settings = _settings(milvus_login)
-    work = tmp_path / "index" / ".tmp-1"
-    work.mkdir(parents=True)
-    store = MilvusStore.create(8, settings=settings, folder=work)
-    try:
-        x = np.random.default_rng(3).standard_normal((50, 8)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        ids = np.arange(1, 51, dtype=np.int64)
-        store.add(ids, x)
-        store.save(work)
-        want = store.search(x[:3], 5)[1]
-        assert (want[:, 0] == ids[:3]).all()
-        milvus_server.restart()
-        np.testing.assert_array_equal(eventually(lambda: store.search(x[:3], 5))[1], want)
-    finally:
-        store.close()
