@@ -38,7 +38,7 @@ test: install check
 	$(PY) -m pytest
 
 test-fast: install
-	$(PY) -m pytest -m "not model and not browser and not slow"
+	$(PY) -m pytest -m "not model and not browser and not slow and not milvus_server"
 
 # Regenerate the exact-version lock from the current environment.
 lock:

@@ -5,8 +5,13 @@ each figure as a ratio to the first configuration: on a shared machine absolute 
 next, ratios taken minutes apart much less. `--synthetic N` measures the FAISS store alone on N random unit
 vectors (recall@10 against exact search, query latency, vector memory).
 
+Stores compare the same way: `onnx-int8/milvus` is Milvus Lite, `onnx-int8/milvus@http://host:19530` a Milvus
+server; with `--shared-embeddings` the articles are embedded once, before any configuration, so that the build
+times compare what the stores do rather than the model's share, which is the same for all of them.
+
 Example:
     rag bench --compare torch,onnx,onnx-int8 --out bench.json
+    rag bench --compare onnx-int8,onnx-int8/milvus,onnx-int8/milvus@http://127.0.0.1:19530 --shared-embeddings
     rag bench --synthetic 1000000
 """
 
@@ -30,6 +35,7 @@ from typing import Any, Callable, Sequence
 __all__ = [
     "DEFAULT_SOURCE",
     "BenchConfig",
+    "SharedVectors",
     "RssSampler",
     "percentiles",
     "bench_config",
@@ -85,22 +91,60 @@ class BenchConfig:
     Attributes:
         backend: embedding backend ("torch", "onnx", "onnx-int8").
         store: vector store kind ("faiss", "milvus").
-        label: name in the report (default "<backend>" or "<backend>/<store>").
+        milvus_uri: the Milvus server or Lite path for store "milvus" ("": Lite inside the index folder).
+        label: name in the report (default "<backend>", "<backend>/<store>", or "<backend>/milvus-server").
     """
 
     backend: str = "torch"
     store: str = "faiss"
+    milvus_uri: str = ""
     label: str = ""
 
     @property
     def name(self) -> str:
-        return self.label or (self.backend if self.store == "faiss" else f"{self.backend}/{self.store}")
+        if self.label:
+            return self.label
+        if self.store == "faiss":
+            return self.backend
+        server = "://" in self.milvus_uri
+        return f"{self.backend}/{self.store}-server" if server else f"{self.backend}/{self.store}"
 
     @classmethod
     def parse(cls, text: str, store: str = "faiss") -> "BenchConfig":
-        """"onnx-int8" or "onnx-int8/milvus" -> BenchConfig."""
-        backend, _, kind = text.strip().partition("/")
-        return cls(backend=backend, store=kind or store)
+        """"onnx-int8", "onnx-int8/milvus" or "onnx-int8/milvus@http://127.0.0.1:19530" -> BenchConfig."""
+        backend, _, rest = text.strip().partition("/")
+        kind, _, uri = rest.partition("@")
+        return cls(backend=backend, store=kind or store, milvus_uri=uri)
+
+
+class SharedVectors:
+    """An embedder that keeps every document vector it computes, so that builds of the same articles in several
+    configurations embed each text once; queries are embedded afresh, as in any build.
+
+    Args:
+        inner: the embedder that computes vectors (name, dimension and everything else are its own).
+    """
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._vectors: dict[str, Any] = {}
+        self.seconds = 0.0  # how long filling it took (set by whoever fills it)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def embed_documents(self, texts: Sequence[str], batch_size: int = 32,
+                        progress: Callable[[int], None] | None = None):
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, self._inner.embed_documents(missing, batch_size)))
+        if progress:
+            progress(len(texts))
+        if not texts:
+            return np.zeros((0, self._inner.dimension), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
 
 
 def _rss_mb() -> float:
@@ -272,7 +316,8 @@ def bench_config(
     from .embedding import make_embedder
     from .pipeline import build_index, open_index
 
-    settings = (settings or Settings.load()).with_(backend=config.backend, store=config.store)
+    settings = (settings or Settings.load()).with_(backend=config.backend, store=config.store,
+                                                   milvus_uri=config.milvus_uri or None)
     out: dict[str, Any] = {"config": config.name, "backend": config.backend, "store": config.store,
                            "settings": {k: getattr(settings, k, None) for k in
                                         ("model", "chunk_size", "chunk_overlap", "retriever", "k", "sentence_vectors")}}
@@ -324,7 +369,8 @@ def bench_config(
         full_s = out["build"]["seconds"]
         out["incremental"]["fraction_of_full_build"] = round(wall / full_s, 4) if full_s else None
 
-    if cold_start_runs and embedder is None and SEEDS.is_dir():
+    # A fake embedder (tests) cannot be loaded by a new process; the shared one wraps the configuration's own model.
+    if cold_start_runs and (embedder is None or isinstance(embedder, SharedVectors)) and SEEDS.is_dir():
         seed_index = work / "seed-index"
         build_index(SEEDS, seed_index, settings, embedder=emb, full=True)
         log(f"[{config.name}] cold start: {cold_start_runs} x `rag ask` in a new process")
@@ -424,7 +470,7 @@ def bench_synthetic(
     """
     import numpy as np
 
-    from .store import EXACT_MAX, FaissStore
+    from .stores.faiss import EXACT_MAX, FaissStore
 
     clusters = clusters or max(10, n // 100)
     block = 50_000
@@ -495,7 +541,7 @@ import json, sys
 import faiss
 import numpy as np
 from rag.bench import _rss_mb
-from rag.store import FaissStore
+from rag.stores.faiss import FaissStore
 folder, params, mmap = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
 before = _rss_mb()
 store = FaissStore.load(folder, params, mmap=mmap)
@@ -593,6 +639,9 @@ def format_table(report: dict[str, Any]) -> str:
             if inc:
                 lines.append(f"{c['config']}: incremental rebuild after changing {inc['changed']}: {inc['seconds']} s, "
                              f"{inc.get('texts_embedded', '?')} texts embedded, {inc['updated']} updated")
+    for backend, shared in report.get("shared_embeddings", {}).items():
+        lines.append(f"{backend}: articles embedded once beforehand ({shared['texts']:,} texts in {shared['seconds']} s, "
+                     "not timed); build and incremental times leave embedding out")
     syn = report.get("synthetic")
     if syn:
         lay = syn["layout"]
@@ -645,6 +694,7 @@ def run_bench(
     work: Path | None = None,
     settings: Any = None,
     embedder: Any = None,
+    shared_embeddings: bool = False,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
     """Run every configuration in this process and return the report (see `bench_config` and `bench_synthetic`).
@@ -655,6 +705,8 @@ def run_bench(
         limit: use only the first N records (a .jsonl) or files (a folder).
         synthetic: also run the FAISS scale test with this many vectors (0: no).
         work: folder for indexes (default a temporary folder, removed afterwards).
+        shared_embeddings: embed the articles once per backend before the configurations (an untimed FAISS
+            build) and let every build reuse those vectors; build and incremental times then leave the model out.
     """
     from .errors import SourceError
 
@@ -667,12 +719,17 @@ def run_bench(
             if not source.exists():
                 raise SourceError(f"{source} does not exist; pass --source with a file or folder of articles")
             report["source"] = {"path": str(source), "limit": limit}
+            shared = _embed_once(configs, source, root, limit, settings, log) if shared_embeddings else {}
+            if shared:
+                report["shared_embeddings"] = {b: {"texts": len(e._vectors), "seconds": e.seconds}
+                                               for b, e in shared.items()}
             for i, config in enumerate(configs):
                 folder = root / f"{i}-{config.name.replace('/', '-')}"
                 copy = _copy_source(source, folder / "source", limit)
                 report["configs"].append(bench_config(
                     config, copy, folder, settings=settings, rounds=rounds, incremental=incremental,
-                    cold_start_runs=cold_start_runs, embed_sample=embed_sample, embedder=embedder, log=log))
+                    cold_start_runs=cold_start_runs, embed_sample=embed_sample,
+                    embedder=shared.get(config.backend, embedder), log=log))
             report["ratios"] = add_ratios(report["configs"])
         if synthetic:
             report["synthetic"] = bench_synthetic(synthetic, work=root / "synthetic", log=log)
@@ -684,6 +741,27 @@ def run_bench(
     except OSError:
         pass
     return report
+
+
+def _embed_once(configs: Sequence[BenchConfig], source: Path, root: Path, limit: int | None, settings: Any,
+                log: Callable[[str], None]) -> dict[str, SharedVectors]:
+    """One SharedVectors per backend, filled by an untimed FAISS build of the articles."""
+    from .config import Settings
+    from .embedding import make_embedder
+    from .pipeline import build_index
+
+    settings = settings or Settings.load()
+    shared: dict[str, SharedVectors] = {}
+    for backend in dict.fromkeys(c.backend for c in configs):
+        emb = shared[backend] = SharedVectors(make_embedder(settings.model, backend))
+        folder = root / f"embed-once-{backend}"
+        log(f"[{backend}] embedding {source} once for every configuration")
+        t0 = time.perf_counter()
+        build_index(_copy_source(source, folder / "source", limit), folder / "index",
+                    settings.with_(backend=backend, store="faiss"), embedder=emb, full=True)
+        emb.seconds = round(time.perf_counter() - t0, 1)
+        shutil.rmtree(folder, ignore_errors=True)
+    return shared
 
 
 # -- command line -----------------------------------------------------------------------------------------------
@@ -707,7 +785,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(
         configs, Path(args.source) if args.source else None, limit=args.limit, synthetic=args.synthetic or 0,
         rounds=args.rounds, incremental=not args.no_incremental, cold_start_runs=args.cold_start_runs,
-        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None, settings=settings, log=log,
+        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None, settings=settings,
+        shared_embeddings=args.shared_embeddings, log=log,
     )
     text = json.dumps(report, indent=2, default=str)
     if args.out:
@@ -727,7 +806,8 @@ def register(subparsers) -> None:
     p.add_argument("--source", help=f"articles file or folder (default {DEFAULT_SOURCE})")
     p.add_argument("--limit", type=int, help="use only the first N records or files of the source")
     p.add_argument("--backend", help="one embedding backend: torch, onnx or onnx-int8 (default: the settings')")
-    p.add_argument("--compare", help="comma-separated configurations, e.g. torch,onnx,onnx-int8 or onnx-int8/milvus")
+    p.add_argument("--compare", help="comma-separated configurations, e.g. torch,onnx,onnx-int8, onnx-int8/milvus "
+                                     "(Milvus Lite) or onnx-int8/milvus@http://127.0.0.1:19530 (a Milvus server)")
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store for configurations that name none")
     p.add_argument("--model", help="sentence-transformers model name or local folder")
     p.add_argument("--chunk-size", type=int)
@@ -736,6 +816,9 @@ def register(subparsers) -> None:
     p.add_argument("--embed-sample", type=int, default=512, help="chunks for the embedding-only throughput (0: skip)")
     p.add_argument("--cold-start-runs", type=int, default=3, help="fresh `rag ask` processes per configuration (0: skip)")
     p.add_argument("--no-incremental", action="store_true", help="skip the change-one-article rebuild")
+    p.add_argument("--shared-embeddings", action="store_true",
+                   help="embed the articles once, before the configurations, and reuse the vectors in every build "
+                        "(build times then compare the stores, not the model)")
     p.add_argument("--synthetic", type=int, metavar="N", help="FAISS scale test on N synthetic 384-dim vectors")
     p.add_argument("--with-corpus", action="store_true", help="with --synthetic, also run the corpus benchmark")
     p.add_argument("--work", help="keep indexes in this folder (default: a temporary folder)")

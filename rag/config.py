@@ -46,6 +46,8 @@ class Settings:
         store: vector store backend.
         milvus_uri: Milvus Lite file or server address when store is milvus.
         milvus_index: Milvus index type for a new collection (FLAT is exact; see docs/scaling.md).
+        milvus_timeout_s: longest wait for one Milvus call (a search, a batch of writes) before it fails with an
+            error; loading or flushing a collection may take up to ten minutes.
         reranker: optional local folder of a sentence-transformers CrossEncoder that reorders candidate sentences.
         reader: the model that reads the question with the best candidate sentences and their neighbours, re-ranks
             them, finds the short answer and drives the confidence: "default" (the one shipped in rag/data/reader),
@@ -75,6 +77,7 @@ class Settings:
     store: str = "faiss"
     milvus_uri: str = ""
     milvus_index: str = "FLAT"
+    milvus_timeout_s: float = 30.0
     reranker: str = ""
     reader: str = "default"
     reader_candidates: int = 0
@@ -110,6 +113,8 @@ class Settings:
             raise ConfigError(f"max_upload_mb must be between 0 and 1000, got {self.max_upload_mb}")
         if not 0 < self.parse_timeout_s <= 3600:
             raise ConfigError(f"parse_timeout_s must be positive, got {self.parse_timeout_s}")
+        if not 0 < self.milvus_timeout_s <= 3600:
+            raise ConfigError(f"milvus_timeout_s must be between 0 and 3600 seconds, got {self.milvus_timeout_s}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch_size must be between 1 and 4096, got {self.batch_size}")
         if not isinstance(self.reader, str) or not self.reader.strip():

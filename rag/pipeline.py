@@ -29,7 +29,7 @@ from .reading import load_blend, read_candidates, rescore
 from .recency import newest_first, order_citations, prefer_cued, time_cue
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
-from .store import VectorStore, create_store, open_store
+from .stores import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
 
 __all__ = ["build_index", "open_index", "query", "Index", "ProgressFn"]
@@ -347,7 +347,8 @@ class Index:
                 "run `rag rebuild-index` to rebuild it with the new model"
             )
         self.catalog = Catalog(self.version_dir)
-        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}))
+        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}),
+                                             self.settings)
         if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
             raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
         self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .lexical import LexicalIndex
-from .store import VectorStore
+from .stores import VectorStore
 
 __all__ = [
     "Hit",

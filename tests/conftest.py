@@ -94,3 +94,54 @@ def copy_index(tmp_path):
 def require_shared(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared data set sits beside the repo as ../shared)")
+
+
+# -- a real Milvus server (tests/milvus_server.py), one per test session --------------------------------------------
+
+MILVUS_ADMIN_TOKEN = "root:Milvus"  # the server's built-in superuser, with authorization on
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A Milvus standalone server on a free loopback port, authorization on, shared by the whole session.
+
+    Tests may stop, kill and restart it (tests/test_milvus_server.py does) but must leave it running. Skips, with the
+    reason, only when the server cannot be started here; everything it started is stopped at the end.
+    """
+    from milvus_server import MilvusServer, ServerStartError
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"), authorization=True)
+    try:
+        server.start()
+    except ServerStartError as exc:
+        server.kill()
+        pytest.skip(f"no Milvus server could be started: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def milvus_login(milvus_server, monkeypatch):
+    """The server's URI, with the admin token in RAG_MILVUS_TOKEN for this test (and the processes it starts)."""
+    monkeypatch.setenv("RAG_MILVUS_TOKEN", MILVUS_ADMIN_TOKEN)
+    if not milvus_server.healthy():
+        milvus_server.restart()  # a test that stopped or killed it failed before starting it again
+    return milvus_server.uri
+
+
+def eventually(action, *, deadline_s: float = 300.0, pause_s: float = 2.0):
+    """`action()`'s result once it stops raising: a restarted Milvus server accepts connections some seconds before
+    it serves searches again (it first waits for its previous run's sessions to expire). Raises the last error
+    after `deadline_s`."""
+    import time
+
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return action()
+        except Exception:  # noqa: BLE001 - whatever the not-yet-ready server answers
+            if time.monotonic() > end:
+                raise
+            time.sleep(pause_s)

@@ -10,6 +10,7 @@ import pytest
 from rag.bench import (
     BenchConfig,
     RssSampler,
+    SharedVectors,
     _change_one,
     add_ratios,
     bench_synthetic,
@@ -36,6 +37,23 @@ def test_config_parsing_and_ratios():
     ratios = add_ratios(configs)
     assert ratios["query p50 ms"] == {"a": 1.0, "b": 0.25}
     assert ratios["embed tokens/s"]["b"] == 2.5
+
+
+def test_server_configurations_name_their_uri():
+    server = BenchConfig.parse("onnx-int8/milvus@http://127.0.0.1:19530")
+    assert (server.backend, server.store, server.milvus_uri) == ("onnx-int8", "milvus", "http://127.0.0.1:19530")
+    assert server.name == "onnx-int8/milvus-server" and BenchConfig.parse("onnx-int8/milvus").name == "onnx-int8/milvus"
+
+
+def test_shared_vectors_embed_each_text_once(fake_embedder):
+    shared = SharedVectors(fake_embedder)
+    first = shared.embed_documents(["a cat", "a dog", "a cat"])
+    assert fake_embedder.calls == 2 and shared.name == fake_embedder.name  # two distinct texts
+    again = shared.embed_documents(["a dog", "a cat"])
+    assert fake_embedder.calls == 2  # nothing new to embed
+    np.testing.assert_array_equal(again, first[[1, 0]])
+    np.testing.assert_array_equal(first[0], fake_embedder.embed_documents(["a cat"])[0])
+    assert shared.embed_documents([]).shape == (0, fake_embedder.dimension)
 
 
 def test_rss_sampler_sees_a_temporary_allocation():

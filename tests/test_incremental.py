@@ -132,9 +132,9 @@ def test_sentence_vectors_of_unchanged_articles_are_copied_not_recomputed(corpus
 
 
 def test_incremental_rebuild_on_an_ivf_store(tmp_path, fake_embedder, monkeypatch):
-    import rag.store
+    import rag.stores.faiss
 
-    monkeypatch.setattr(rag.store, "EXACT_MAX", 10)
+    monkeypatch.setattr(rag.stores.faiss, "EXACT_MAX", 10)
     src = tmp_path / "articles.jsonl"
     records = write_corpus(src, n=16)
     index = tmp_path / "index"

@@ -1,4 +1,5 @@
-"""Whole builds and questions with the Milvus store (on Milvus Lite): same passages and citations as FAISS."""
+"""Whole builds and questions with the Milvus store, on Milvus Lite and on a real server: same passages and
+citations as FAISS."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ QUESTIONS = [SEED_QUESTION, "intelligence sharing with Ukraine", "military aid s
 MILVUS = Settings(store="milvus")
 
 
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.milvus_server)])
+def milvus(request) -> Settings:
+    """Milvus settings: Lite inside the index folder, or the session's server (with its login in the environment)."""
+    if request.param == "lite":
+        return MILVUS
+    return MILVUS.with_(milvus_uri=request.getfixturevalue("milvus_login"))
+
+
 def _articles(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(SEEDS, src)
@@ -33,11 +42,9 @@ def _store_params(index_dir):
 
 
 def _collections(index_dir):
-    from pymilvus import MilvusClient
+    from rag.stores.milvus import _CONNECTIONS, _target_from_params
 
-    from rag.stores.milvus import _CONNECTIONS, _Target
-
-    target = _Target(str((index_dir / "milvus.db").resolve()), True, {})
+    target = _target_from_params(_store_params(index_dir), index_dir)
     client = _CONNECTIONS.acquire(target)
     try:
         return set(client.list_collections())
@@ -45,17 +52,21 @@ def _collections(index_dir):
         _CONNECTIONS.release(target)
 
 
-def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch):
+def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch, milvus):
     src = _articles(tmp_path)
     emb = FakeEmbedder()
-    monkeypatch.setenv(TOKEN_ENV, "never-written-anywhere")
+    if not milvus.milvus_uri:  # Lite ignores credentials; the server needs the real ones, checked in test_milvus_server
+        monkeypatch.setenv(TOKEN_ENV, "never-written-anywhere")
     build_index(src, tmp_path / "faiss", embedder=emb)
-    build_index(src, tmp_path / "milvus", MILVUS, embedder=emb)
+    build_index(src, tmp_path / "milvus", milvus, embedder=emb)
 
     params = _store_params(tmp_path / "milvus")
-    assert params["kind"] == "milvus" and params["uri"] == "milvus.db" and params["uri_base"] == "index_dir"
+    if milvus.milvus_uri:
+        assert params["kind"] == "milvus" and params["uri"] == milvus.milvus_uri and "uri_base" not in params
+    else:
+        assert params["kind"] == "milvus" and params["uri"] == "milvus.db" and params["uri_base"] == "index_dir"
     manifest_text = (current_version(tmp_path / "milvus") / "manifest.json").read_text()
-    assert "never-written-anywhere" not in manifest_text
+    assert "never-written-anywhere" not in manifest_text and "Milvus" not in manifest_text
 
     # Opened with no store settings at all: the manifest says where the vectors are.
     faiss_idx, milvus_idx = open_index(tmp_path / "faiss", embedder=emb), open_index(tmp_path / "milvus", embedder=emb)
@@ -73,18 +84,18 @@ def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch):
         milvus_idx.close()
 
 
-def test_incremental_build_copies_and_keeps_the_live_collection(tmp_path):
+def test_incremental_build_copies_and_keeps_the_live_collection(tmp_path, milvus):
     src = _articles(tmp_path)
     emb = FakeEmbedder()
     index_dir = tmp_path / "index"
-    build_index(src, index_dir, MILVUS, embedder=emb)
+    build_index(src, index_dir, milvus, embedder=emb)
     first = _store_params(index_dir)
     live = open_index(index_dir, embedder=emb)
     before = [(p.doc_id, p.start) for p in live.search("cats purr", k=3)]
 
     (src / "cats.txt").unlink()
     (src / "owls.txt").write_text("Owls hunt at night and sleep through the day in hollow trees.")
-    stats = build_index(src, index_dir, MILVUS, embedder=emb)
+    stats = build_index(src, index_dir, milvus, embedder=emb)
     assert stats.added == 1 and stats.removed == 1 and stats.embedded_chunks == 1
     second = _store_params(index_dir)
     assert second["collection"] != first["collection"] and second["family"] == first["family"]
@@ -100,18 +111,18 @@ def test_incremental_build_copies_and_keeps_the_live_collection(tmp_path):
     new.close()
 
     # A full rebuild stays in the same family; the oldest collection goes, the one it replaced stays.
-    build_index(src, index_dir, MILVUS, embedder=emb, full=True)
+    build_index(src, index_dir, milvus, embedder=emb, full=True)
     third = _store_params(index_dir)
     assert third["family"] == first["family"]
     names = _collections(index_dir)
     assert first["collection"] not in names and {second["collection"], third["collection"]} <= names
 
 
-def test_failed_build_leaves_the_live_milvus_index(tmp_path, monkeypatch):
+def test_failed_build_leaves_the_live_milvus_index(tmp_path, monkeypatch, milvus):
     src = _articles(tmp_path)
     emb = FakeEmbedder()
     index_dir = tmp_path / "index"
-    build_index(src, index_dir, MILVUS, embedder=emb)
+    build_index(src, index_dir, milvus, embedder=emb)
     version, params = current_version(index_dir), _store_params(index_dir)
     idx = open_index(index_dir, embedder=emb)
     want = [(p.doc_id, p.start, p.score) for p in idx.search(SEED_QUESTION, k=5)]
@@ -124,10 +135,10 @@ def test_failed_build_leaves_the_live_milvus_index(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise SourceError("disk full while writing the catalog")
 
-    monkeypatch.setattr(pipeline.CatalogWriter, "add_chunks", boom)
-    with pytest.raises(SourceError):
-        build_index(src, index_dir, MILVUS, embedder=emb)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.CatalogWriter, "add_chunks", boom)
+        with pytest.raises(SourceError):
+            build_index(src, index_dir, milvus, embedder=emb)
 
     assert current_version(index_dir) == version and _store_params(index_dir) == params
     idx = open_index(index_dir, embedder=emb, verify=True)
@@ -151,12 +162,14 @@ def test_switching_the_milvus_location_rebuilds_everything(tmp_path):
 
 
 @pytest.mark.model
-def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, capsys):
-    """`rag rebuild-index --store milvus`, then `rag ask --index DIR` with no store flag."""
+def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, capsys, milvus):
+    """`rag rebuild-index --store milvus [--milvus-uri http://...]`, then `rag ask --index DIR` with no store flag."""
     from rag.cli import main
 
     index_dir = tmp_path / "index"
-    assert main(["rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus", "--quiet"]) == 0
+    where = ["--milvus-uri", milvus.milvus_uri] if milvus.milvus_uri else []
+    assert main(["rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus", *where,
+                 "--quiet"]) == 0
     capsys.readouterr()
     assert main(["ask", SEED_QUESTION, "--index", str(index_dir), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)

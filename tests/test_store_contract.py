@@ -1,4 +1,5 @@
-"""The vector-store contract: every implementation (FAISS, Milvus on Milvus Lite) passes the same suite.
+"""The vector-store contract: every implementation (FAISS, Milvus on Milvus Lite, Milvus on a real server) passes
+the same suite.
 
 Oracle: brute-force inner products over a small fixture of unit vectors.
 """
@@ -15,7 +16,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from rag.store import FaissStore, VectorStore, create_store, open_store
+from rag.stores import VectorStore, create_store, open_store
+from rag.stores.faiss import FaissStore
 
 DIM = 16
 N = 120
@@ -41,10 +43,10 @@ Q = unit(4, 2)
 class Backend:
     """Creates, saves and reopens one kind of store inside an index folder laid out like a real one."""
 
-    def __init__(self, kind: str, index_dir: Path):
+    def __init__(self, kind: str, index_dir: Path, milvus_uri: str = ""):
         self.kind = kind
         self.index_dir = index_dir
-        self.settings = Settings(store=kind)
+        self.settings = Settings(store=kind, milvus_uri=milvus_uri)
         self.opened: list[VectorStore] = []
 
     def create(self, dimension: int = DIM) -> VectorStore:
@@ -73,9 +75,10 @@ class Backend:
             s.close()
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=["faiss", "milvus", pytest.param("milvus-server", marks=pytest.mark.milvus_server)])
 def backend(request, tmp_path):
-    b = Backend(request.param, tmp_path / "index")
+    uri = request.getfixturevalue("milvus_login") if request.param == "milvus-server" else ""
+    b = Backend(request.param.split("-")[0], tmp_path / "index", uri)
     b.index_dir.mkdir()
     yield b
     b.close_all()
@@ -158,7 +161,7 @@ def test_reopen_after_restart(backend, filled):
     folder, params = backend.save(filled)
     script = (
         "import json, sys, numpy as np\n"
-        "from rag.store import open_store\n"
+        "from rag.stores import open_store\n"
         "folder, params, q = sys.argv[1], json.loads(sys.argv[2]), np.array(json.loads(sys.argv[3]), np.float32)\n"
         "s = open_store(folder, params)\n"
         "scores, ids = s.search(q, 10)\n"
@@ -346,7 +349,7 @@ def test_lite_folder_held_by_another_process(lite, with_meta):
     holder = lite.load(folder, params)
     script = (
         "import json, sys\n"
-        "from rag.store import open_store\n"
+        "from rag.stores import open_store\n"
         "from rag.errors import RagError\n"
         "try:\n"
         "    s = open_store(sys.argv[1], json.loads(sys.argv[2])); print('OPENED', len(s)); s.close()\n"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rag import build_index, open_index
-from rag.store import EXACT_MAX, FaissStore, choose_layout, open_store
+from rag.stores import open_store
+from rag.stores.faiss import EXACT_MAX, FaissStore, choose_layout
 
 DIM = 32
 
@@ -123,11 +124,11 @@ def _corpus(folder, n: int) -> None:
 
 
 def test_pipeline_records_the_chosen_index_in_the_manifest_and_answers_from_it(tmp_path, fake_embedder, monkeypatch):
-    import rag.store
+    import rag.stores.faiss
 
     src = tmp_path / "src"
     _corpus(src, 40)
-    monkeypatch.setattr(rag.store, "EXACT_MAX", 30)
+    monkeypatch.setattr(rag.stores.faiss, "EXACT_MAX", 30)
     build_index(src, tmp_path / "index", embedder=fake_embedder)
     idx = open_index(tmp_path / "index", embedder=fake_embedder)
     store = idx.manifest["store"]

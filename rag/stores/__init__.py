@@ -1,73 +1,10 @@
-"""Vector-store backends beyond the embedded FAISS default, and the chunk metadata they can filter on.
+"""Vector stores behind one Protocol: `base` (the contract and chunk metadata), `faiss` (the embedded default),
+`milvus` (Milvus Lite, a server or a cluster), `factory` (which one a kind or a manifest names).
 
-The FAISS store and the `VectorStore` Protocol live in `rag/store.py`; a backend here implements the same Protocol
-(tests/test_store_contract.py runs every one of them) and may also keep per-chunk metadata so that filters run
-inside the engine instead of as a list of allowed ids.
+Backends are imported only when used: `rag ask` on a FAISS index never imports pymilvus.
 """
 
-from __future__ import annotations
+from .base import ChunkFilter, ChunkMeta, VectorStore, date_key
+from .factory import create_store, open_store
 
-import re
-from dataclasses import dataclass
-
-__all__ = ["ChunkMeta", "ChunkFilter", "date_key"]
-
-
-@dataclass(frozen=True)
-class ChunkMeta:
-    """What a metadata-aware store keeps beside a chunk's vector (the catalog stays the source of truth).
-
-    Attributes:
-        doc_id: the document the chunk belongs to.
-        source: the document's source path.
-        date: the document's date as written in the article ("2024-03-05", "2024-03-05T10:00:00Z"...), or None.
-    """
-
-    doc_id: str
-    source: str
-    date: str | None = None
-
-
-@dataclass(frozen=True)
-class ChunkFilter:
-    """Restrict a search to chunks whose metadata match every given condition (None: no condition).
-
-    Attributes:
-        doc_ids: chunks of these documents only.
-        sources: chunks of documents from these source paths only.
-        date_from, date_to: inclusive bounds as "YYYY-MM-DD"; chunks of undated documents never match a date bound.
-    """
-
-    doc_ids: tuple[str, ...] | None = None
-    sources: tuple[str, ...] | None = None
-    date_from: str | None = None
-    date_to: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value is not None and date_key(value) == 0:
-                raise ValueError(f"{name} must be a date written YYYY-MM-DD, got {value!r}")
-        for name in ("doc_ids", "sources"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
-
-
-_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
-
-
-def date_key(date: str | None) -> int:
-    """A sortable integer YYYYMMDD for a date string starting with YYYY-MM-DD; 0 when absent or unreadable.
-
-    Example:
-        >>> date_key("2024-03-05T10:00:00Z")
-        20240305
-    """
-    m = _DATE.match(date or "")
-    if not m:
-        return 0
-    year, month, day = (int(g) for g in m.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return 0
-    return year * 10000 + month * 100 + day
+__all__ = ["VectorStore", "ChunkMeta", "ChunkFilter", "date_key", "create_store", "open_store"]

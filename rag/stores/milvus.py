@@ -14,13 +14,20 @@ How this maps onto versioned index folders (rag/indexdir.py):
 - After a version is published, `published()` points the alias `<family>` at its collection (for other readers of
   the same cluster) and drops the family's collections other than the new one and the one it replaced, which stays
   for readers that still have the previous version open. Collections of builds that crashed go at the same time.
+- A family belongs to one index folder (its `owner`, a hash of the folder's path, is in the manifest). A copy of the
+  folder elsewhere that builds against the same server continues in a family of its own, so two folders never
+  write to, publish over or drop each other's collections.
+- Every call has a time limit (`milvus_timeout_s`): with the server down, a question or a build fails with a
+  one-line error instead of pymilvus retrying for minutes, and the next call after the server is back succeeds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -31,9 +38,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from . import ChunkFilter, ChunkMeta, date_key
+from .base import ChunkFilter, ChunkMeta, date_key
 
-__all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV", "DEFAULT_LITE_NAME", "INDEX_TYPES"]
+__all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV",
+           "DEFAULT_LITE_NAME", "DEFAULT_TIMEOUT_S", "INDEX_TYPES"]
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 USER_ENV = "RAG_MILVUS_USER"
@@ -49,6 +57,8 @@ INDEX_TYPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 32}),
 }
 
+DEFAULT_TIMEOUT_S = 30.0
+_LOAD_TIMEOUT_S = 600.0  # loading a large collection into query nodes legitimately takes minutes
 _BATCH = 2000  # rows per insert/upsert call: far below the 256 MB gRPC message limit at 384 dimensions
 _ID_BATCH = 4000  # ids per `id in [...]` expression
 _MAX_VARCHAR = 65535
@@ -117,7 +127,7 @@ def _target_from_params(params: dict[str, Any], index_dir: Path) -> _Target:
 
 
 class _Connections:
-    """One pymilvus client per target per process, shared by every store on it and closed with the last one.
+    """One pymilvus client per target (and login) per process, shared by every store on it and closed with the last.
 
     Closing a Lite client alone leaves its server thread holding the folder's lock until the process exits;
     releasing the server when the last user closes lets another process (a later `rag rebuild-index`) open it.
@@ -127,25 +137,33 @@ class _Connections:
         self._lock = threading.Lock()
         self._open: dict[str, list[Any]] = {}  # connect -> [client, users]
 
-    def acquire(self, target: _Target) -> Any:
+    @staticmethod
+    def key(target: _Target) -> str:
+        # Another login (the environment changed) gets its own client; the key holds a digest, not the secret.
+        login = "" if target.lite else hashlib.sha256(json.dumps(_credentials(), sort_keys=True).encode()).hexdigest()
+        return f"{target.connect}#{login[:16]}"
+
+    def acquire(self, target: _Target, timeout_s: float = DEFAULT_TIMEOUT_S, key: str | None = None) -> Any:
+        key = key or self.key(target)
         with self._lock:
-            entry = self._open.get(target.connect)
+            entry = self._open.get(key)
             if entry is not None:
                 entry[1] += 1
                 return entry[0]
-            client = _connect(target)
-            self._open[target.connect] = [client, 1]
+            client = _connect(target, timeout_s)
+            self._open[key] = [client, 1]
             return client
 
-    def release(self, target: _Target) -> None:
+    def release(self, target: _Target, key: str | None = None) -> None:
+        key = key or self.key(target)
         with self._lock:
-            entry = self._open.get(target.connect)
+            entry = self._open.get(key)
             if entry is None:
                 return
             entry[1] -= 1
             if entry[1] > 0:
                 return
-            del self._open[target.connect]
+            del self._open[key]
         try:
             entry[0].close()
         except Exception:  # noqa: BLE001 - closing a dead channel is not an error worth raising
@@ -159,32 +177,73 @@ class _Connections:
 _CONNECTIONS = _Connections()
 
 
-def _connect(target: _Target) -> Any:
+def _credentials() -> dict[str, str]:
+    """pymilvus keyword arguments for a server's credentials, from the environment only."""
+    token = os.environ.get(TOKEN_ENV, "")
+    user, password = os.environ.get(USER_ENV, ""), os.environ.get(PASSWORD_ENV, "")
+    if token:
+        return {"token": token}
+    if user:
+        return {"user": user, "password": password}
+    return {}
+
+
+def scrub(text: str) -> str:
+    """`text` with every credential value from the environment replaced by ***, for messages and logs."""
+    secrets = {os.environ.get(TOKEN_ENV, ""), os.environ.get(PASSWORD_ENV, "")}
+    token = os.environ.get(TOKEN_ENV, "")
+    if ":" in token:
+        secrets.add(token.split(":", 1)[1])  # a user:password token: the password alone is secret too
+    for secret in sorted((x for x in secrets if len(x) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _reachable(uri: str, timeout_s: float = 3.0) -> bool:
+    """Whether anything accepts a TCP connection at the server URI's host and port."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 19530)
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _connect(target: _Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     try:
         from pymilvus import MilvusClient
     except ImportError:  # pragma: no cover - a declared dependency
         raise ConfigError("the Milvus store needs pymilvus and milvus-lite; run `make install`") from None
     _quiet_client_logs()
-    kwargs: dict[str, Any] = {}
-    if not target.lite:
-        token = os.environ.get(TOKEN_ENV, "")
-        user, password = os.environ.get(USER_ENV, ""), os.environ.get(PASSWORD_ENV, "")
-        if token:
-            kwargs["token"] = token
-        elif user:
-            kwargs["user"], kwargs["password"] = user, password
+    credentials = {} if target.lite else _credentials()
     try:
-        return MilvusClient(target.connect, **kwargs)
+        return MilvusClient(target.connect, timeout=timeout_s, **credentials)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises several unrelated classes here
         if target.lite and _lite_locked(target.connect):
             raise StoreUnavailableError(
                 f"the Milvus Lite folder {target.connect} is open in another process (Milvus Lite allows one "
                 "process per folder); stop that process (`rag serve`, a running build), or use a Milvus server"
             ) from None
-        # The message names the URI and the exception class only: pymilvus messages may echo connection details.
+        # The messages name the URI and the exception class only: pymilvus messages may echo connection details.
+        if target.lite or not _reachable(target.connect):
+            raise StoreUnavailableError(
+                f"cannot reach Milvus at {target.shown} ({type(exc).__name__}): start the Milvus server there, or "
+                "rebuild the index with --milvus-uri naming a running one"
+            ) from None
+        if "token" in credentials:
+            raise StoreUnavailableError(
+                f"Milvus at {target.shown} refused the connection with the token in {TOKEN_ENV}: set a valid "
+                f"token (user:password or an API key)"
+            ) from None
+        if credentials:
+            raise StoreUnavailableError(
+                f"Milvus at {target.shown} refused the user and password in {USER_ENV} / {PASSWORD_ENV}: set the "
+                "right ones"
+            ) from None
         raise StoreUnavailableError(
-            f"cannot open Milvus at {target.shown} ({type(exc).__name__}); check --milvus-uri, that the server "
-            f"is running, and {TOKEN_ENV} / {USER_ENV} when it needs credentials"
+            f"Milvus at {target.shown} refused the connection; it may require a login: set {TOKEN_ENV} "
+            f"(or {USER_ENV} and {PASSWORD_ENV})"
         ) from None
 
 
@@ -253,6 +312,8 @@ class MilvusStore:
         *,
         owned: bool,
         expected_count: int | None = None,
+        owner: str = "",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ):
         if index_type not in INDEX_TYPES:
             raise ConfigError(f"milvus_index must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
@@ -260,8 +321,11 @@ class MilvusStore:
         self.collection = collection
         self.family = family
         self.index_type = index_type
+        self.owner = owner
+        self.timeout_s = float(timeout_s)
         self._target = target
-        self._client = _CONNECTIONS.acquire(target)
+        self._login = _CONNECTIONS.key(target)  # released under the same key even if the environment changes
+        self._client = _CONNECTIONS.acquire(target, self.timeout_s, self._login)
         self._owned = owned  # False: the collection belongs to a published version and is never written
         self._write_lock = threading.Lock()
         self._closed = False
@@ -283,19 +347,27 @@ class MilvusStore:
         """
         index_dir = Path(folder).parent if folder is not None else Path.cwd()
         target = _resolve(getattr(settings, "milvus_uri", "") or "", index_dir)
-        family = _family_of_live_version(index_dir, target) or f"rag_{uuid.uuid4().hex[:8]}"
+        owner = _owner_of(index_dir)
+        family = _family_of_live_version(index_dir, target, owner) or _new_family()
         index_type = getattr(settings, "milvus_index", "FLAT") or "FLAT"
-        return cls(target, dimension, _new_name(family), family, index_type, owned=True)
+        return cls(target, dimension, _new_name(family), family, index_type, owned=True, owner=owner,
+                   timeout_s=_timeout_of(settings))
 
     @classmethod
-    def load(cls, folder: Path, params: dict[str, Any]) -> "MilvusStore":
-        """Reopen the collection a version's manifest names, checking that it exists with the recorded shape."""
+    def load(cls, folder: Path, params: dict[str, Any], settings: Any = None) -> "MilvusStore":
+        """Reopen the collection a version's manifest names, checking that it exists with the recorded shape.
+
+        Args:
+            folder: the version folder; its parent is the index folder.
+            params: the manifest's store entry.
+            settings: rag Settings for the time limit of each call (None: DEFAULT_TIMEOUT_S).
+        """
         folder = Path(folder)
         target = _target_from_params(params, folder.parent)
         for key in ("collection", "family", "dimension"):
             if key not in params:
                 raise IndexCorruptError(f"{folder}: the manifest's store entry lacks {key!r}; run `rag rebuild-index`")
-        return cls(
+        store = cls(
             target,
             int(params["dimension"]),
             str(params["collection"]),
@@ -303,7 +375,16 @@ class MilvusStore:
             str(params.get("index_type", "FLAT")),
             owned=False,
             expected_count=params.get("count"),
+            owner=str(params.get("owner", "")),
+            timeout_s=_timeout_of(settings),
         )
+        here = _owner_of(folder.parent)
+        if store.owner and store.owner != here and not target.record.get("uri_base"):
+            # This index folder is a copy of another one on the same server: its next build must not publish over
+            # or drop the original's collections, so it continues in a family of its own.
+            store.family, store.owner = _new_family(), here
+        store.owner = store.owner or here
+        return store
 
     def _create_collection(self, name: str) -> None:
         from pymilvus import DataType
@@ -322,7 +403,7 @@ class MilvusStore:
         )
         # Strong consistency: a build counts and searches right after writing.
         self._call("create", self._client.create_collection, name, schema=schema, index_params=index,
-                   consistency_level="Strong")
+                   consistency_level="Strong", timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
 
     def _open_collection(self, expected_count: int | None) -> None:
         where = f"collection {self.collection} at {self._target.shown}"
@@ -338,7 +419,7 @@ class MilvusStore:
                 "run `rag rebuild-index --full`"
             )
         # A reopened collection starts released; searches need it loaded.
-        self._call("open", self._client.load_collection, self.collection)
+        self._call("open", self._client.load_collection, self.collection, timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
         if expected_count is not None and len(self) != int(expected_count):
             count = len(self)
             self.close()
@@ -441,7 +522,7 @@ class MilvusStore:
 
     def save(self, folder: Path) -> list[str]:
         """Make the collection durable; the vectors live in Milvus, so no file is written into `folder`."""
-        self._call("flush", self._client.flush, self.collection)
+        self._call("flush", self._client.flush, self.collection, timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
         return []
 
     def params(self) -> dict[str, Any]:
@@ -455,6 +536,7 @@ class MilvusStore:
             "index_type": self.index_type,
             "index_params": INDEX_TYPES[self.index_type][0],
             "count": len(self),
+            "owner": self.owner,
             **self._target.record,
         }
 
@@ -465,7 +547,7 @@ class MilvusStore:
         """
         previous = None
         try:
-            previous = self._client.describe_alias(self.family).get("collection_name")
+            previous = self._client.describe_alias(self.family, timeout=self.timeout_s).get("collection_name")
         except Exception:  # noqa: BLE001 - no alias yet
             previous = None
         if previous is None:
@@ -480,7 +562,7 @@ class MilvusStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            _CONNECTIONS.release(self._target)
+            _CONNECTIONS.release(self._target, self._login)
 
     # -- internals --------------------------------------------------------------------------------------------
 
@@ -505,26 +587,70 @@ class MilvusStore:
         self.collection, self._owned = name, True
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one pymilvus call within the time limit; failures become one-line StoreUnavailableErrors."""
         if self._closed:
             raise StoreUnavailableError(f"the Milvus store for {self.collection} is closed; open the index again")
+        kwargs.setdefault("timeout", self.timeout_s)
         try:
             return fn(*args, **kwargs)
         except (ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError):
             raise
         except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors alike
-            reason = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+            reason = _reason(exc)
+            if what in ("search", "count") and "not loaded" in reason:
+                # A restarted server reloads its collections on its own only after a while (half a minute here);
+                # asking for it now lets the first question after the restart answer.
+                return self._reload_and_retry(what, fn, args, kwargs)
             raise StoreUnavailableError(
-                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason})"
+                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason}); check "
+                "that the Milvus server is running and reachable, then try again"
             ) from None
+
+    def _reload_and_retry(self, what: str, fn: Any, args: tuple, kwargs: dict) -> Any:
+        self._call("reload", self._client.load_collection, self.collection,
+                   timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            reason = _reason(exc)
+            raise StoreUnavailableError(
+                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason}); check "
+                "that the Milvus server is running and reachable, then try again"
+            ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """One line on why a pymilvus or gRPC call failed, with any credential from the environment masked."""
+    details = getattr(exc, "details", None)
+    if callable(details) and callable(getattr(exc, "code", None)):  # a raw grpc.RpcError
+        text = f"{exc.code().name}: {details()}"
+    else:
+        text = str(getattr(exc, "message", "") or exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return scrub(lines[0][:200] if lines else type(exc).__name__)
 
 
 def _new_name(family: str) -> str:
     return f"{family}_{uuid.uuid4().hex[:12]}"
 
 
-def _family_of_live_version(index_dir: Path, target: _Target) -> str | None:
-    """The collection family of the index folder's live version when it used the same Milvus, so a full rebuild
-    keeps the alias and can drop the old collections."""
+def _new_family() -> str:
+    return f"rag_{uuid.uuid4().hex[:8]}"
+
+
+def _owner_of(index_dir: Path) -> str:
+    """A short fixed name for an index folder (a hash of its absolute path): whose collections a family holds."""
+    return hashlib.sha256(str(Path(index_dir).resolve()).encode("utf-8")).hexdigest()[:12]
+
+
+def _timeout_of(settings: Any) -> float:
+    value = getattr(settings, "milvus_timeout_s", None)
+    return float(value) if value else DEFAULT_TIMEOUT_S
+
+
+def _family_of_live_version(index_dir: Path, target: _Target, owner: str) -> str | None:
+    """The collection family of the index folder's live version when it used the same Milvus and belongs to this
+    folder, so a full rebuild keeps the alias and can drop the old collections."""
     from .. import indexdir
     from ..errors import RagError
 
@@ -537,6 +663,8 @@ def _family_of_live_version(index_dir: Path, target: _Target) -> str | None:
         return None
     if store.get("kind") != "milvus" or not store.get("family"):
         return None
+    if store.get("owner") and store["owner"] != owner and not store.get("uri_base"):
+        return None  # a copy of another index folder: the family is the original's
     try:
         same = _target_from_params(store, index_dir).connect == target.connect
     except RagError:

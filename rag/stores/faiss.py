@@ -1,61 +1,16 @@
-"""Vector store Protocol and the FAISS store (FAISS's own file format; no pickle)."""
+"""The FAISS store: the embedded default, kept in FAISS's own file format inside the index folder (no pickle)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexMismatchError
+from ..errors import IndexCorruptError, IndexMismatchError
 
-__all__ = ["VectorStore", "FaissStore", "open_store", "create_store", "choose_layout", "EXACT_MAX"]
-
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """Inner-product search over unit vectors keyed by int64 ids.
-
-    Every implementation passes tests/test_store_contract.py.
-    """
-
-    dimension: int
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace rows. ids: int64 (n,); vectors: float32 (n, dimension)."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Delete rows by id; returns how many existed."""
-        ...
-
-    def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by inner product.
-
-        Args:
-            queries: float32 (nq, dimension).
-            k: results per query.
-            allowed_ids: restrict results to these ids (None: all).
-
-        Returns:
-            (scores, ids), each (nq, k), best first; missing results are score -inf and id -1.
-        """
-        ...
-
-    def __len__(self) -> int: ...
-
-    def save(self, folder: Path) -> list[str]:
-        """Write the store's files into `folder`; returns their names."""
-        ...
-
-    def params(self) -> dict[str, Any]:
-        """Parameters recorded in the manifest, enough for `open_store` to reopen it."""
-        ...
-
-    def close(self) -> None: ...
+__all__ = ["FaissStore", "choose_layout", "EXACT_MAX"]
 
 
 EXACT_MAX = 100_000
@@ -267,26 +222,3 @@ class FaissStore:
         if store.index_type != "flat" and params.get("nprobe"):
             store._ivf().nprobe = int(params["nprobe"])
         return store
-
-
-def create_store(kind: str, dimension: int, settings: Any = None, folder: Path | None = None) -> VectorStore:
-    """A new empty store of the given kind."""
-    if kind == "faiss":
-        return FaissStore(dimension)
-    if kind == "milvus":
-        from .stores.milvus import MilvusStore
-
-        return MilvusStore.create(dimension, settings=settings, folder=folder)
-    raise IndexMismatchError(f"unknown vector store {kind!r}")
-
-
-def open_store(folder: Path, params: dict[str, Any]) -> VectorStore:
-    """Reopen the store a manifest describes."""
-    kind = params.get("kind", "faiss")
-    if kind == "faiss":
-        return FaissStore.load(folder, params)
-    if kind == "milvus":
-        from .stores.milvus import MilvusStore
-
-        return MilvusStore.load(folder, params)
-    raise IndexMismatchError(f"the index uses vector store {kind!r}, unknown to this version; run `rag rebuild-index`")
