@@ -59,7 +59,8 @@ def test_shipped_reader_is_calibrated():
     blend = load_blend(packaged_reader_dir(), load_model())
     assert blend.candidates >= 1 and blend.reader > 0
     data = json.loads((packaged_reader_dir() / "calibration.json").read_text())
-    assert {"fit", "holdout", "all"} <= set(data["figures"])
+    # Calibrated on the fit half only (the holdout is measured by `rag eval squad`, never used to calibrate).
+    assert set(data["figures"]) == {"fit"} and data["figures"]["fit"]["answer@1"] > 0.8
 
 
 @pytest.mark.parametrize("make", [FakeReader, lambda: load_reader("default")], ids=["fake", "shipped"])
