@@ -25,6 +25,9 @@ from .types import Document, SkippedFile
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "IngestResult",
+    "SourceFiles",
+    "find_files",
+    "iter_documents",
     "load_documents",
     "read_file",
     "content_hash",
@@ -97,42 +100,93 @@ def load_documents(
         >>> result = load_documents("seeds/")
         >>> result.documents[0].title
     """
+    result = IngestResult()
+    result.documents = list(iter_documents(paths, result.skipped, max_file_mb=max_file_mb,
+                                           parse_timeout_s=parse_timeout_s))
+    if on_skip:
+        for s in result.skipped:
+            on_skip(s)
+    return result
+
+
+@dataclass
+class SourceFiles:
+    """The files a source names, found before any is read (so a build can tell how far along it is)."""
+
+    files: list[tuple[Path, Path]]
+    skipped: list[SkippedFile]
+
+    def estimated_documents(self) -> int:
+        """About how many documents the files hold: one per file, one per line of a .jsonl (counted, not parsed)."""
+        total = 0
+        for path, _ in self.files:
+            if path.suffix.lower() != ".jsonl":
+                total += 1
+                continue
+            try:
+                with open(path, "rb") as fh:
+                    total += max(1, sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")))
+            except OSError:
+                total += 1
+        return total
+
+
+def find_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> SourceFiles:
+    """The supported files under the given paths, in a stable order, and the ones skipped by type.
+
+    Raises:
+        SourceError: a path does not exist, or it holds no supported file at all.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    result = IngestResult()
-    seen_ids: dict[str, int] = {}
+    skipped: list[SkippedFile] = []
     files: list[tuple[Path, Path]] = []
     for raw in paths:
         root = Path(raw).expanduser()
         if not root.exists() and not root.is_symlink():
             raise SourceError(f"{root}: no such file or folder; pass --source with a folder of articles")
-        files.extend(_walk(root, result.skipped))
-    if not files and not result.skipped:
+        files.extend(_walk(root, skipped))
+    if not files and not skipped:
         names = ", ".join(str(p) for p in paths)
         raise SourceError(
             f"{names}: no articles found (supported: {', '.join(SUPPORTED_EXTENSIONS)}); add files or pick another --source"
         )
-    for path, root in files:
+    return SourceFiles(files, skipped)
+
+
+def iter_documents(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | SourceFiles,
+    skipped: list[SkippedFile],
+    *,
+    max_file_mb: float = 50.0,
+    parse_timeout_s: float = 30.0,
+) -> Iterator[Document]:
+    """Documents one at a time, in `load_documents` order, holding one file's documents at most.
+
+    Files that cannot be used are appended to `skipped` (paths as `display_path` shows them) as they are met.
+
+    Raises:
+        SourceError: as `find_files`, on the first step.
+    """
+    found = paths if isinstance(paths, SourceFiles) else find_files(paths)
+    skipped.extend(SkippedFile(display_path(s.path), s.reason) for s in found.skipped)
+    seen_ids: dict[str, int] = {}
+    for path, root in found.files:
         try:
             docs, notes = _read_limited(path, root, max_file_mb, parse_timeout_s)
         except IngestError as exc:
-            result.skipped.append(SkippedFile(str(path), exc.reason))
+            skipped.append(SkippedFile(display_path(str(path)), exc.reason))
             continue
         except Exception as exc:  # one hostile file must not stop the build; the reason names what failed
-            result.skipped.append(SkippedFile(str(path), f"could not be parsed ({_one_line(exc)})"))
+            skipped.append(SkippedFile(display_path(str(path)), f"could not be parsed ({_one_line(exc)})"))
             continue
-        result.skipped.extend(notes)
+        skipped.extend(SkippedFile(display_path(s.path), s.reason) for s in notes)
         for doc in docs:
             n = seen_ids.get(doc.id, 0)
             seen_ids[doc.id] = n + 1
             if n:
                 doc = Document(**{**doc.__dict__, "id": f"{doc.id}~{n + 1}"})
-            result.documents.append(doc)
-    result.skipped = [SkippedFile(display_path(s.path), s.reason) for s in result.skipped]
-    if on_skip:
-        for s in result.skipped:
-            on_skip(s)
-    return result
+            yield doc
 
 
 def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, Path]]:

@@ -176,3 +176,29 @@ def test_bbc_topic_is_the_section(tmp_path):
         _write(tmp_path, "articles.jsonl", f.readline())
     doc = load_documents(tmp_path).documents[0]
     assert (doc.id, doc.section, doc.source, doc.date) == ("business/001", "business", "articles.jsonl#1", None)
+
+
+def test_documents_stream_one_file_at_a_time_in_load_order(tmp_path):
+    from rag.ingest import find_files, iter_documents, load_documents
+
+    (tmp_path / "a.txt").write_text("First article.")
+    (tmp_path / "b.jsonl").write_text('{"id": "x", "text": "One."}\n{"id": "y", "text": "Two."}\nnot json\n')
+    (tmp_path / "c.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "d.txt").write_text("")
+    skipped: list = []
+    stream = iter_documents(tmp_path, skipped)
+    first = next(stream)
+    assert first.text == "First article."
+    assert [s.path for s in skipped] == [str(tmp_path / "c.bin")], "found-but-unsupported files are known at once"
+    rest = list(stream)
+    whole = load_documents(tmp_path)
+    assert [d.id for d in [first, *rest]] == [d.id for d in whole.documents]
+    assert sorted(s.reason for s in skipped) == sorted(s.reason for s in whole.skipped)
+    assert find_files(tmp_path).estimated_documents() == 1 + 3 + 1  # a.txt, three lines of b.jsonl, d.txt
+
+
+def test_streaming_a_missing_source_fails_on_the_first_step(tmp_path):
+    from rag.ingest import iter_documents
+
+    with pytest.raises(SourceError, match="no such file or folder"):
+        next(iter_documents(tmp_path / "nowhere", []))
