@@ -19,7 +19,7 @@ import Stemmer
 
 from .errors import IndexCorruptError, IndexMismatchError
 
-__all__ = ["LexicalIndex", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer", "terms_and_phrases"]
+__all__ = ["LexicalIndex", "LexicalBuilder", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer", "terms_and_phrases"]
 
 FOLDER = "lexical"
 _IDS = "chunk_ids.npy"
@@ -125,6 +125,21 @@ class LexicalIndex:
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
 
+    @classmethod
+    def from_ids(cls, chunk_ids: Sequence[int], term_ids: Sequence[np.ndarray], vocab: dict[str, int],
+                 k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+        """Index chunks given as arrays of term ids (see `LexicalBuilder`); same scores as `build` on their texts."""
+        import bm25s
+
+        bm25 = bm25s.BM25(k1=k1, b=b)
+        bm25.index((list(term_ids), vocab), show_progress=False)
+        df = np.zeros(len(vocab), dtype=np.float64)
+        for ids in term_ids:
+            df[np.unique(ids)] += 1
+        n = max(len(term_ids), 1)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
+
     def save(self, version_dir: Path) -> list[str]:
         """Write the index under `version_dir/lexical/`; return the written paths relative to `version_dir`."""
         folder = Path(version_dir) / FOLDER
@@ -189,3 +204,35 @@ class LexicalIndex:
         """Inverse document frequency of a term; unseen terms get the largest value."""
         i = self.vocab.get(word)
         return float(self.idf[i]) if i is not None else float(self.idf.max(initial=1.0))
+
+
+class LexicalBuilder:
+    """Collects chunks for a lexical index as they stream past: each chunk is kept as an int32 array of term ids
+    (a tenth of its text's memory), and the index is fitted once at the end.
+
+    Example:
+        >>> builder = LexicalBuilder()
+        >>> builder.add(11, "the Rhine flows north")
+        >>> builder.build().search("Rhine", 1)[1]
+        array([11])
+    """
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.chunk_ids: list[int] = []
+        self.term_ids: list[np.ndarray] = []
+
+    def add(self, chunk_id: int, text: str) -> None:
+        words = terms(text) or [""]
+        vocab = self.vocab
+        self.term_ids.append(np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), np.int32, len(words)))
+        self.chunk_ids.append(int(chunk_id))
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    def build(self) -> LexicalIndex:
+        if "" not in self.vocab:
+            # bm25s scores a question without known words against this empty term, as `LexicalIndex.build` does.
+            self.vocab[""] = len(self.vocab)
+        return LexicalIndex.from_ids(self.chunk_ids, self.term_ids, self.vocab)

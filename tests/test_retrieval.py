@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.lexical import LexicalIndex, terms
+from rag.lexical import LexicalBuilder, LexicalIndex, terms
 from rag.retrieval import (
     DenseRetriever,
     HybridRetriever,
@@ -56,6 +56,21 @@ def lexical():
 @pytest.mark.parametrize("query", ["Rhine Germany", "which sea does the Danube reach", "earthquake 1755", "capital"])
 def test_bm25_scores_match_the_reference(lexical, query):
     assert lexical.scores(query) == pytest.approx(reference_bm25(query, TEXTS), rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("query", ["Rhine Germany", "which sea does the Danube reach", "earthquake 1755", "the of"])
+def test_streamed_builder_scores_like_the_reference(query):
+    """A build feeds chunks one at a time as term ids; the index scores exactly as one built from the texts."""
+    builder = LexicalBuilder()
+    for i, t in zip(IDS, TEXTS):
+        builder.add(i, t)
+    builder.add(106, "and the of")  # only stop words: an empty document, as in `LexicalIndex.build`
+    streamed = builder.build()
+    whole = LexicalIndex.build(IDS + [106], TEXTS + ["and the of"])
+    assert len(builder) == 6
+    assert streamed.scores(query) == pytest.approx(whole.scores(query), abs=1e-6)
+    assert streamed.idf_of("rhine") == pytest.approx(whole.idf_of("rhine"))
+    assert streamed.search(query, 3)[1].tolist() == whole.search(query, 3)[1].tolist()
 
 
 def test_search_orders_filters_and_drops_zero_scores(lexical):
