@@ -75,8 +75,11 @@ def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch, milvus):
         for q in QUESTIONS:
             a, b = faiss_idx.search(q, k=5), milvus_idx.search(q, k=5)
             assert [(p.doc_id, p.start, p.end) for p in a] == [(p.doc_id, p.start, p.end) for p in b]
-            np.testing.assert_allclose([p.score for p in a], [p.score for p in b], atol=1e-5)
-            assert faiss_idx.query(q).to_dict()["citations"] == milvus_idx.query(q).to_dict()["citations"]
+            # FAISS keeps 8-bit codes, Milvus float32: cosines differ by a few thousandths, log-odds by hundredths.
+            np.testing.assert_allclose([p.score for p in a], [p.score for p in b], atol=0.05)
+            fa, mi = faiss_idx.query(q).to_dict()["citations"], milvus_idx.query(q).to_dict()["citations"]
+            assert [{**c, "score": None} for c in fa] == [{**c, "score": None} for c in mi]
+            assert [c["score"] for c in fa] == pytest.approx([c["score"] for c in mi], abs=0.02)
         only = milvus_idx.search("cats purr", k=3, sources=[str(src / "cats.txt")])
         assert only and {p.doc_id for p in only} == {only[0].doc_id}
     finally:

@@ -34,6 +34,28 @@ def brute_force(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> tuple[
     return np.take_along_axis(scores, order, axis=1), ids[order]
 
 
+# How far a store's scores may sit from exact inner products: FAISS keeps 8-bit codes (rag.stores.faiss.flat_sq8),
+# Milvus float32 vectors.
+TOLERANCE = {"faiss": 0.01, "milvus": 1e-5}
+
+
+def assert_top_k(store, scores: np.ndarray, ids: np.ndarray, x: np.ndarray, all_ids: np.ndarray, q: np.ndarray, k: int):
+    """The store's top k against brute force: exact for an exact store; for a quantized one, every score within
+    the tolerance of the true one and each rank's true score within twice the tolerance of the true rank's."""
+    tol = TOLERANCE[store.kind]
+    want_scores, want_ids = brute_force(x, all_ids, q, k)
+    if tol <= 1e-5:
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+        return
+    row = {int(i): j for j, i in enumerate(all_ids)}
+    assert ids.shape == want_ids.shape and (ids >= 0).all()
+    true = np.array([[q[r] @ x[row[int(i)]] for i in ids[r]] for r in range(len(q))])
+    np.testing.assert_allclose(scores, true, atol=tol)
+    assert (true >= want_scores - 2 * tol).all()
+    assert all(len(set(r.tolist())) == len(r) for r in ids)
+
+
 # Ids spread over the whole positive int64 range, like the pipeline's hashed chunk ids.
 IDS = np.random.default_rng(7).integers(1, 2**63 - 1, size=N, dtype=np.int64)
 X = unit(N, 1)
@@ -105,10 +127,8 @@ def test_empty_store_returns_padding(backend):
 def test_rankings_match_brute_force(filled):
     assert len(filled) == N
     scores, ids = filled.search(Q, 10)
-    want_scores, want_ids = brute_force(X, IDS, Q, 10)
     assert ids.dtype == np.int64 and scores.dtype == np.float32
-    np.testing.assert_array_equal(ids, want_ids)
-    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert_top_k(filled, scores, ids, X, IDS, Q, 10)
 
 
 def test_single_query_vector_and_k_beyond_count(backend):
@@ -126,7 +146,7 @@ def test_add_replaces_an_existing_id(filled):
     filled.add(np.array([target]), Q[:1])
     assert len(filled) == N
     scores, ids = filled.search(Q[:1], 1)
-    assert ids[0, 0] == target and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert ids[0, 0] == target and scores[0, 0] == pytest.approx(1.0, abs=TOLERANCE[filled.kind])
 
 
 def test_remove_counts_only_existing_ids(filled):
@@ -136,17 +156,14 @@ def test_remove_counts_only_existing_ids(filled):
     assert filled.remove(np.array([], dtype=np.int64)) == 0
     assert len(filled) == N - 10
     scores, ids = filled.search(Q, 10)
-    want_scores, want_ids = brute_force(X[10:], IDS[10:], Q, 10)
-    np.testing.assert_array_equal(ids, want_ids)
+    assert_top_k(filled, scores, ids, X[10:], IDS[10:], Q, 10)
     assert not set(gone.tolist()) & set(ids.ravel().tolist())
 
 
 def test_allowed_ids_restrict_results(filled):
     allowed = IDS[::7]
     scores, ids = filled.search(Q, 5, allowed_ids=allowed)
-    want_scores, want_ids = brute_force(X[::7], IDS[::7], Q, 5)
-    np.testing.assert_array_equal(ids, want_ids)
-    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert_top_k(filled, scores, ids, X[::7], IDS[::7], Q, 5)
 
 
 def test_allowed_ids_fewer_than_k_and_empty(filled):
@@ -158,6 +175,8 @@ def test_allowed_ids_fewer_than_k_and_empty(filled):
 
 def test_reopen_after_restart(backend, filled):
     """A fresh process opens the saved store from its folder and manifest entry and ranks as before."""
+    before = filled.search(Q, 10)[1].tolist()
+    assert_top_k(filled, *filled.search(Q, 10), X, IDS, Q, 10)
     folder, params = backend.save(filled)
     script = (
         "import json, sys, numpy as np\n"
@@ -175,14 +194,15 @@ def test_reopen_after_restart(backend, filled):
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["n"] == N
-    assert got["ids"] == brute_force(X, IDS, Q, 10)[1].tolist()
+    assert got["ids"] == before
     # And back in this process, after the other one let go of it.
     again = backend.load(folder, params)
-    np.testing.assert_array_equal(again.search(Q, 10)[1], brute_force(X, IDS, Q, 10)[1])
+    assert again.search(Q, 10)[1].tolist() == before
 
 
 def test_writing_to_a_reopened_store_leaves_the_saved_version(backend, filled):
     """An incremental build writes into a store opened from the live version: the live version must not change."""
+    before = filled.search(Q, 10)[1].tolist()
     folder, params = backend.save(filled)
     draft = backend.load(folder, params)
     draft.remove(IDS[:50])
@@ -192,7 +212,7 @@ def test_writing_to_a_reopened_store_leaves_the_saved_version(backend, filled):
 
     live = backend.load(folder, params)
     assert len(live) == N
-    np.testing.assert_array_equal(live.search(Q, 10)[1], brute_force(X, IDS, Q, 10)[1])
+    assert live.search(Q, 10)[1].tolist() == before
     newer = backend.load(new_folder, new_params)
     assert newer.search(Q[:1], 1)[1][0, 0] == 1
 

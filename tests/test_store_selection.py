@@ -44,7 +44,7 @@ def test_store_switches_to_ivf_past_the_threshold_and_keeps_every_vector():
     ids = np.arange(1200, dtype=np.int64) * 3 + 7
     store = FaissStore(DIM, exact_max=500)
     store.add(ids[:400], data[:400])
-    assert store.index_type == "flat" and store.params()["factory"] == "IDMap2,Flat"
+    assert store.index_type == "flat" and store.params()["factory"] == "IDMap2,SQ8_uniform"
     store.add(ids[400:], data[400:])
     params = store.params()
     assert store.index_type == "ivf_sq8" and len(store) == 1200
@@ -147,6 +147,6 @@ def test_pipeline_keeps_small_indexes_exact(tmp_path, fake_embedder):
     _corpus(src, 5)
     build_index(src, tmp_path / "index", embedder=fake_embedder)
     idx = open_index(tmp_path / "index", embedder=fake_embedder)
-    assert idx.manifest["store"]["index_type"] == "flat" and idx.manifest["store"]["factory"] == "IDMap2,Flat"
+    assert idx.manifest["store"]["index_type"] == "flat" and idx.manifest["store"]["factory"] == "IDMap2,SQ8_uniform"
     assert idx.store.mapped
     idx.close()
