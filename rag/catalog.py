@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ FILE = "meta.sqlite"
 _SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, author TEXT, outlet TEXT,
-    url TEXT, date TEXT, hash TEXT NOT NULL, text TEXT NOT NULL, chunks INTEGER NOT NULL DEFAULT 0,
+    url TEXT, date TEXT, hash TEXT NOT NULL, text BLOB NOT NULL, chunks INTEGER NOT NULL DEFAULT 0,
     section TEXT, tags TEXT NOT NULL DEFAULT '[]', date_raw TEXT
 );
 CREATE TABLE chunks (
@@ -28,12 +29,12 @@ CREATE TABLE chunks (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL
 );
 CREATE TABLE sentences (
-    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL
-);
+    row INTEGER NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, start)
+) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE INDEX chunks_doc ON chunks(doc_id, idx);
-CREATE INDEX sentences_doc ON sentences(doc_id, start);
 CREATE INDEX documents_section ON documents(section);
 CREATE INDEX documents_date ON documents(date);
 """
@@ -93,11 +94,15 @@ class CatalogWriter:
         self.conn.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, d.text, chunk_counts.get(d.id, 0),
+                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, _pack(d.text), chunk_counts.get(d.id, 0),
                  d.section, json.dumps(list(d.tags), ensure_ascii=False), d.date_raw)
                 for d in docs
             ),
         )
+
+    def add_raw_documents(self, rows: Iterable[tuple]) -> None:
+        """Rows read by `Catalog.raw_documents` from a catalog of the same format."""
+        self.conn.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def add_chunks(self, rows: Iterable[ChunkRow]) -> None:
         self.conn.executemany(
@@ -150,7 +155,8 @@ class Catalog:
     def counts(self) -> dict[str, int]:
         return {t: self._query(f"SELECT count(*) FROM {t}")[0][0] for t in ("documents", "chunks", "sentences")}
 
-    def document(self, doc_id: str) -> Document | None:
+    def document(self, doc_id: str, cache: bool = True) -> Document | None:
+        """The document with its text, or None; `cache=False` reads it without keeping it (a build's copy pass)."""
         with self._lock:
             hit = self._docs.get(doc_id)
             if hit is not None:
@@ -163,13 +169,21 @@ class Catalog:
         if not rows:
             return None
         r = rows[0]
-        doc = Document(id=r[0], text=r[1], title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7],
+        doc = Document(id=r[0], text=_unpack(r[1], self.path), title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7],
                        date=r[8], section=r[9], tags=_tags(r[10]), date_raw=r[11])
+        if not cache:
+            return doc
         with self._lock:
             self._docs[doc_id] = doc
             if len(self._docs) > self._doc_cache:
                 self._docs.popitem(last=False)
         return doc
+
+    def raw_documents(self, doc_ids: Sequence[str]) -> list[tuple]:
+        """The stored rows of these documents, as they are (text still compressed), for copying into a new catalog."""
+        if not doc_ids:
+            return []
+        return self._query(f"SELECT * FROM documents WHERE id IN ({','.join('?' * len(doc_ids))})", list(doc_ids))
 
     def documents(self) -> list[DocumentInfo]:
         rows = self._query(
@@ -309,6 +323,20 @@ class Catalog:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _pack(text: str) -> bytes:
+    # Article text is most of a catalog's size; zlib keeps about a third of it and costs microseconds per read.
+    return zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
+
+
+def _unpack(blob: bytes | str, path: Path) -> str:
+    if isinstance(blob, str):
+        return blob
+    try:
+        return zlib.decompress(blob).decode("utf-8", "surrogatepass")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{path}: a stored article cannot be read ({exc}); run `rag rebuild-index`") from None
 
 
 def _tags(value: str | None) -> tuple[str, ...]:

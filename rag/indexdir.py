@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 # 2: the catalog keeps each article's section, tags and raw date, and sources relative to the folder built from.
-FORMAT_VERSION = 2
+# 3: article text compressed in the catalog, sentence vectors as 4-bit codes (rag.sentvecs), chunk vectors 8-bit.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
