@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace):
         "store": getattr(args, "store", None),
         "milvus_uri": getattr(args, "milvus_uri", None),
         "reader": getattr(args, "reader", None),
+        "device": getattr(args, "device", None),
     }
     return Settings.load(overrides)
 
@@ -46,11 +47,14 @@ def _progress_bar(enabled: bool) -> Callable[[str, int, int], None] | None:
             return
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=False)
+            # Articles, not texts: the rate reads as articles/s and the time left as the rest of the collection.
+            bar = bars[stage] = tqdm(total=total, desc="indexing", unit="article", file=sys.stderr, leave=False)
+        bar.total = max(bar.total or 0, total)
         bar.n = done
         bar.refresh()
-        if done >= total:
+        if done >= total and stage in bars:
             bar.close()
+            del bars[stage]
 
     return update
 
@@ -236,6 +240,9 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-overlap", type=int, help="overlap between passages in model tokens")
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store (default faiss)")
     p.add_argument("--milvus-uri", help="Milvus Lite file or server URI when --store milvus")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"),
+                   help="run the embedding model on cpu (default), cuda (refused when PyTorch sees no GPU) or auto; "
+                        "the index is the same")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged articles")
     p.add_argument("--json", action="store_true", help="print build statistics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -14,12 +14,14 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Settings that shape the stored vectors and chunks: changing one needs a rebuild. The backend is among them
 # because int8 vectors differ slightly from fp32 ones and one index should not mix the two.
-INDEX_KEYS = ("model", "backend", "chunk_size", "chunk_overlap", "sentence_vectors")
+INDEX_KEYS = ("model", "backend", "chunk_size", "chunk_overlap", "sentence_vectors", "chunk_vectors")
 
 _CHOICES = {
     "retriever": ("dense", "lexical", "hybrid"),
     "backend": ("torch", "onnx", "onnx-int8"),
     "store": ("faiss", "milvus"),
+    "chunk_vectors": ("sentences", "model"),
+    "device": ("cpu", "cuda", "auto"),
     "milvus_index": ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"),
 }
 
@@ -42,7 +44,12 @@ class Settings:
         max_file_mb: larger files are skipped at ingest.
         parse_timeout_s: a file whose parsing takes longer is skipped.
         batch_size: texts per embedding batch.
-        sentence_vectors: embed every sentence at build time (needed for precise sentence answers).
+        sentence_vectors: keep a vector per sentence (needed for precise sentence answers).
+        chunk_vectors: how a passage's vector is made: "sentences" (default; the mean of its sentences' vectors, so
+            a build runs the model once over the text, sentence by sentence) or "model" (each passage embedded on
+            its own as well: about twice the model work, for the same retrieval; see docs/benchmarks.md).
+        device: where the embedding model and the reader run: "cpu" (default), "cuda" (a GPU PyTorch can see;
+            refused with a message when there is none) or "auto" (cuda when there is one). The index is the same.
         store: vector store backend.
         milvus_uri: Milvus Lite file or server address when store is milvus.
         milvus_index: Milvus index type for a new collection (FLAT is exact; see docs/scaling.md).
@@ -74,6 +81,8 @@ class Settings:
     parse_timeout_s: float = 30.0
     batch_size: int = 32
     sentence_vectors: bool = True
+    chunk_vectors: str = "sentences"
+    device: str = "cpu"
     store: str = "faiss"
     milvus_uri: str = ""
     milvus_index: str = "FLAT"

@@ -13,7 +13,7 @@ import numpy as np
 from .config import resolve_model_path
 from .errors import ConfigError
 
-__all__ = ["Embedder", "SentenceTransformerEmbedder", "make_embedder", "offline_env"]
+__all__ = ["Embedder", "SentenceTransformerEmbedder", "make_embedder", "offline_env", "resolve_device"]
 
 
 @runtime_checkable
@@ -58,7 +58,8 @@ class SentenceTransformerEmbedder:
 
     Args:
         model: model name or folder; "all-MiniLM-L6-v2" resolves to the bundled copy.
-        backend: "torch", "onnx" or "onnx-int8".
+        backend: "torch", "onnx" or "onnx-int8" (on a GPU the model runs in PyTorch whatever the backend).
+        device: "cpu" or "cuda" (see `resolve_device`).
         query_cache: how many recent query vectors to keep (repeated questions skip the model).
 
     Example:
@@ -67,9 +68,11 @@ class SentenceTransformerEmbedder:
         (384,)
     """
 
-    def __init__(self, model: str, backend: str = "torch", query_cache: int = 1024):
+    def __init__(self, model: str, backend: str = "torch", query_cache: int = 1024, device: str = "cpu"):
         self.name = model
+        # On a GPU the model runs in PyTorch: the ONNX exports are CPU builds, and the vectors match either way.
         self.backend = backend
+        self.device = device
         self.path = resolve_model_path(model)
         self._model = None
         self._tokenizer = None
@@ -108,7 +111,7 @@ class SentenceTransformerEmbedder:
 
     def _load(self):
         offline_env()
-        if self.backend != "torch":
+        if self.backend != "torch" and self.device == "cpu":
             # onnxruntime only: a process that merely asks questions never imports PyTorch.
             from .onnx_export import load_onnx_encoder
 
@@ -116,7 +119,8 @@ class SentenceTransformerEmbedder:
         try:
             import torch
 
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            if self.device == "cpu":
+                torch.set_num_threads(max(1, os.cpu_count() or 1))
         except ImportError:  # pragma: no cover
             pass
         from sentence_transformers import SentenceTransformer
@@ -125,7 +129,7 @@ class SentenceTransformerEmbedder:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
 
-        kwargs: dict = {"device": "cpu"}
+        kwargs: dict = {"device": self.device}
         if not Path(self.path).is_dir():
             kwargs["local_files_only"] = True
         try:
@@ -222,15 +226,46 @@ class SentenceTransformerEmbedder:
         return vec
 
 
-_SHARED: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
+_SHARED: dict[tuple[str, str, str], SentenceTransformerEmbedder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def make_embedder(model: str, backend: str = "torch") -> SentenceTransformerEmbedder:
-    """One embedder per (model, backend) per process, so the model is loaded once."""
-    key = (model, backend)
+def make_embedder(model: str, backend: str = "torch", device: str = "cpu") -> SentenceTransformerEmbedder:
+    """One embedder per (model, backend, device) per process, so the model is loaded once.
+
+    Raises:
+        ConfigError: device "cuda" and no GPU PyTorch can use.
+    """
+    device = resolve_device(device)
+    key = (model, backend, device)
     with _SHARED_LOCK:
         emb = _SHARED.get(key)
         if emb is None:
-            emb = _SHARED[key] = SentenceTransformerEmbedder(model, backend)
+            emb = _SHARED[key] = SentenceTransformerEmbedder(model, backend, device=device)
         return emb
+
+
+def resolve_device(device: str) -> str:
+    """"cpu", "cuda" or "auto" -> the device to run on ("cpu" or "cuda").
+
+    Raises:
+        ConfigError: "cuda" was asked for and PyTorch sees no GPU (or PyTorch is a CPU-only build).
+    """
+    if device in ("", "cpu"):
+        return "cpu"
+    if device not in ("cuda", "auto"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {device!r}")
+    try:
+        import torch
+
+        available = bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        available = False
+    if available:
+        return "cuda"
+    if device == "cuda":
+        raise ConfigError(
+            "--device cuda: PyTorch sees no GPU here (torch.cuda.is_available() is False); use --device cpu or auto, "
+            "or install a CUDA build of PyTorch on a machine with a GPU"
+        )
+    return "cpu"

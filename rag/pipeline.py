@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from bisect import bisect_left, bisect_right
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,26 +21,29 @@ from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import FilterError, IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
 from .filters import SORTS, Filters, allowed_chunks, make_filters
-from .ingest import load_documents
+from .ingest import find_files, iter_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
-from .lexical import TOKENIZER, LexicalIndex, saved_tokenizer
+from .lexical import TOKENIZER, LexicalBuilder, LexicalIndex, saved_tokenizer
 from .ranking import Candidate, Signals, load_model, rank_pool, score_candidates
 from .reader import Reading, load_reader
 from .reading import load_blend, read_candidates, rescore
 from .recency import newest_first, order_citations, prefer_cued, time_cue
 from .retrieval import Hit, HybridRetriever, Retriever, make_retriever
 from .sentences import split_sentences
+from .sentvecs import FILE as SENTENCE_VECTORS
+from .sentvecs import ENCODING as SENTENCE_ENCODING
+from .sentvecs import SentenceVectors, SentenceVectorWriter
 from .stores import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
 
 __all__ = ["build_index", "open_index", "query", "Index", "ProgressFn"]
 
-SENTENCE_VECTORS = "sentence_vectors.npy"
 # Passages retrieved before ranking by best sentence (30 and 40 measured alike on the SQuAD 2.0 dev fit half).
 RANK_POOL = 30
 
 ProgressFn = Callable[[str, int, int], None]
-"""progress(stage, done, total): called during a build; stages are read, embed, write."""
+"""progress(stage, done, total): called during a build; stages are read (files found), embed (articles read and
+embedded, of about `total`) and write."""
 
 
 def _chunk_id(doc_hash: str, doc_id: str, index: int) -> int:
@@ -48,30 +52,217 @@ def _chunk_id(doc_hash: str, doc_id: str, index: int) -> int:
     return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+BATCH_DOCUMENTS = 64
+"""Articles read, split and embedded together: a build's memory is bounded by one batch, not by the collection."""
+
+
 @dataclass
-class _Prepared:
+class _Batch:
+    """Changed articles of one batch, split and tokenized by the reading thread, ready for the model."""
+
+    docs: list[Document]
     chunks: list[ChunkRow]
     chunk_texts: list[str]
-    sentences: list[tuple[str, int, int]]
+    chunk_sentences: list[list[int]]  # per chunk: the positions in `sentences` of the sentences it holds
+    sentences: list[tuple[str, int, int]]  # (doc_id, start, end)
     sentence_texts: list[str]
 
 
-def _prepare(docs: Sequence[Document], settings: Settings, embedder: Embedder) -> _Prepared:
-    count = getattr(embedder, "count_tokens", None)
-    splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, count)
-    out = _Prepared([], [], [], [])
+def _split(docs: Sequence[Document], settings: Settings, embedder: Embedder, splitter: Any) -> _Batch:
+    count = embedder.count_tokens
+    out = _Batch(list(docs), [], [], [], [], [])
     for doc in docs:
+        sentences = split_sentences(doc.text, doc.id) if settings.sentence_vectors else []
+        base = len(out.sentences)
+        starts = [s.start for s in sentences]
+        ends = [s.end for s in sentences]
+        out.sentences += [(doc.id, s.start, s.end) for s in sentences]
+        out.sentence_texts += [s.text for s in sentences]
         for c in chunk_document(doc, settings.chunk_size, settings.chunk_overlap, count, embedder.max_tokens, splitter):
             out.chunks.append(ChunkRow(_chunk_id(doc.content_hash, doc.id, c.index), doc.id, c.index, c.start, c.end, 0))
             out.chunk_texts.append(c.text)
-        if settings.sentence_vectors:
-            for s in split_sentences(doc.text, doc.id):
-                out.sentences.append((doc.id, s.start, s.end))
-                out.sentence_texts.append(s.text)
+            # The sentences this chunk holds, whole or in part.
+            lo, hi = bisect_right(ends, c.start), bisect_left(starts, c.end)
+            out.chunk_sentences.append([base + j for j in range(lo, hi)])
     batch = getattr(embedder, "count_tokens_batch", None)
     tokens = batch(out.chunk_texts) if batch else [count(t) for t in out.chunk_texts]
     out.chunks = [ChunkRow(r.id, r.doc_id, r.index, r.start, r.end, n) for r, n in zip(out.chunks, tokens)]
     return out
+
+
+def _embed(batch: _Batch, settings: Settings, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors and sentence vectors of a batch.
+
+    By default the model reads each sentence once, and a chunk's vector is the mean of its sentences' vectors:
+    half the model work of embedding chunks and sentences apart, on shorter inputs, for the same retrieval
+    (docs/benchmarks.md). `chunk_vectors="model"` embeds chunks on their own as well.
+    """
+    dim = embedder.dimension
+    sent = embedder.embed_documents(batch.sentence_texts, settings.batch_size) if batch.sentences else \
+        np.zeros((0, dim), np.float32)
+    if settings.chunk_vectors == "model" or not batch.sentences:
+        return embedder.embed_documents(batch.chunk_texts, settings.batch_size), sent
+    chunks = np.zeros((len(batch.chunks), dim), np.float32)
+    alone = []
+    for i, rows in enumerate(batch.chunk_sentences):
+        if rows:
+            chunks[i] = sent[rows].mean(axis=0)
+        else:
+            alone.append(i)
+    if alone:  # a chunk no sentence overlaps (none in practice) is embedded itself
+        chunks[alone] = embedder.embed_documents([batch.chunk_texts[i] for i in alone], settings.batch_size)
+    chunks /= np.clip(np.linalg.norm(chunks, axis=1, keepdims=True), 1e-12, None)
+    return chunks, sent
+
+
+class _Reader:
+    """Reads, compares and splits articles in a background thread, one batch ahead of the model.
+
+    The model's forward pass releases the GIL, so parsing, sentence splitting and tokenizing the next batch run
+    while the current one is embedded. Unchanged articles are only counted here: their rows are copied later.
+    """
+
+    def __init__(self, docs: Iterator[Document], old_hashes: dict[str, str], settings: Settings, embedder: Embedder):
+        import queue
+
+        self.hashes: dict[str, str] = {}
+        self.unchanged: list[str] = []
+        self.added = 0
+        self._docs = docs
+        self._old = old_hashes
+        self._settings = settings
+        self._embedder = embedder
+        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rag-build-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            splitter = make_splitter(self._settings.chunk_size, self._settings.chunk_overlap, self._embedder.count_tokens)
+            pending: list[Document] = []
+            for doc in self._docs:
+                if self._stop.is_set():
+                    return
+                if doc.id in self.hashes:
+                    continue
+                self.hashes[doc.id] = doc.content_hash
+                if self._old.get(doc.id) == doc.content_hash:
+                    self.unchanged.append(doc.id)
+                    continue
+                self.added += doc.id not in self._old
+                pending.append(doc)
+                if len(pending) >= BATCH_DOCUMENTS:
+                    self._put(_split(pending, self._settings, self._embedder, splitter))
+                    pending = []
+            if pending:
+                self._put(_split(pending, self._settings, self._embedder, splitter))
+            self._put(None)
+        except BaseException as exc:  # handed to the building thread, which raises it
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[_Batch]:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class _VersionWriter:
+    """Everything a new index version is written through, opened on first use (a build with nothing to do opens
+    nothing, so it never touches the vector store)."""
+
+    def __init__(self, index_dir: Path, settings: Settings, embedder: Embedder, prev: "Index | None"):
+        self.index_dir = index_dir
+        self.settings = settings
+        self.prev = prev
+        self.dimension = embedder.dimension
+        self.work: Path | None = None
+        self.chunks = 0
+
+    def open(self) -> "_VersionWriter":
+        if self.work is not None:
+            return self
+        self.work = indexdir.new_work_dir(self.index_dir)
+        if self.prev is not None:
+            self.store = self.prev.store
+        else:
+            self.store = create_store(self.settings.store, self.dimension, self.settings, self.work)
+        self.catalog = CatalogWriter(self.work)
+        self.sentences = SentenceVectorWriter(self.work / SENTENCE_VECTORS, self.dimension)
+        self.lexical = LexicalBuilder()
+        return self
+
+    def add_batch(self, batch: _Batch, chunk_vecs: np.ndarray, sent_vecs: np.ndarray) -> None:
+        ids = np.array([c.id for c in batch.chunks], dtype=np.int64)
+        if getattr(self.store, "supports_metadata", False):
+            # Stores that filter inside their engine (Milvus) keep each chunk's document, source and date.
+            from .stores import ChunkMeta
+
+            by_id = {d.id: d for d in batch.docs}
+            meta = [ChunkMeta(c.doc_id, by_id[c.doc_id].source, by_id[c.doc_id].date) for c in batch.chunks]
+            self.store.add(ids, chunk_vecs, metadata=meta)
+        else:
+            self.store.add(ids, chunk_vecs)
+        rows = self.sentences.add(sent_vecs)
+        self.catalog.add_sentences(SentenceRow(r, d, s, e) for r, (d, s, e) in zip(rows, batch.sentences))
+        self.catalog.add_chunks(batch.chunks)
+        counts: dict[str, int] = {}
+        for c in batch.chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        self.catalog.add_documents(batch.docs, counts)
+        for c, text in zip(batch.chunks, batch.chunk_texts):
+            self.lexical.add(c.id, text)
+        self.chunks += len(batch.chunks)
+
+    def copy_unchanged(self, doc_ids: Sequence[str]) -> None:
+        """Copy unchanged articles' rows, chunk vectors (they stay in the store) and sentence codes from the
+        previous version, a slice at a time."""
+        prev = self.prev
+        for i in range(0, len(doc_ids), 500):
+            part = list(doc_ids[i : i + 500])
+            self.catalog.add_raw_documents(prev.catalog.raw_documents(part))
+            chunks = prev.catalog.chunks_of(part)
+            self.catalog.add_chunks(chunks)
+            texts: dict[str, str] = {}
+            for c in chunks:
+                text = texts.get(c.doc_id)
+                if text is None:
+                    texts.clear()
+                    text = texts[c.doc_id] = prev.catalog.document(c.doc_id, cache=False).text
+                self.lexical.add(c.id, text[c.start : c.end])
+            old = prev.catalog.sentences_of(part)
+            if old:
+                rows = self.sentences.add_codes(prev.sentence_matrix.codes([s.row for s in old]))
+                self.catalog.add_sentences(SentenceRow(r, s.doc_id, s.start, s.end) for r, s in zip(rows, old))
+            self.chunks += len(chunks)
+
+    def abort(self) -> None:
+        if self.work is None:
+            return
+        self.sentences.abort()
+        try:
+            self.catalog.conn.close()
+        except Exception:
+            pass
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def build_index(
@@ -85,7 +276,9 @@ def build_index(
 ) -> BuildStats:
     """Index the articles under `source` into `index_dir`, reusing vectors of unchanged articles.
 
-    The new index is written beside the old one and swapped in atomically; on any error the old index stays.
+    Articles stream through in batches (read and split in a background thread while the model embeds the
+    previous batch), so memory does not grow with the collection. The new index is written beside the old one
+    and swapped in atomically; on any error the old index stays.
 
     Args:
         source: a file, folder or list of them (default: settings.source).
@@ -93,7 +286,7 @@ def build_index(
         settings: engine settings (default: Settings.load()).
         embedder: a ready embedder (default: the settings' model, loaded once per process).
         full: re-embed every article even when the previous index could be reused.
-        progress: optional callback progress(stage, done, total).
+        progress: optional callback progress(stage, done, total); stage "embed" counts articles.
 
     Returns:
         BuildStats: documents, chunks, added, updated, removed, seconds, and the skipped files with reasons.
@@ -111,72 +304,118 @@ def build_index(
     index_dir = indexdir.prepare_index_dir(Path(settings.index_dir if index_dir is None else index_dir))
     with indexdir.build_lock(index_dir):
         indexdir.clean_stale(index_dir)
-        result = load_documents(source, max_file_mb=settings.max_file_mb, parse_timeout_s=settings.parse_timeout_s)
-        if not result.documents:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
-            raise SourceError(f"no readable articles in {source} ({reasons}); the existing index was left unchanged")
-        docs = result.documents
-        if progress:
-            progress("read", len(docs), len(docs))
-        embedder = embedder or make_embedder(settings.model, settings.backend)
+        files = find_files(source)
+        skipped: list[SkippedFile] = []
+        docs = iter_documents(files, skipped, max_file_mb=settings.max_file_mb, parse_timeout_s=settings.parse_timeout_s)
+        embedder = embedder or make_embedder(settings.model, settings.backend, settings.device)
         # The manifest names the model and backend that made the vectors.
         settings = settings.with_(model=embedder.name, backend=getattr(embedder, "backend", None))
         prev = None if full else _previous(index_dir, settings, embedder)
         old_hashes = prev.catalog.hashes() if prev else {}
-        new_ids = {d.id for d in docs}
-        unchanged = [d for d in docs if old_hashes.get(d.id) == d.content_hash]
-        changed = [d for d in docs if old_hashes.get(d.id) != d.content_hash]
-        added = sum(1 for d in changed if d.id not in old_hashes)
-        removed_ids = [i for i in old_hashes if i not in new_ids]
-
-        if prev is not None and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
-            # Nothing to do: the live index already matches the articles, the settings and this version's stemmer.
-            version = prev.version
-            prev.close()
-            return BuildStats(len(docs), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
-                              round(time.perf_counter() - t0, 3), int(prev.manifest["counts"]["sentences"]),
-                              0, 0, tuple(result.skipped), version)
-
-        prepared = _prepare(changed, settings, embedder)
-        total = len(prepared.chunk_texts) + len(prepared.sentence_texts)
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            if progress:
-                progress("embed", done[0], total)
-
-        if progress:
-            progress("embed", 0, total)
-        chunk_vecs = embedder.embed_documents(prepared.chunk_texts, settings.batch_size, tick)
-        indexdir.pause_point("embed")  # crash tests stop the build here (RAG_PAUSE_AT); a no-op otherwise
-        sent_vecs = embedder.embed_documents(prepared.sentence_texts, settings.batch_size, tick)
-
-        work = indexdir.new_work_dir(index_dir)
+        total = files.estimated_documents() if progress else 0
+        reader = _Reader(docs, old_hashes, settings, embedder)
+        writer = _VersionWriter(index_dir, settings, embedder, prev)
+        embedded = tokens = 0
         try:
-            stats = _write_version(
-                work, index_dir, settings, embedder, docs, unchanged, changed, removed_ids, prepared, chunk_vecs,
-                sent_vecs, prev, result.skipped, progress,
-            )
+            if progress:
+                progress("read", 0, total)  # files found; articles are read, split and embedded as one stream
+                progress("embed", 0, total)
+            for batch in reader:
+                chunk_vecs, sent_vecs = _embed(batch, settings, embedder)
+                indexdir.pause_point("embed")  # crash tests stop the build here (RAG_PAUSE_AT); a no-op otherwise
+                writer.open().add_batch(batch, chunk_vecs, sent_vecs)
+                embedded += len(batch.chunks)
+                tokens += sum(c.tokens for c in batch.chunks)
+                if progress:
+                    done = len(reader.hashes)
+                    progress("embed", done, max(total, done))
+            hashes, unchanged = reader.hashes, reader.unchanged
+            if progress:
+                progress("embed", len(hashes), len(hashes))
+            if not hashes:
+                reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
+                raise SourceError(f"no readable articles in {source} ({reasons}); the existing index was left unchanged")
+            removed_ids = [i for i in old_hashes if i not in hashes]
+            changed = len(hashes) - len(unchanged)
+            if prev is not None and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
+                # Nothing to do: the live index already matches the articles, the settings and this version's stemmer.
+                return BuildStats(len(hashes), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
+                                  round(time.perf_counter() - t0, 3), int(prev.manifest["counts"]["sentences"]),
+                                  0, 0, tuple(skipped), prev.version)
+            writer.open()
+            if prev is not None:
+                writer.copy_unchanged(unchanged)
+                kept = set(unchanged)
+                stale_docs = [d for d in hashes if d in old_hashes and d not in kept] + removed_ids
+                writer.store.remove(np.array([c.id for c in prev.catalog.chunks_of(stale_docs)], dtype=np.int64))
+            stats = _finish_version(writer, settings, hashes, skipped, progress)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            reader.close()
+            writer.abort()
             raise
         finally:
+            reader.close()
             if prev:
                 prev.close()
         return BuildStats(
-            documents=len(docs),
+            documents=len(hashes),
             chunks=stats["chunks"],
-            added=added,
-            updated=len(changed) - added,
+            added=reader.added,
+            updated=changed - reader.added,
             removed=len(removed_ids),
             seconds=round(time.perf_counter() - t0, 3),
             sentences=stats["sentences"],
-            embedded_chunks=len(prepared.chunk_texts),
-            tokens=sum(r.tokens for r in prepared.chunks),
-            skipped=tuple(result.skipped),
+            embedded_chunks=embedded,
+            tokens=tokens,
+            skipped=tuple(skipped),
             version=stats["version"],
         )
+
+
+def _finish_version(writer: _VersionWriter, settings: Settings, hashes: dict[str, str],
+                    skipped: list[SkippedFile], progress: ProgressFn | None) -> dict[str, Any]:
+    """Close every file of the new version, write its manifest and publish it."""
+    work, store = writer.work, writer.store
+    assert work is not None
+    writer.sentences.close()
+    indexdir.pause_point("write")
+    writer.catalog.close()
+    if progress:
+        progress("write", 1, 2)
+    # BM25 is fitted in full each time: it takes about a second per 10,000 chunks, and its statistics are global.
+    lexical = writer.lexical.build()
+    files = store.save(work) + ["meta.sqlite", SENTENCE_VECTORS] + lexical.save(work)
+    n_sentences = writer.sentences.rows
+    manifest = {
+        "format_version": indexdir.FORMAT_VERSION,
+        "model": settings.model,
+        "dimension": writer.dimension,
+        "index_settings": settings.index_signature(),
+        "settings": settings.to_dict(),
+        "store": store.params(),
+        "sentence_vectors": {"encoding": SENTENCE_ENCODING, "rows": n_sentences},
+        "counts": {"documents": len(hashes), "chunks": writer.chunks, "sentences": n_sentences},
+        "documents": hashes,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": indexdir.checksums(work, files),
+    }
+    indexdir.write_manifest(work, manifest)
+    final = indexdir.publish(writer.index_dir, work)
+    published = getattr(store, "published", None)
+    if published is not None:
+        # The version is live whatever happens here: a store that cannot tidy up now does it after the next build.
+        try:
+            published()
+        except RagError as exc:
+            import warnings
+
+            warnings.warn(f"{final}: the vector store could not finish publishing ({exc})", stacklevel=2)
+    if writer.prev is None:
+        store.close()
+    if progress:
+        progress("write", 2, 2)
+    return {"chunks": writer.chunks, "sentences": n_sentences, "version": final.name}
 
 
 def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> "Index | None":
@@ -204,109 +443,6 @@ def _same_store(params: dict[str, Any], settings: Settings, index_dir: Path) -> 
 
         return same_location(params, settings, index_dir)
     return True
-
-
-def _write_version(
-    work: Path,
-    index_dir: Path,
-    settings: Settings,
-    embedder: Embedder,
-    docs: list[Document],
-    unchanged: list[Document],
-    changed: list[Document],
-    removed_ids: list[str],
-    prepared: _Prepared,
-    chunk_vecs: np.ndarray,
-    sent_vecs: np.ndarray,
-    prev: "Index | None",
-    skipped: list[SkippedFile],
-    progress: ProgressFn | None,
-) -> dict[str, Any]:
-    keep_ids = [d.id for d in unchanged]
-    kept_chunks = prev.catalog.chunks_of(keep_ids) if prev else []
-    kept_sentences = prev.catalog.sentences_of(keep_ids) if prev else []
-
-    dim = embedder.dimension
-    if prev is not None:
-        store = prev.store
-        old_hashes = prev.catalog.hashes()
-        stale = [d.id for d in changed if d.id in old_hashes] + removed_ids
-        stale_chunks = prev.catalog.chunks_of(stale)
-        store.remove(np.array([c.id for c in stale_chunks], dtype=np.int64))
-    else:
-        store = create_store(settings.store, dim, settings, work)
-    chunk_ids = np.array([c.id for c in prepared.chunks], dtype=np.int64)
-    if getattr(store, "supports_metadata", False):
-        # Stores that filter inside their engine (Milvus) keep each chunk's document, source and date.
-        from .stores import ChunkMeta
-
-        by_id = {d.id: d for d in changed}
-        meta = [ChunkMeta(c.doc_id, by_id[c.doc_id].source, by_id[c.doc_id].date) for c in prepared.chunks]
-        store.add(chunk_ids, chunk_vecs, metadata=meta)
-    else:
-        store.add(chunk_ids, chunk_vecs)
-
-    # Sentence vectors: rows of unchanged documents are copied from the previous matrix.
-    n_sent = len(kept_sentences) + len(prepared.sentences)
-    matrix = np.lib.format.open_memmap(work / SENTENCE_VECTORS, mode="w+", dtype=np.float16, shape=(n_sent, dim))
-    sentence_rows: list[SentenceRow] = []
-    if kept_sentences:
-        old_rows = np.array([s.row for s in kept_sentences], dtype=np.int64)
-        matrix[: len(old_rows)] = prev.sentence_matrix[old_rows]
-        sentence_rows = [SentenceRow(i, s.doc_id, s.start, s.end) for i, s in enumerate(kept_sentences)]
-    base = len(sentence_rows)
-    if len(prepared.sentences):
-        matrix[base:] = sent_vecs.astype(np.float16)
-    sentence_rows += [SentenceRow(base + i, d, s, e) for i, (d, s, e) in enumerate(prepared.sentences)]
-    matrix.flush()
-    del matrix
-
-    all_chunks = kept_chunks + prepared.chunks
-    counts: dict[str, int] = {}
-    for c in all_chunks:
-        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
-    writer = CatalogWriter(work)
-    writer.add_documents(docs, counts)
-    writer.add_chunks(all_chunks)
-    writer.add_sentences(sentence_rows)
-    indexdir.pause_point("write")
-    writer.close()
-    if progress:
-        progress("write", 1, 2)
-
-    # BM25 is rebuilt in full each time: it takes about a second per 10,000 chunks, and its statistics are global.
-    text_of = {d.id: d.text for d in docs}
-    lexical = LexicalIndex.build([c.id for c in all_chunks], [text_of[c.doc_id][c.start : c.end] for c in all_chunks])
-    files = store.save(work) + ["meta.sqlite", SENTENCE_VECTORS] + lexical.save(work)
-    manifest = {
-        "format_version": indexdir.FORMAT_VERSION,
-        "model": settings.model,
-        "dimension": dim,
-        "index_settings": settings.index_signature(),
-        "settings": settings.to_dict(),
-        "store": store.params(),
-        "counts": {"documents": len(docs), "chunks": len(all_chunks), "sentences": len(sentence_rows)},
-        "documents": {d.id: d.content_hash for d in docs},
-        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": indexdir.checksums(work, files),
-    }
-    indexdir.write_manifest(work, manifest)
-    final = indexdir.publish(index_dir, work)
-    published = getattr(store, "published", None)
-    if published is not None:
-        # The version is live whatever happens here: a store that cannot tidy up now does it after the next build.
-        try:
-            published()
-        except RagError as exc:
-            import warnings
-
-            warnings.warn(f"{final}: the vector store could not finish publishing ({exc})", stacklevel=2)
-    if prev is None:
-        store.close()
-    if progress:
-        progress("write", 2, 2)
-    return {"chunks": len(all_chunks), "sentences": len(sentence_rows), "version": final.name}
 
 
 class Index:
@@ -338,9 +474,11 @@ class Index:
 
             raise IndexCorruptError(f"{problems[0]}; run `rag rebuild-index`")
         # Which reader reads is a query-time choice (this process's settings), never the build's.
-        saved = Settings.from_dict({k: v for k, v in self.manifest.get("settings", {}).items() if not k.startswith("reader")})
+        # So is the device: an index built on a GPU is read on a laptop.
+        saved = Settings.from_dict({k: v for k, v in self.manifest.get("settings", {}).items()
+                                    if not k.startswith("reader") and k != "device"})
         self.settings = settings.with_(**saved.index_signature()) if settings else saved
-        self.embedder = embedder or make_embedder(saved.model, self.settings.backend)
+        self.embedder = embedder or make_embedder(saved.model, self.settings.backend, self.settings.device)
         if embedder is not None and getattr(embedder, "name", saved.model) != saved.model:
             raise IndexMismatchError(
                 f"{self.index_dir} was built with model {saved.model!r}, not {embedder.name!r}; "
@@ -351,7 +489,7 @@ class Index:
                                              self.settings)
         if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
             raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
-        self.sentence_matrix = np.load(self.version_dir / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+        self.sentence_matrix = SentenceVectors(self.version_dir / SENTENCE_VECTORS, int(self.manifest.get("dimension", self.store.dimension)))
         # Indexes built before the lexical index existed have no lexical/ folder: they fall back to dense search.
         has_lexical = (self.version_dir / LEXICAL_FOLDER).is_dir()
         # A build reusing this version's vectors (`_reuse`) rebuilds the lexical index anyway: it is not read.

@@ -36,10 +36,8 @@ def save(path, records) -> None:
 
 
 def embedded_texts(idx, doc_id: str) -> int:
-    """Chunks plus sentences of one document: what embedding that document alone costs."""
-    chunks = idx.catalog.chunks_of([doc_id])
-    sentences = idx.catalog.sentences_of([doc_id])
-    return len(chunks) + len(sentences)
+    """What embedding one document costs: its sentences (a chunk's vector is the mean of its sentences')."""
+    return len(idx.catalog.sentences_of([doc_id]))
 
 
 def assert_citations_valid(idx, question: str) -> None:
@@ -181,3 +179,62 @@ def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_emb
     assert json.loads((idx.version_dir / "lexical" / "lexical.json").read_text())["tokenizer"] == TOKENIZER
     assert idx.query("Which bank raised interest rates?", abstain_threshold=0.0).citations
     idx.close()
+
+
+def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, monkeypatch):
+    """Articles stream through in batches; however they are cut, the index is the same, first build and rebuild."""
+    import rag.pipeline
+
+    src = tmp_path / "articles.jsonl"
+    records = write_corpus(src, n=9)
+
+    def snapshot(index):
+        idx = open_index(index, embedder=fake_embedder)
+        try:
+            chunks = sorted((c.id, c.doc_id, c.start, c.end, c.tokens) for c in idx.catalog.all_chunks())
+            sents = sorted((s.doc_id, s.start, s.end, idx.sentence_matrix.codes([s.row]).tobytes())
+                           for s in idx.catalog.sentences_of([r["id"] for r in records]))
+            return chunks, sents, idx.search("interest rates", k=5), idx.manifest["documents"]
+        finally:
+            idx.close()
+
+    build_index(src, tmp_path / "one", embedder=fake_embedder)
+    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 2)
+    build_index(src, tmp_path / "many", embedder=fake_embedder)
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")
+
+    records[4]["text"] += " A late goal settled it."
+    gone = records.pop(7)
+    save(src, records)
+    stats = build_index(src, tmp_path / "many", embedder=fake_embedder)
+    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 64)
+    build_index(src, tmp_path / "one", embedder=fake_embedder)
+    assert (stats.added, stats.updated, stats.removed) == (0, 1, 1)
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")
+    assert gone["id"] not in snapshot(tmp_path / "many")[3]
+
+
+def test_an_error_while_reading_leaves_the_live_index(tmp_path, fake_embedder, monkeypatch):
+    import rag.pipeline
+
+    src = tmp_path / "articles.jsonl"
+    records = write_corpus(src, n=6)
+    build_index(src, tmp_path / "ix", embedder=fake_embedder)
+    records[2]["text"] += " Changed."
+    save(src, records)
+    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 1)
+    real = rag.pipeline._split
+    seen = []
+
+    def failing(docs, *a):
+        seen.append(len(docs))
+        raise RuntimeError("disk went away")
+
+    monkeypatch.setattr(rag.pipeline, "_split", failing)
+    with pytest.raises(RuntimeError, match="disk went away"):
+        build_index(src, tmp_path / "ix", embedder=fake_embedder)
+    monkeypatch.setattr(rag.pipeline, "_split", real)
+    idx = open_index(tmp_path / "ix", embedder=fake_embedder)
+    assert "Changed." not in idx.document("art-02").text and idx.manifest["counts"]["documents"] == 6
+    idx.close()
+    assert [p.name for p in (tmp_path / "ix").iterdir() if p.name.startswith(".tmp")] == []

@@ -60,7 +60,8 @@ def test_changed_added_removed_documents(tmp_path):
     before = emb.calls
     stats = build_index(src, tmp_path / "ix", embedder=emb)
     assert (stats.added, stats.updated, stats.removed, stats.documents) == (1, 1, 1, 3)
-    assert emb.calls - before == stats.embedded_chunks + stats.sentences - 2  # a2's 2 sentences were reused
+    # Only the changed articles' sentences are embedded (a passage's vector is their mean); a2's two are reused.
+    assert emb.calls - before == stats.sentences - 2 and stats.embedded_chunks == 2
     idx = open_index(tmp_path / "ix", embedder=emb)
     assert {d.id for d in idx.documents()} == {"a0.txt", "a2.txt", "a3.txt"}
     answer = idx.query("glaciers in the Alps", k=3)
@@ -177,10 +178,11 @@ def test_faiss_ranking_matches_brute_force_cosine(tmp_path):
     q = emb.embed_query("mountain event")
     brute = {r.id: float(s) for r, s in zip(rows, matrix @ q)}
     scores, ids = idx.store.search(q[None, :], 10)
-    # Same scores for the same ids, in descending order, and nothing better left out (ties may swap order).
-    assert all(abs(brute[int(i)] - float(s)) < 1e-5 for i, s in zip(ids[0], scores[0]))
+    # The store keeps 8-bit codes: scores within 0.01 of the exact cosine, in descending order, and nothing
+    # better than the tenth left out by more than that (near-ties may swap order).
+    assert all(abs(brute[int(i)] - float(s)) < 0.01 for i, s in zip(ids[0], scores[0]))
     assert list(scores[0]) == sorted(scores[0], reverse=True)
-    assert np.allclose(scores[0], sorted(brute.values(), reverse=True)[:10], atol=1e-5)
+    assert np.allclose(sorted((brute[int(i)] for i in ids[0]), reverse=True), sorted(brute.values(), reverse=True)[:10], atol=0.02)
 
 
 # -- the real model ------------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_cli_reports_bad_questions_in_one_line(fake_seed_index, monkeypatch, cap
     import rag.pipeline
 
     folder, emb = fake_seed_index
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch": emb)
+    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": emb)
     assert cli_main(["ask", "", "--index", str(folder)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert cli_main(["ask", "x" * 100_000, "--index", str(folder)]) == 2

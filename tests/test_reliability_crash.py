@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from fakes import FakeEmbedder
 import rag.pipeline
-rag.pipeline.make_embedder = lambda model, backend="torch": FakeEmbedder()
+rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
 from rag.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -110,7 +110,7 @@ def fake_cli_embedder(monkeypatch, fake_embedder):
     """Make in-process CLI calls (check-index) use the fake embedder too."""
     import rag.pipeline
 
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch": fake_embedder)
+    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
     return fake_embedder
 
 

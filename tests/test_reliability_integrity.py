@@ -37,7 +37,7 @@ from rag.cli import main as cli_main
 from rag.errors import RagError
 
 emb = FakeEmbedder()
-rag.pipeline.make_embedder = lambda model, backend="torch": emb
+rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": emb
 pristine, work, question = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 cases = json.loads(sys.stdin.read())
 

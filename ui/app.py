@@ -248,7 +248,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
     def on_rebuild(query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
         listing_state = (query, section, outlet, sort_by, descending, page)
-        labels = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+        labels = {"read": "Reading articles", "embed": "Reading and embedding articles", "write": "Writing the index"}
 
         def report(stage: str, done: int, total: int) -> None:
             progress((done, max(total, 1)), desc=labels.get(stage, stage))
