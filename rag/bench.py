@@ -9,18 +9,34 @@ Stores compare the same way: `onnx-int8/milvus` is Milvus Lite, `onnx-int8/milvu
 server; with `--shared-embeddings` the articles are embedded once, before any configuration, so that the build
 times compare what the stores do rather than the model's share, which is the same for all of them.
 
+`tutorial` in `--compare` is the baseline a user gets by following a tutorial: the same articles read by
+`load_documents`, cut by langchain's RecursiveCharacterTextSplitter into 200-token chunks (the model's tokenizer,
+no overlap), encoded by a plain PyTorch SentenceTransformer, added to a faiss.IndexFlatIP and written to disk. It
+has build figures only (it has no answer path, no incremental rebuild), and the report says how many times faster
+each other configuration's full build is ("build vs tutorial").
+
+`--scale 2225,20000,100000` builds synthetic collections of that many articles, the source's articles repeated
+with deterministic changes (copy 0 is the article itself; later copies have their paragraphs and sentences
+reordered, a few words swapped and the copy number in the title), each in a fresh process so that its peak memory
+is its own, and reports build time, peak RSS, index size and warm query latency per size, and how they grow.
+
 Example:
     rag bench --compare torch,onnx,onnx-int8 --out bench.json
     rag bench --compare onnx-int8,onnx-int8/milvus,onnx-int8/milvus@http://127.0.0.1:19530 --shared-embeddings
+    rag bench --compare tutorial,onnx-int8 --no-incremental
     rag bench --synthetic 1000000
+    rag bench --scale 2225,20000,100000 --out scale.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -30,16 +46,22 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 __all__ = [
     "DEFAULT_SOURCE",
+    "TUTORIAL",
     "BenchConfig",
     "SharedVectors",
     "RssSampler",
+    "SyntheticCollection",
     "percentiles",
     "bench_config",
+    "bench_tutorial",
     "bench_synthetic",
+    "bench_scale",
+    "bench_scale_one",
+    "write_synthetic_collection",
     "run_bench",
     "format_table",
     "register",
@@ -48,6 +70,8 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "bbc_news" / "articles.jsonl"
 SEEDS = ROOT / "seeds"
+TUTORIAL = "tutorial"  # the --compare name of the tutorial baseline (bench_tutorial)
+TUTORIAL_CHUNK_TOKENS = 200
 
 # A fixed question list for latency: news-style questions over the five BBC topics, plus a few unanswerable ones.
 QUESTIONS = (
@@ -89,7 +113,7 @@ class BenchConfig:
     """One configuration to measure.
 
     Attributes:
-        backend: embedding backend ("torch", "onnx", "onnx-int8").
+        backend: embedding backend ("torch", "onnx", "onnx-int8"), or "tutorial" for the tutorial baseline.
         store: vector store kind ("faiss", "milvus").
         milvus_uri: the Milvus server or Lite path for store "milvus" ("": Lite inside the index folder).
         label: name in the report (default "<backend>", "<backend>/<store>", or "<backend>/milvus-server").
@@ -99,6 +123,10 @@ class BenchConfig:
     store: str = "faiss"
     milvus_uri: str = ""
     label: str = ""
+
+    @property
+    def is_tutorial(self) -> bool:
+        return self.backend == TUTORIAL
 
     @property
     def name(self) -> str:
@@ -156,6 +184,11 @@ def _rss_mb() -> float:
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return _max_rss_mb()
+
+
+def _max_rss_mb() -> float:
+    """The highest resident memory this process has had, in MiB (getrusage; the kernel's own peak)."""
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -414,6 +447,115 @@ def _query_latency(idx: Any, emb: Any, questions: Sequence[str], rounds: int) ->
             "embed_query": percentiles(embed_samples), "answered_fraction": round(answered / max(1, len(samples)), 3)}
 
 
+# -- the tutorial baseline --------------------------------------------------------------------------------------
+
+
+def _load_tutorial_model(model: str) -> Any:
+    """The plain PyTorch SentenceTransformer a tutorial loads, from the local copy of `model` (never a hub)."""
+    from .config import resolve_model_path
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    # The splitter measures whole articles first, and the tokenizer warns that they are longer than the model's limit;
+    # the loading bar would cut into the progress lines.
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    path = resolve_model_path(model)
+    kwargs: dict[str, Any] = {} if Path(path).is_dir() else {"local_files_only": True}
+    return SentenceTransformer(path, device="cpu", **kwargs)
+
+
+def bench_tutorial(
+    source: Path,
+    work: Path,
+    *,
+    settings: Any = None,
+    model: Any = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Build the tutorial stack on the articles, timed from reading the files to the saved FAISS index.
+
+    Read with `load_documents` (so both stacks see the same texts), split by langchain's
+    RecursiveCharacterTextSplitter into 200-token chunks of the model's tokenizer with no overlap and the default
+    separators, encoded by `SentenceTransformer.encode(chunks, batch_size=32, normalize_embeddings=True)`, added to
+    a faiss.IndexFlatIP and written with faiss.write_index. As for the other configurations, the model is loaded and
+    warmed up before the clock starts.
+
+    Args:
+        source: the copied articles (a file or folder).
+        work: a private folder; the index goes to work/tutorial-index/index.faiss.
+        settings: base settings; only the model is taken from them (the tutorial chunks its own way).
+        model: a ready SentenceTransformer, or anything with `.encode(texts, batch_size=, normalize_embeddings=)`
+            and `.tokenizer.tokenize(text)` (tests pass a fake); default: the settings' model, with PyTorch on CPU.
+
+    Returns:
+        A JSON-ready dict with the figures of `bench_config` that apply (build, index disk size, model load); it
+        has no query, incremental or cold-start figures, since the stack has no answer path.
+    """
+    import faiss
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from .config import Settings
+    from .ingest import load_documents
+
+    settings = settings or Settings.load()
+    out: dict[str, Any] = {"config": TUTORIAL, "backend": TUTORIAL, "store": "faiss", "settings": {
+        "model": settings.model, "chunk_size": TUTORIAL_CHUNK_TOKENS, "chunk_overlap": 0,
+        "splitter": "RecursiveCharacterTextSplitter", "encoder": "sentence-transformers"}}
+    t0 = time.perf_counter()
+    model = model or _load_tutorial_model(settings.model)
+    model.encode(["warm up the embedding model before timing"] * 4, batch_size=32, normalize_embeddings=True)
+    out["model_load_s"] = round(time.perf_counter() - t0, 3)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # process-wide: an earlier torch configuration (which uses every core) sets it here too
+        out["torch_threads"] = torch.get_num_threads()
+
+    tokenizer = model.tokenizer
+    # Exactly what RecursiveCharacterTextSplitter.from_huggingface_tokenizer builds; spelled out because that
+    # constructor accepts only a transformers tokenizer, and tests pass a fake one.
+    splitter = RecursiveCharacterTextSplitter(chunk_size=TUTORIAL_CHUNK_TOKENS, chunk_overlap=0,
+                                              length_function=lambda text: len(tokenizer.tokenize(text)))
+    folder = work / "tutorial-index"
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"[{TUTORIAL}] building {source}")
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        docs = load_documents(source).documents
+        chunks = [chunk for doc in docs for chunk in splitter.split_text(doc.text)]
+        vectors = model.encode(chunks, batch_size=32, normalize_embeddings=True)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        faiss.write_index(index, str(folder / "index.faiss"))
+        seconds = time.perf_counter() - t0
+    tokens = sum(len(tokenizer.tokenize(c)) for c in chunks)  # counted after the clock stopped
+    out["build"] = {
+        "documents": len(docs), "chunks": len(chunks), "tokens": tokens, "seconds": round(seconds, 3),
+        "documents_per_s": round(len(docs) / seconds, 2), "chunks_per_s": round(len(chunks) / seconds, 2),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_mb": round(rss.start_mb, 1),
+    }
+    out["index"] = {"disk_mb": _folder_mb(folder),
+                    "store": {"index_type": "IndexFlatIP", "vectors": int(index.ntotal), "dimension": int(index.d)},
+                    "holds": "chunk vectors only (no texts, offsets, sentence vectors or lexical index)"}
+    return out
+
+
+def build_vs_tutorial(configs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """How many times faster each configuration's full build is than the tutorial's: {config: tutorial s / its s}.
+
+    Empty when no configuration is the tutorial; the tutorial's own entry is 1.0.
+    """
+    tutorial = next((c for c in configs if c.get("backend") == TUTORIAL), None)
+    base = _get(tutorial, ("build", "seconds"))
+    if not isinstance(base, (int, float)) or base <= 0:
+        return {}
+    return {c["config"]: round(base / s, 2) for c in configs
+            if isinstance(s := _get(c, ("build", "seconds")), (int, float)) and s > 0}
+
+
 # -- synthetic scale test ---------------------------------------------------------------------------------------
 
 
@@ -562,6 +704,339 @@ def _load_rss(folder: Path, params: dict[str, Any], mmap: bool) -> dict[str, flo
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# -- collections of many articles -------------------------------------------------------------------------------
+
+# Sentence ends inside a paragraph; good enough to reorder them (the engine's own splitter is not needed here).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9£$])")
+_PLAIN_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class SyntheticCollection:
+    """A collection written by `write_synthetic_collection`.
+
+    Attributes:
+        folder: the folder of .jsonl files.
+        articles: records written.
+        files: .jsonl files written.
+        source_articles: records of the source used (all of them when `articles` is larger).
+        copies: passes over the source (copy numbers 0 .. copies - 1).
+        marked: varied copies whose text still equalled an earlier one and got a closing line naming the copy.
+    """
+
+    folder: Path
+    articles: int
+    files: int
+    source_articles: int
+    copies: int
+    marked: int = 0
+
+
+def _source_records(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(line, record) for each usable line of a .jsonl file (a JSON object with a string "text"), read lazily."""
+    with open(source, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("text"), str) and rec["text"].strip():
+                yield line.rstrip("\n"), rec
+
+
+def _vary(rec: dict[str, Any], copy: int, position: int) -> dict[str, Any]:
+    """Copy `copy` (>= 1) of the record at `position`: paragraphs and the sentences in each reordered, a few pairs
+    of adjacent plain words swapped, the copy number in the id and title. Seeded by (copy, position) alone, so the
+    same collection comes out on every machine."""
+    rng = random.Random(f"{copy}:{position}")  # a str seed is hashed with sha512, not with PYTHONHASHSEED
+    paragraphs = rec["text"].split("\n\n")
+    rng.shuffle(paragraphs)
+    varied = []
+    for para in paragraphs:
+        sentences = _SENTENCE_END.split(para)
+        rng.shuffle(sentences)
+        varied.append(" ".join(sentences))
+    words = "\n\n".join(varied).split(" ")
+    plain = [i for i in range(len(words) - 1)
+             if _PLAIN_WORD.fullmatch(words[i]) and _PLAIN_WORD.fullmatch(words[i + 1])]
+    for i in sorted(rng.sample(plain, min(3, len(plain)))):
+        words[i], words[i + 1] = words[i + 1], words[i]
+    out = {**rec, "text": " ".join(words)}
+    if rec.get("id") is not None:
+        out["id"] = f"{rec['id']}~{copy}"
+    if isinstance(rec.get("title"), str) and rec["title"].strip():
+        out["title"] = f"{rec['title']} (copy {copy})"
+    return out
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def write_synthetic_collection(source: Path, folder: Path, n: int, *, per_file: int = 5000) -> SyntheticCollection:
+    """Write n articles made from a .jsonl source into folder/articles-0000.jsonl, ..., line by line.
+
+    The first pass over the source writes its records unchanged (copy 0), the first n when n is smaller; further
+    passes write varied copies (`_vary`) until n are written. No article is held in memory, only an 8-byte hash
+    of each text written, so that a copy whose variation happens to repeat an earlier text can be told apart.
+    Files hold `per_file` articles each, which keeps them under the engine's default max_file_mb.
+
+    Args:
+        source: a .jsonl file, one article per line (a JSON object with "text"; "id" and "title" are changed in
+            copies when present).
+        folder: where to write (created; existing articles-*.jsonl files in it are replaced).
+        n: articles to write (>= 1).
+        per_file: articles per file.
+
+    Returns:
+        SyntheticCollection.
+
+    Raises:
+        SourceError: the source is not a .jsonl file or has no usable record.
+    """
+    from .errors import SourceError
+
+    source = Path(source)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not source.is_file() or source.suffix != ".jsonl":
+        raise SourceError(f"{source} is not a .jsonl file of articles; pass --scale-source with one")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("articles-*.jsonl"):
+        old.unlink()
+    seen: set[bytes] = set()
+    written = marked = source_articles = copy = 0
+    out = None
+    try:
+        while written < n:
+            position = -1
+            for position, (line, rec) in enumerate(_source_records(source)):
+                if written == n:
+                    break
+                if copy == 0:
+                    digest = _digest(rec["text"])
+                else:
+                    rec = _vary(rec, copy, position)
+                    base, digest, tag = rec["text"], _digest(rec["text"]), 0
+                    while digest in seen:  # a short article has few orders: the copy then says which it is
+                        tag += 1
+                        rec["text"] = f"{base}\n\n(Copy {copy}-{tag}.)"
+                        digest = _digest(rec["text"])
+                    marked += tag > 0
+                    line = json.dumps(rec, ensure_ascii=False)
+                seen.add(digest)
+                if written % per_file == 0:
+                    if out:
+                        out.close()
+                    out = open(folder / f"articles-{written // per_file:04d}.jsonl", "w", encoding="utf-8")
+                out.write(line + "\n")
+                written += 1
+            if position < 0:
+                raise SourceError(f"{source} has no usable article (a JSON object with a string 'text' per line)")
+            if copy == 0:
+                source_articles = written
+            copy += 1
+    finally:
+        if out:
+            out.close()
+    return SyntheticCollection(folder, written, (written - 1) // per_file + 1, source_articles, copy, marked)
+
+
+def bench_scale_one(
+    source: Path,
+    index_dir: Path,
+    *,
+    settings: Any = None,
+    rounds: int = 2,
+    questions: Sequence[str] = QUESTIONS,
+    embedder: Any = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Full build of `source` into a fresh `index_dir`, then warm query latency: one size of `bench_scale`.
+
+    Meant to run alone in its process (see `_scale_one_main`), so that `max_rss_mb`, the kernel's peak for the
+    process (model, build and queries), belongs to this build alone.
+
+    Args:
+        source: the articles.
+        index_dir: the index folder (must not hold an index: the build is measured from scratch).
+        settings: engine settings (default: Settings.load()).
+        rounds: passes over `questions`.
+        questions: latency questions, answered by the default path (retrieval and reader).
+        embedder: use this embedder instead of the settings' model (tests pass a fake one).
+
+    Returns:
+        A JSON-ready dict: seconds, MiB, milliseconds as the keys say.
+    """
+    from .config import Settings
+    from .embedding import make_embedder
+    from .pipeline import build_index, open_index
+
+    settings = settings or Settings.load()
+    t0 = time.perf_counter()
+    emb = embedder or make_embedder(settings.model, settings.backend)
+    emb.embed_documents(["warm up the embedding model before timing"] * 4)
+    model_load_s = time.perf_counter() - t0
+    started, last = time.perf_counter(), ["", 0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        # A 100,000-article build runs for hours: a line per stage, and one a minute within it, say it is alive.
+        now = time.perf_counter() - started
+        if stage != last[0] or now - last[1] >= 60:
+            last[:] = [stage, now]
+            log(f"  {stage} {done:,}/{total:,} ({now:,.0f} s)")
+
+    with RssSampler() as rss:
+        stats = build_index(source, index_dir, settings, embedder=emb, full=True, progress=progress)
+    log(f"  built {stats.documents:,} articles in {stats.seconds:,.1f} s; {rounds} x {len(questions)} questions")
+    idx = open_index(index_dir, settings=settings, embedder=emb)
+    try:
+        disk_mb = _folder_mb(idx.version_dir)
+        query = _query_latency(idx, emb, questions, rounds)
+    finally:
+        idx.close()
+    return {
+        "documents": stats.documents, "chunks": stats.chunks, "sentences": stats.sentences, "tokens": stats.tokens,
+        "skipped": len(stats.skipped), "build_s": stats.seconds,
+        "articles_per_s": round(stats.documents / stats.seconds, 2),
+        "build_s_per_1k_articles": round(stats.seconds * 1000 / max(1, stats.documents), 3),
+        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_build_mb": round(rss.start_mb, 1),
+        "max_rss_mb": round(_max_rss_mb(), 1), "disk_mb": disk_mb,
+        "kb_per_chunk": round(disk_mb * 1024 / max(1, stats.chunks), 2), "query": query,
+        "model_load_s": round(model_load_s, 3), "backend": settings.backend,
+    }
+
+
+_SCALE_ONE = "import sys; from rag.bench import _scale_one_main; sys.exit(_scale_one_main(sys.argv[1]))"
+
+
+def _scale_one_main(params: str) -> int:
+    """The fresh process of one size: `bench_scale_one` with JSON parameters, its result as JSON on stdout and its
+    progress lines on stderr."""
+    from .config import Settings
+
+    p = json.loads(params)
+    out = bench_scale_one(Path(p["source"]), Path(p["index"]), settings=Settings.from_dict(p["settings"]),
+                          rounds=p["rounds"], questions=p["questions"],
+                          log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(json.dumps(out))
+    return 0
+
+
+def _scale_subprocess(source: Path, index_dir: Path, settings: Any, rounds: int, questions: Sequence[str],
+                      log: Callable[[str], None]) -> dict[str, Any]:
+    """`bench_scale_one` in a new Python process; each line it writes on stderr is passed to `log` as it comes."""
+    from collections import deque
+
+    from .errors import RagError
+
+    params = json.dumps({"source": str(source), "index": str(index_dir), "settings": settings.to_dict(),
+                         "rounds": rounds, "questions": list(questions)}, default=str)
+    # stdout goes to a file: a pipe nobody reads while stderr is being read could fill and stall the child.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
+        proc = subprocess.Popen([sys.executable, "-c", _SCALE_ONE, params], stdout=stdout, stderr=subprocess.PIPE,
+                                text=True)
+        tail: deque[str] = deque(maxlen=5)
+        for line in proc.stderr:
+            tail.append(line.rstrip())
+            log(line.rstrip())
+        code = proc.wait()
+        stdout.seek(0)
+        printed = stdout.read().strip().splitlines()
+    if code != 0 or not printed:
+        why = next((t for t in reversed(tail) if t.strip()), f"exit {code}")
+        raise RagError(f"the build of {source} failed in its own process (exit {code}): {why}")
+    return json.loads(printed[-1])
+
+
+def bench_scale(
+    sizes: Sequence[int],
+    source: Path | None = None,
+    *,
+    work: Path | None = None,
+    keep: bool = False,
+    settings: Any = None,
+    rounds: int = 2,
+    questions: Sequence[str] = QUESTIONS,
+    embedder: Any = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Build and query synthetic collections of each size, each in a fresh process, and say how the figures grow.
+
+    Args:
+        sizes: article counts, measured in increasing order.
+        source: a .jsonl of articles to repeat (default ../shared/data/bbc_news/articles.jsonl).
+        work: folder for the collections and indexes (default a temporary one).
+        keep: keep each size's collection and index folder (default: removed once measured).
+        settings: engine settings for every build (default: Settings.load()).
+        rounds: passes over `questions` for the query latency.
+        embedder: build and query in this process with this embedder instead (tests pass a fake one, which a
+            new process could not load); `max_rss_mb` is then this process's, not the build's own.
+        log: progress lines, those of the builds' processes included.
+
+    Returns:
+        {"source", "rounds", "questions", "settings", "runs": [one dict per size], "growth": [between sizes]}.
+    """
+    from .config import Settings
+
+    settings = settings or Settings.load()
+    source = Path(source or DEFAULT_SOURCE)
+    sizes = sorted(set(sizes))
+    tmp = tempfile.TemporaryDirectory(prefix="rag-bench-scale-") if work is None else None
+    root = Path(tmp.name if tmp else work)
+    runs: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    try:
+        for n in sizes:
+            folder = root / f"scale-{n}"
+            if (folder / "index").exists():
+                shutil.rmtree(folder / "index")  # a fresh build, not an update of an earlier run's index
+            log(f"scale {n:,}: writing the collection ({time.perf_counter() - started:,.0f} s elapsed)")
+            collection = write_synthetic_collection(source, folder / "articles", n)
+            log(f"scale {n:,}: building and querying in a {'fresh process' if embedder is None else 'this process'}")
+            if embedder is None:
+                result = _scale_subprocess(collection.folder, folder / "index", settings, rounds, questions, log)
+            else:
+                result = bench_scale_one(collection.folder, folder / "index", settings=settings, rounds=rounds,
+                                         questions=questions, embedder=embedder, log=log)
+            runs.append({"articles": n, "files": collection.files, "copies": collection.copies,
+                         "marked_copies": collection.marked, "fresh_process": embedder is None, **result})
+            log(f"scale {n:,}: build {result['build_s']:,.1f} s, peak RSS {result['max_rss_mb']:,.0f} MiB, "
+                f"query p50 {result['query']['p50_ms']:,.1f} ms ({time.perf_counter() - started:,.0f} s elapsed)")
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if tmp:
+            tmp.cleanup()
+    return {"source": str(source), "rounds": rounds, "questions": len(questions),
+            "settings": settings.index_signature(), "runs": runs, "growth": scale_growth(runs)}
+
+
+def scale_growth(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How each figure grows from one size to the next: ratios, and per 1,000 added articles for the costs."""
+
+    def ratio(a: Any, b: Any) -> float | None:
+        return round(b / a, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else None
+
+    out = []
+    for a, b in zip(runs, runs[1:]):
+        per_1k = 1000 / (b["articles"] - a["articles"])
+        out.append({
+            "from": a["articles"], "to": b["articles"], "articles_x": ratio(a["articles"], b["articles"]),
+            "build_s_x": ratio(a["build_s"], b["build_s"]),
+            "build_s_per_1k_added": round((b["build_s"] - a["build_s"]) * per_1k, 3),
+            "max_rss_mb_added": round(b["max_rss_mb"] - a["max_rss_mb"], 1),
+            "max_rss_mb_per_1k_added": round((b["max_rss_mb"] - a["max_rss_mb"]) * per_1k, 2),
+            "peak_rss_mb_per_1k_added": round((b["peak_rss_mb"] - a["peak_rss_mb"]) * per_1k, 2),
+            "disk_mb_per_1k_added": round((b["disk_mb"] - a["disk_mb"]) * per_1k, 2),
+            "query_p50_x": ratio(a["query"]["p50_ms"], b["query"]["p50_ms"]),
+            "query_p95_x": ratio(a["query"]["p95_ms"], b["query"]["p95_ms"]),
+        })
+    return out
+
+
 # -- report ---------------------------------------------------------------------------------------------------
 
 # (row label, path into a configuration's result, higher is better?)
@@ -618,8 +1093,10 @@ def format_table(report: dict[str, Any]) -> str:
     configs = report.get("configs", [])
     if configs:
         src = report.get("source", {})
-        lines.append(f"source: {src.get('path')} ({configs[0]['build']['documents']} documents, "
-                     f"{configs[0]['build']['chunks']} chunks, {configs[0]['build']['sentences']} sentences)")
+        # The tutorial cuts its own chunks and has no sentences: the figures come from an engine build if any.
+        ref = next((c["build"] for c in configs if c.get("backend") != TUTORIAL), configs[0]["build"])
+        lines.append(f"source: {src.get('path')} ({ref['documents']} documents, "
+                     f"{ref['chunks']} chunks, {ref.get('sentences', '-')} sentences)")
         names = [c["config"] for c in configs]
         width = max(14, *(len(n) + 2 for n in names))
         lines.append(f"{'':<22}" + "".join(f"{n:>{width + 9}}" for n in names))
@@ -634,7 +1111,15 @@ def format_table(report: dict[str, Any]) -> str:
                 cell = "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else f"{v:,}")
                 cells.append(f"{cell:>{width}}" + (f" ({r:.2f}x)" if r is not None and c is not configs[0] else " " * 9))
             lines.append(f"{label:<22}" + "".join(cells))
+        vs = report.get("build_vs_tutorial", {})
+        if vs:
+            cells = [f"{vs[c['config']]:.2f}x" if c["config"] in vs else "-" for c in configs]
+            lines.append(f"{'build vs tutorial':<22}" + "".join(f"{cell:>{width}}" + " " * 9 for cell in cells))
         for c in configs:
+            if c.get("backend") == TUTORIAL:
+                lines.append(f"{c['config']}: {c['build']['chunks']:,} chunks of <= {TUTORIAL_CHUNK_TOKENS} tokens "
+                             "(RecursiveCharacterTextSplitter), SentenceTransformer on PyTorch, faiss.IndexFlatIP; "
+                             "build figures only (no answer path); build vs tutorial = tutorial build s / build s")
             inc = c.get("incremental")
             if inc:
                 lines.append(f"{c['config']}: incremental rebuild after changing {inc['changed']}: {inc['seconds']} s, "
@@ -652,7 +1137,49 @@ def format_table(report: dict[str, Any]) -> str:
             f"mapped +{syn['mmap']['rss_after_open_mb']} MiB (+{syn['mmap']['rss_after_queries_mb']} MiB after queries), "
             f"build {syn['build_s']} s"
         )
+    if report.get("scale"):
+        lines.extend(format_scale(report["scale"]))
     return "\n".join(lines)
+
+
+# (row label, key path into one size's result)
+SCALE_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("build s", ("build_s",)),
+    ("articles/s", ("articles_per_s",)),
+    ("build s per 1k articles", ("build_s_per_1k_articles",)),
+    ("chunks", ("chunks",)),
+    ("sentences", ("sentences",)),
+    ("build peak RSS MiB", ("peak_rss_mb",)),
+    ("process peak RSS MiB", ("max_rss_mb",)),
+    ("index on disk MiB", ("disk_mb",)),
+    ("KB per chunk", ("kb_per_chunk",)),
+    ("query p50 ms", ("query", "p50_ms")),
+    ("query p95 ms", ("query", "p95_ms")),
+    ("answered fraction", ("query", "answered_fraction")),
+)
+
+
+def format_scale(scale: dict[str, Any]) -> list[str]:
+    """The `bench_scale` result as table lines, one column per size, then the growth from each size to the next."""
+    runs = scale.get("runs", [])
+    if not runs:
+        return []
+    where = "each in a fresh process" if all(r.get("fresh_process") for r in runs) else "in this process"
+    lines = [f"scale: {scale['source']} repeated, {runs[0].get('backend')} backend, built {where}; "
+             f"query latency over {scale['rounds']} x {scale['questions']} questions"]
+    width = max(12, *(len(f"{r['articles']:,}") + 2 for r in runs))
+    lines.append(f"{'articles':<24}" + "".join(f"{r['articles']:>{width},}" for r in runs))
+    for label, path in SCALE_ROWS:
+        vals = [_get(r, path) for r in runs]
+        cells = ["-" if v is None else (f"{v:,.2f}" if isinstance(v, float) else f"{v:,}") for v in vals]
+        lines.append(f"{label:<24}" + "".join(f"{c:>{width}}" for c in cells))
+    for g in scale.get("growth", []):
+        lines.append(
+            f"{g['from']:,} -> {g['to']:,} articles ({g['articles_x']}x): build {g['build_s_x']}x "
+            f"({g['build_s_per_1k_added']:+,} s per 1,000 added), process peak RSS {g['max_rss_mb_added']:+,} MiB "
+            f"({g['max_rss_mb_per_1k_added']:+,} MiB per 1,000), disk {g['disk_mb_per_1k_added']:+,} MiB per 1,000, "
+            f"query p50 {g['query_p50_x']}x, p95 {g['query_p95_x']}x")
+    return lines
 
 
 def machine() -> dict[str, Any]:
@@ -694,19 +1221,31 @@ def run_bench(
     work: Path | None = None,
     settings: Any = None,
     embedder: Any = None,
+    tutorial_model: Any = None,
     shared_embeddings: bool = False,
+    scale: Sequence[int] = (),
+    scale_source: Path | None = None,
+    scale_rounds: int = 2,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
-    """Run every configuration in this process and return the report (see `bench_config` and `bench_synthetic`).
+    """Run every configuration in this process and return the report (see `bench_config`, `bench_tutorial`,
+    `bench_synthetic` and `bench_scale`).
 
     Args:
-        configs: configurations in order; ratios are taken to the first. Empty with `synthetic` runs only that.
+        configs: configurations in order; ratios are taken to the first. Empty with `synthetic` or `scale` runs
+            only those.
         source: articles file or folder (default ../shared/data/bbc_news/articles.jsonl).
         limit: use only the first N records (a .jsonl) or files (a folder).
         synthetic: also run the FAISS scale test with this many vectors (0: no).
         work: folder for indexes (default a temporary folder, removed afterwards).
+        embedder: use this embedder in every configuration and scale build (tests pass a fake one).
+        tutorial_model: the model of the tutorial configuration (default: the settings' model, PyTorch; tests
+            pass a fake one).
         shared_embeddings: embed the articles once per backend before the configurations (an untimed FAISS
             build) and let every build reuse those vectors; build and incremental times then leave the model out.
+        scale: article counts for `bench_scale` (empty: none); each size's folder is kept only when `work` is given.
+        scale_source: the .jsonl those collections are made from (default: DEFAULT_SOURCE).
+        scale_rounds: passes over the question list at each size.
     """
     from .errors import SourceError
 
@@ -726,13 +1265,22 @@ def run_bench(
             for i, config in enumerate(configs):
                 folder = root / f"{i}-{config.name.replace('/', '-')}"
                 copy = _copy_source(source, folder / "source", limit)
+                if config.is_tutorial:
+                    report["configs"].append(bench_tutorial(copy, folder, settings=settings, model=tutorial_model,
+                                                            log=log))
+                    continue
                 report["configs"].append(bench_config(
                     config, copy, folder, settings=settings, rounds=rounds, incremental=incremental,
                     cold_start_runs=cold_start_runs, embed_sample=embed_sample,
                     embedder=shared.get(config.backend, embedder), log=log))
             report["ratios"] = add_ratios(report["configs"])
+            if vs := build_vs_tutorial(report["configs"]):
+                report["build_vs_tutorial"] = vs
         if synthetic:
             report["synthetic"] = bench_synthetic(synthetic, work=root / "synthetic", log=log)
+        if scale:
+            report["scale"] = bench_scale(scale, scale_source, work=root / "scale", keep=work is not None,
+                                          settings=settings, rounds=scale_rounds, embedder=embedder, log=log)
     finally:
         if tmp:
             tmp.cleanup()
@@ -752,7 +1300,7 @@ def _embed_once(configs: Sequence[BenchConfig], source: Path, root: Path, limit:
 
     settings = settings or Settings.load()
     shared: dict[str, SharedVectors] = {}
-    for backend in dict.fromkeys(c.backend for c in configs):
+    for backend in dict.fromkeys(c.backend for c in configs if not c.is_tutorial):
         emb = shared[backend] = SharedVectors(make_embedder(settings.model, backend))
         folder = root / f"embed-once-{backend}"
         log(f"[{backend}] embedding {source} once for every configuration")
@@ -767,26 +1315,49 @@ def _embed_once(configs: Sequence[BenchConfig], source: Path, root: Path, limit:
 # -- command line -----------------------------------------------------------------------------------------------
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .config import Settings
+def parse_configs(names: Sequence[str], settings: Any, store: str = "faiss") -> list[BenchConfig]:
+    """`--compare` names -> configurations, each checked against the settings ("tutorial" needs no check)."""
     from .errors import ConfigError
 
-    settings = Settings.load({"model": args.model, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
-    names = [c for c in (args.compare or args.backend or settings.backend).split(",") if c.strip()]
-    if args.synthetic and not args.compare and not args.backend and not args.with_corpus:
-        names = []
-    configs = [BenchConfig.parse(n, args.store or "faiss") for n in names]
+    configs = [BenchConfig.parse(n, store) for n in names if n.strip()]
     for c in configs:
+        if c.is_tutorial:
+            continue
         try:
             settings.with_(backend=c.backend, store=c.store)
         except ConfigError as exc:
             raise ConfigError(f"--compare {c.name}: {exc}") from None
+    return configs
+
+
+def _sizes(text: str) -> list[int]:
+    """"2225,20000,100000" -> [2225, 20000, 100000] (for argparse)."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected article counts separated by commas, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"article counts must be at least 1, got {text!r}")
+    return sizes
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .config import Settings
+
+    settings = Settings.load({"model": args.model, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
+    # --backend alone names the corpus configuration, except beside --scale, whose builds it sets.
+    corpus = (args.compare or args.with_corpus or (args.backend and not args.scale)
+              or not (args.synthetic or args.scale))
+    names = (args.compare or args.backend or settings.backend).split(",") if corpus else []
+    configs = parse_configs(names, settings, args.store or "faiss")
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if not args.quiet else (lambda s: None)
     report = run_bench(
         configs, Path(args.source) if args.source else None, limit=args.limit, synthetic=args.synthetic or 0,
         rounds=args.rounds, incremental=not args.no_incremental, cold_start_runs=args.cold_start_runs,
-        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None, settings=settings,
-        shared_embeddings=args.shared_embeddings, log=log,
+        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None,
+        settings=settings.with_(backend=None if args.backend == TUTORIAL else args.backend),
+        shared_embeddings=args.shared_embeddings, scale=args.scale or (),
+        scale_source=Path(args.scale_source) if args.scale_source else None, scale_rounds=args.scale_rounds, log=log,
     )
     text = json.dumps(report, indent=2, default=str)
     if args.out:
@@ -801,13 +1372,19 @@ def register(subparsers) -> None:
         "bench", help="measure build throughput, query latency, memory, index size, rebuild and cold start",
         description="Measure build throughput, warm query latency (p50/p95/p99), peak RSS, index size, an incremental "
                     "rebuild and the cold start of `rag ask`; --compare runs several configurations in one process "
-                    "and gives ratios to the first.",
+                    "and gives ratios to the first (`tutorial` among them: the langchain splitter + "
+                    "SentenceTransformer + faiss.IndexFlatIP baseline, build figures only, with each build's speed-up "
+                    "over it). --scale builds synthetic collections of the given sizes, each in a fresh process, "
+                    "and reports how build time, memory, index size and query latency grow.",
     )
     p.add_argument("--source", help=f"articles file or folder (default {DEFAULT_SOURCE})")
     p.add_argument("--limit", type=int, help="use only the first N records or files of the source")
-    p.add_argument("--backend", help="one embedding backend: torch, onnx or onnx-int8 (default: the settings')")
+    p.add_argument("--backend", help="one embedding backend: torch, onnx or onnx-int8 (default: the settings'); "
+                                     "also the backend of the --scale builds")
     p.add_argument("--compare", help="comma-separated configurations, e.g. torch,onnx,onnx-int8, onnx-int8/milvus "
-                                     "(Milvus Lite) or onnx-int8/milvus@http://127.0.0.1:19530 (a Milvus server)")
+                                     "(Milvus Lite), onnx-int8/milvus@http://127.0.0.1:19530 (a Milvus server), or "
+                                     "tutorial (a plain langchain + sentence-transformers + FAISS build, timed from "
+                                     "the files to the saved index)")
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store for configurations that name none")
     p.add_argument("--model", help="sentence-transformers model name or local folder")
     p.add_argument("--chunk-size", type=int)
@@ -820,8 +1397,16 @@ def register(subparsers) -> None:
                    help="embed the articles once, before the configurations, and reuse the vectors in every build "
                         "(build times then compare the stores, not the model)")
     p.add_argument("--synthetic", type=int, metavar="N", help="FAISS scale test on N synthetic 384-dim vectors")
-    p.add_argument("--with-corpus", action="store_true", help="with --synthetic, also run the corpus benchmark")
-    p.add_argument("--work", help="keep indexes in this folder (default: a temporary folder)")
+    p.add_argument("--with-corpus", action="store_true",
+                   help="with --synthetic or --scale, also run the corpus benchmark")
+    p.add_argument("--scale", type=_sizes, metavar="N,N,...",
+                   help="build synthetic collections of these article counts (the source repeated with deterministic "
+                        "changes), each in a fresh process, and report build time, peak RSS, index size and query "
+                        "latency per size and how they grow")
+    p.add_argument("--scale-source", help=f"the .jsonl those collections are made from (default {DEFAULT_SOURCE})")
+    p.add_argument("--scale-rounds", type=int, default=2, help="passes over the question list per size (default 2)")
+    p.add_argument("--work", help="keep indexes (and --scale collections) in this folder (default: a temporary "
+                                  "folder; each --scale size's folder is removed once measured)")
     p.add_argument("--out", help="also write the JSON report to this file")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
