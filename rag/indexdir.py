@@ -97,20 +97,23 @@ def prepare_index_dir(index_dir: Path) -> Path:
 def current_version(index_dir: Path) -> Path | None:
     """The live version folder, or None when the folder holds no index yet."""
     pointer = Path(index_dir) / CURRENT
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise IndexCorruptError(f"{pointer} cannot be read ({exc.strerror}); run `rag rebuild-index`") from None
-    except UnicodeDecodeError:
-        raise IndexCorruptError(f"{pointer} is damaged (not text); run `rag rebuild-index`") from None
-    if not name.startswith("v-") or "/" in name or "\\" in name:
-        raise IndexCorruptError(f"{pointer} is damaged; run `rag rebuild-index`")
-    folder = Path(index_dir) / name
-    if not folder.is_dir():
-        raise IndexCorruptError(f"{pointer} names {name}, which is missing; run `rag rebuild-index`")
-    return folder
+    # A build publishes by pointing CURRENT at its version and only then removing the older one, so a version that
+    # vanished between reading CURRENT and looking for it means CURRENT has moved on: read it again.
+    for attempt in range(3):
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexCorruptError(f"{pointer} cannot be read ({exc.strerror}); run `rag rebuild-index`") from None
+        except UnicodeDecodeError:
+            raise IndexCorruptError(f"{pointer} is damaged (not text); run `rag rebuild-index`") from None
+        if not name.startswith("v-") or "/" in name or "\\" in name:
+            raise IndexCorruptError(f"{pointer} is damaged; run `rag rebuild-index`")
+        folder = Path(index_dir) / name
+        if folder.is_dir():
+            return folder
+    raise IndexCorruptError(f"{pointer} names {name}, which is missing; run `rag rebuild-index`")
 
 
 def read_manifest(version_dir: Path) -> dict[str, Any]:

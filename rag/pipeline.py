@@ -201,13 +201,14 @@ class _VersionWriter:
         if self.work is not None:
             return self
         self.work = indexdir.new_work_dir(self.index_dir)
+        self.catalog = CatalogWriter(self.work)
+        self.sentences = SentenceVectorWriter(self.work / SENTENCE_VECTORS, self.dimension)
+        self.lexical = LexicalBuilder()
+        # Last: an external store that refuses (a server down, a wrong login) fails the build before any write.
         if self.prev is not None:
             self.store = self.prev.store
         else:
             self.store = create_store(self.settings.store, self.dimension, self.settings, self.work)
-        self.catalog = CatalogWriter(self.work)
-        self.sentences = SentenceVectorWriter(self.work / SENTENCE_VECTORS, self.dimension)
-        self.lexical = LexicalBuilder()
         return self
 
     def add_batch(self, batch: _Batch, chunk_vecs: np.ndarray, sent_vecs: np.ndarray) -> None:
@@ -257,11 +258,11 @@ class _VersionWriter:
     def abort(self) -> None:
         if self.work is None:
             return
-        self.sentences.abort()
-        try:
-            self.catalog.conn.close()
-        except Exception:
-            pass
+        sentences, catalog = getattr(self, "sentences", None), getattr(self, "catalog", None)
+        if sentences is not None:
+            sentences.abort()
+        if catalog is not None:
+            catalog.conn.close()
         shutil.rmtree(self.work, ignore_errors=True)
 
 
