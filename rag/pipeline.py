@@ -144,8 +144,6 @@ class _Reader:
             for doc in self._docs:
                 if self._stop.is_set():
                     return
-                if doc.id in self.hashes:
-                    continue
                 self.hashes[doc.id] = doc.content_hash
                 if self._old.get(doc.id) == doc.content_hash:
                     self.unchanged.append(doc.id)
@@ -242,12 +240,10 @@ class _VersionWriter:
             self.catalog.add_raw_documents(prev.catalog.raw_documents(part))
             chunks = prev.catalog.chunks_of(part)
             self.catalog.add_chunks(chunks)
-            texts: dict[str, str] = {}
-            for c in chunks:
-                text = texts.get(c.doc_id)
-                if text is None:
-                    texts.clear()
-                    text = texts[c.doc_id] = prev.catalog.document(c.doc_id, cache=False).text
+            doc_id, text = None, ""
+            for c in chunks:  # in document order: each article's text is read once
+                if c.doc_id != doc_id:
+                    doc_id, text = c.doc_id, prev.catalog.document(c.doc_id, cache=False).text
                 self.lexical.add(c.id, text[c.start : c.end])
             old = prev.catalog.sentences_of(part)
             if old:
@@ -351,7 +347,6 @@ def build_index(
                 writer.store.remove(np.array([c.id for c in prev.catalog.chunks_of(stale_docs)], dtype=np.int64))
             stats = _finish_version(writer, settings, hashes, skipped, progress)
         except BaseException:
-            reader.close()
             writer.abort()
             raise
         finally:
