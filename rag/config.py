@@ -79,7 +79,7 @@ class Settings:
     max_question_chars: int = 2000
     max_file_mb: float = 50.0
     parse_timeout_s: float = 30.0
-    batch_size: int = 32
+    batch_size: int = 16
     sentence_vectors: bool = True
     chunk_vectors: str = "sentences"
     device: str = "cpu"

@@ -184,3 +184,16 @@ def test_bundled_model_onnx_matches_torch():
     np.testing.assert_allclose(onnx_emb.embed_documents(TEXTS), ref, atol=1e-5)
     np.testing.assert_allclose(onnx_emb.embed_query(TEXTS[0]), torch_emb.embed_query(TEXTS[0]), atol=1e-5)
     assert (int8_emb.embed_documents(TEXTS) * ref).sum(axis=1).min() > 0.97
+
+
+def test_batches_side_by_side_give_the_vectors_of_one_at_a_time(use_cache, tiny_model):
+    from rag.onnx_export import BACKEND_FILES, OnnxEncoder, export_dir
+
+    onnx_file = export_dir(tiny_model) / BACKEND_FILES["onnx-int8"]
+    texts = TEXTS * 5
+    one = OnnxEncoder(tiny_model, onnx_file, threads=1).encode(texts, batch_size=3)
+    calls: list[int] = []
+    two = OnnxEncoder(tiny_model, onnx_file, threads=2).encode(texts, batch_size=3, progress=calls.append)
+    np.testing.assert_allclose(two, one, atol=1e-6)
+    assert sum(calls) == len(texts) and len(calls) == 7
+
