@@ -26,6 +26,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .onnx_export import weights_for_this_cpu
 from .types import Sentence
 
 __all__ = [
@@ -139,10 +140,16 @@ class OnnxReader:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ConfigError(f"{model} cannot be loaded by onnxruntime ({type(exc).__name__}); "
+        fast = weights_for_this_cpu(model)
+        error: Exception | None = None
+        for path in dict.fromkeys((fast, model)):  # a damaged cached copy falls back to the shipped file
+            try:
+                self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                break
+            except Exception as exc:
+                error = exc
+        else:
+            raise ConfigError(f"{model} cannot be loaded by onnxruntime ({type(error).__name__}); "
                               "pass --reader none or re-export it with tools/train_reader.py") from None
         # onnxruntime's run() is safe to call from several threads at once: no lock.
         self._inputs = {i.name for i in self._session.get_inputs()}

@@ -197,3 +197,37 @@ def test_batches_side_by_side_give_the_vectors_of_one_at_a_time(use_cache, tiny_
     np.testing.assert_allclose(two, one, atol=1e-6)
     assert sum(calls) == len(texts) and len(calls) == 7
 
+
+def test_signed_copy_of_unsigned_int8_weights_computes_the_same(use_cache, tiny_model, tmp_path, monkeypatch):
+    import onnx
+    import onnxruntime as ort
+
+    from rag import onnx_export as ox
+
+    native = ox.int8_weights()
+    unsigned = tmp_path / "u8.onnx"
+    ox._quantize_int8(ox.ensure_export(tiny_model, "onnx"), unsigned, signed=False)
+    monkeypatch.setattr(ox, "int8_weights", lambda: "u8")
+    assert ox.weights_for_this_cpu(unsigned) == unsigned  # AVX2 machines keep unsigned weights
+    monkeypatch.setattr(ox, "int8_weights", lambda: "s8")
+    signed = ox.weights_for_this_cpu(unsigned)
+    assert signed != unsigned and signed.is_file()
+    assert ox.weights_for_this_cpu(unsigned) == signed  # made once, then read from the cache
+    graph = onnx.load(str(signed)).graph
+    types = {t.name: t.data_type for t in graph.initializer}
+    weights = [n.input[1] for n in graph.node if n.op_type == "MatMulInteger"]
+    assert weights and all(types[w] == onnx.TensorProto.INT8 for w in weights)
+
+    ids = np.array([[101, 2054, 2052, 6336, 1996, 8724, 1029, 102], [101, 2460, 102, 0, 0, 0, 0, 0]], np.int64)
+    feed = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
+    run = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+           for p in (unsigned, signed)]
+    if native == "s8":  # VNNI multiplies both exactly
+        np.testing.assert_array_equal(run[1], run[0])
+    else:
+        np.testing.assert_allclose(run[1], run[0], atol=1e-2)
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    assert ox.weights_for_this_cpu(broken) == broken  # anything odd: the file as it is
+
