@@ -132,10 +132,15 @@ class LexicalIndex:
         import bm25s
 
         bm25 = bm25s.BM25(k1=k1, b=b)
-        bm25.index((list(term_ids), vocab), show_progress=False)
-        df = np.zeros(len(vocab), dtype=np.float64)
-        for ids in term_ids:
-            df[np.unique(ids)] += 1
+        df = _document_frequencies(term_ids, len(vocab))
+        if (bm25.method, bm25.idf_method) == ("lucene", "lucene"):
+            # bm25s' own fit holds five arrays the size of the matrix at once; this one only the matrix itself.
+            bm25.scores = _lucene_matrix(term_ids, df, k1, b)
+            bm25.vocab_dict = vocab
+            bm25.unique_token_ids_set = set(vocab.values())
+            bm25.nonoccurrence_array = None
+        else:  # pragma: no cover - another bm25s default scoring: its own fit
+            bm25.index((list(term_ids), vocab), show_progress=False)
         n = max(len(term_ids), 1)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
@@ -204,6 +209,69 @@ class LexicalIndex:
         """Inverse document frequency of a term; unseen terms get the largest value."""
         i = self.vocab.get(word)
         return float(self.idf[i]) if i is not None else float(self.idf.max(initial=1.0))
+
+
+# Term occurrences handled per step of the matrix fit: bounds its scratch memory (about 40 bytes each).
+_FIT_SLICE = 1 << 19
+
+
+def _slices(lengths: np.ndarray, size: int):
+    """(start, end) ranges of documents holding about `size` term occurrences each (at least one document)."""
+    bounds = np.searchsorted(np.cumsum(lengths), np.arange(size, int(lengths.sum()) + size, size), side="right")
+    start = 0
+    for end in bounds:
+        end = max(int(end), start + 1)
+        if start < len(lengths):
+            yield start, min(end, len(lengths))
+        start = end
+
+
+def _pairs(term_ids: Sequence[np.ndarray], start: int, end: int, lengths: np.ndarray):
+    """The distinct (term, document) pairs of documents start..end-1, sorted by term then document, and their counts."""
+    n = end - start
+    terms_ = np.concatenate(term_ids[start:end]).astype(np.int64)
+    docs = np.repeat(np.arange(n, dtype=np.int64), lengths[start:end])
+    keys, tf = np.unique(terms_ * n + docs, return_counts=True)
+    return keys // n, keys % n, tf
+
+
+def _document_frequencies(term_ids: Sequence[np.ndarray], n_vocab: int) -> np.ndarray:
+    lengths = np.fromiter((len(t) for t in term_ids), np.int64, len(term_ids))
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for start, end in _slices(lengths, _FIT_SLICE):
+        term, _, _ = _pairs(term_ids, start, end, lengths)
+        df += np.bincount(term, minlength=n_vocab)
+    return df
+
+
+def _lucene_matrix(term_ids: Sequence[np.ndarray], df: np.ndarray, k1: float, b: float) -> dict:
+    """bm25s' "lucene" BM25 scores as its CSC arrays (documents x terms), filled column by column in place.
+
+    The arithmetic repeats bm25s' own, step for step and in the same precision, so the scores are its scores.
+    """
+    n_docs, n_vocab = len(term_ids), len(df)
+    lengths = np.fromiter((len(t) for t in term_ids), np.int64, n_docs)
+    avg = lengths.mean() if n_docs else np.float64(0.0)
+    idf = np.zeros(n_vocab, dtype=np.float32)
+    seen = df > 0
+    idf[seen] = np.log(1 + (n_docs - df[seen] + 0.5) / (df[seen] + 0.5))
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    nnz = int(indptr[-1])
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32)
+    cursor = indptr[:-1].copy()
+    for start, end in _slices(lengths, _FIT_SLICE):
+        term, doc, tf = _pairs(term_ids, start, end, lengths)
+        tf = tf.astype(np.float32)
+        tfc = tf / (k1 * ((1 - b) + b * lengths[start:end][doc] / avg) + tf)
+        first = np.flatnonzero(np.r_[True, term[1:] != term[:-1]])
+        runs = np.diff(np.r_[first, len(term)])
+        pos = cursor[term] + (np.arange(len(term)) - np.repeat(first, runs))
+        data[pos] = idf[term] * tfc
+        indices[pos] = doc + start
+        cursor[term[first]] += runs
+    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
 
 
 class LexicalBuilder:

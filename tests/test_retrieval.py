@@ -53,6 +53,40 @@ def lexical():
     return LexicalIndex.build(IDS, TEXTS)
 
 
+@pytest.mark.parametrize("step", [1, 7, 1 << 19])
+def test_streamed_fit_is_bm25s_own_matrix_in_any_number_of_steps(monkeypatch, step):
+    """The builder's fit fills the matrix in slices of documents; every slicing gives bm25s' arrays exactly."""
+    import bm25s
+
+    import rag.lexical as lexical
+
+    monkeypatch.setattr(lexical, "_FIT_SLICE", step)
+    rng = np.random.default_rng(5)
+    texts = TEXTS + [" ".join(rng.choice(["rhine", "sea", "north", "capital", "river", "flows"], n))
+                     for n in rng.integers(1, 40, 30)] + ["the of and"]
+    builder = LexicalBuilder()
+    for i, t in enumerate(texts):
+        builder.add(i, t)
+    ours = builder.build().bm25.scores
+    reference = bm25s.BM25(k1=1.2, b=0.75)
+    reference.index((list(builder.term_ids), dict(builder.vocab)), show_progress=False)
+    for key in ("data", "indices", "indptr"):
+        assert ours[key].dtype == reference.scores[key].dtype
+        np.testing.assert_array_equal(ours[key], reference.scores[key])
+    assert ours["num_docs"] == reference.scores["num_docs"] == len(texts)
+
+
+def test_fit_slices_cover_every_document_once():
+    from rag.lexical import _slices
+
+    for lengths in ([1, 1, 10, 1], [10], [3] * 9, [1, 50, 1, 1, 50], []):
+        for size in (1, 2, 4, 100):
+            ranges = list(_slices(np.array(lengths, dtype=np.int64), size))
+            covered = [i for a, z in ranges for i in range(a, z)]
+            assert covered == list(range(len(lengths))), (lengths, size, ranges)
+            assert all(z > a for a, z in ranges)
+
+
 @pytest.mark.parametrize("query", ["Rhine Germany", "which sea does the Danube reach", "earthquake 1755", "capital"])
 def test_bm25_scores_match_the_reference(lexical, query):
     assert lexical.scores(query) == pytest.approx(reference_bm25(query, TEXTS), rel=1e-4, abs=1e-5)
