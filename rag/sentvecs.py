@@ -10,6 +10,7 @@ unchanged article's codes are copied byte for byte into the next version. The co
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,12 @@ class SentenceVectorWriter:
 
     def close(self) -> None:
         self._fh.close()
-        out = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=(self.rows,))
-        src = np.memmap(self._part, dtype=self.dtype, mode="r", shape=(self.rows,)) if self.rows else out[:0]
-        block = 1 << 16
-        for i in range(0, self.rows, block):
-            out[i : i + block] = src[i : i + block]
-        out.flush()
-        del out, src
+        # The .npy header, then the side file copied through a small buffer: mapping both files would keep every
+        # page of them resident at the end of a build (two copies of the codes in the process's memory).
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.rows,)}
+        with open(self.path, "wb") as out, open(self._part, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, header)
+            shutil.copyfileobj(src, out, 1 << 20)
         os.remove(self._part)
 
     def abort(self) -> None:
