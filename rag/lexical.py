@@ -172,7 +172,7 @@ class LexicalIndex:
                 "run `rag rebuild-index` to rebuild it (unchanged articles are not re-embedded)"
             )
         try:
-            bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=False, allow_pickle=False)
+            bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=True, allow_pickle=False)
             ids = np.load(folder / _IDS, allow_pickle=False)
             idf = np.load(folder / _IDF, allow_pickle=False)
         except (OSError, ValueError, KeyError) as exc:
