@@ -211,8 +211,8 @@ class LexicalIndex:
         return float(self.idf[i]) if i is not None else float(self.idf.max(initial=1.0))
 
 
-# Term occurrences handled per step of the matrix fit: bounds its scratch memory (about 40 bytes each).
-_FIT_SLICE = 1 << 19
+# Term occurrences handled per step of the matrix fit: bounds its scratch memory (about 40 bytes each, ~10 MB).
+_FIT_SLICE = 1 << 18
 
 
 def _slices(lengths: np.ndarray, size: int):
