@@ -114,4 +114,4 @@ def test_console_is_quiet_unless_verbose(tmp_path):
     assert "DEBUG" not in quiet.stdout + quiet.stderr and "indexed 6 documents" in quiet.stdout
     loud = run("--verbose", "rebuild-index", "--source", str(NEWS), "--index", str(tmp_path / "ix2"), "--quiet")
     assert loud.returncode == 0, loud.stderr
-    assert "DEBUG:bm25s" in loud.stdout + loud.stderr
+    assert "DEBUG:filelock" in loud.stdout + loud.stderr  # a library's own debug lines come through
