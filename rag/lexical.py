@@ -132,15 +132,17 @@ class LexicalIndex:
         import bm25s
 
         bm25 = bm25s.BM25(k1=k1, b=b)
-        df = _document_frequencies(term_ids, len(vocab))
         if (bm25.method, bm25.idf_method) == ("lucene", "lucene"):
             # bm25s' own fit holds five arrays the size of the matrix at once; this one only the matrix itself.
-            bm25.scores = _lucene_matrix(term_ids, df, k1, b)
+            bm25.scores, df = _lucene_matrix(term_ids, len(vocab), k1, b)
             bm25.vocab_dict = vocab
             bm25.unique_token_ids_set = set(vocab.values())
             bm25.nonoccurrence_array = None
         else:  # pragma: no cover - another bm25s default scoring: its own fit
             bm25.index((list(term_ids), vocab), show_progress=False)
+            df = np.zeros(len(vocab), dtype=np.int64)
+            for ids in term_ids:
+                df[np.unique(ids)] += 1
         n = max(len(term_ids), 1)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
@@ -235,22 +237,19 @@ def _pairs(term_ids: Sequence[np.ndarray], start: int, end: int, lengths: np.nda
     return keys // n, keys % n, tf
 
 
-def _document_frequencies(term_ids: Sequence[np.ndarray], n_vocab: int) -> np.ndarray:
-    lengths = np.fromiter((len(t) for t in term_ids), np.int64, len(term_ids))
+def _lucene_matrix(term_ids: Sequence[np.ndarray], n_vocab: int, k1: float, b: float) -> tuple[dict, np.ndarray]:
+    """bm25s' "lucene" BM25 scores as its CSC arrays (documents x terms), filled column by column in place, and
+    each term's document frequency.
+
+    A first pass over the slices counts each column's length, a second fills the columns. The arithmetic repeats
+    bm25s' own, step for step and in the same precision, so the scores are its scores.
+    """
+    n_docs = len(term_ids)
+    lengths = np.fromiter((len(t) for t in term_ids), np.int64, n_docs)
     df = np.zeros(n_vocab, dtype=np.int64)
     for start, end in _slices(lengths, _FIT_SLICE):
         term, _, _ = _pairs(term_ids, start, end, lengths)
         df += np.bincount(term, minlength=n_vocab)
-    return df
-
-
-def _lucene_matrix(term_ids: Sequence[np.ndarray], df: np.ndarray, k1: float, b: float) -> dict:
-    """bm25s' "lucene" BM25 scores as its CSC arrays (documents x terms), filled column by column in place.
-
-    The arithmetic repeats bm25s' own, step for step and in the same precision, so the scores are its scores.
-    """
-    n_docs, n_vocab = len(term_ids), len(df)
-    lengths = np.fromiter((len(t) for t in term_ids), np.int64, n_docs)
     avg = lengths.mean() if n_docs else np.float64(0.0)
     idf = np.zeros(n_vocab, dtype=np.float32)
     seen = df > 0
@@ -271,7 +270,7 @@ def _lucene_matrix(term_ids: Sequence[np.ndarray], df: np.ndarray, k1: float, b:
         data[pos] = idf[term] * tfc
         indices[pos] = doc + start
         cursor[term[first]] += runs
-    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
+    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}, df
 
 
 class LexicalBuilder:

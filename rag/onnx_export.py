@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 import uuid
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -190,12 +191,14 @@ def _export_fp32(model_path: Path, out: Path) -> None:
         )
 
 
+@lru_cache(maxsize=1)
 def int8_weights() -> str:
     """"s8" where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else "u8".
 
     onnxruntime multiplies int8 matrices fastest as unsigned activations times signed weights on VNNI (measured
     here: 14,900 against 8,200 tokens/s for MiniLM on sentences, same agreement with PyTorch); without VNNI that
     product can saturate, so AVX2 machines keep unsigned weights.
+    Read once per process: every embedder load and the reader ask it, and the CPU does not change.
     """
     try:
         flags = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -386,16 +389,13 @@ class OnnxEncoder:
         if len(cuts) > 1 and self._threads > 1:
             # Whole batches side by side, one core each: a MiniLM layer's matrices are too small for several
             # threads to share one well (1.2-1.5x the tokens/s of one batch on every core, docs/benchmarks.md).
-            pool = self._workers()
-            for idx, vecs in zip(cuts, pool.map(lambda idx: self._batch([texts[j] for j in idx], 1), cuts)):
-                out[idx] = vecs
-                if progress:
-                    progress(len(idx))
+            results = self._workers().map(lambda idx: self._batch([texts[j] for j in idx], 1), cuts)
         else:
-            for idx in cuts:
-                out[idx] = self._batch([texts[j] for j in idx])
-                if progress:
-                    progress(len(idx))
+            results = (self._batch([texts[j] for j in idx]) for idx in cuts)
+        for idx, vecs in zip(cuts, results):
+            out[idx] = vecs
+            if progress:
+                progress(len(idx))
         if self._normalize or normalize_embeddings:
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
