@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import Stemmer
@@ -126,10 +127,13 @@ class LexicalIndex:
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
 
     @classmethod
-    def from_ids(cls, chunk_ids: Sequence[int], term_ids: Sequence[np.ndarray], vocab: dict[str, int],
-                 k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+    def from_ids(cls, chunk_ids: Sequence[int], term_ids: "Sequence[np.ndarray] | _TermList | _TermFile",
+                 vocab: dict[str, int], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
         """Index chunks given as arrays of term ids (see `LexicalBuilder`); same scores as `build` on their texts."""
         import bm25s
+
+        if not isinstance(term_ids, (_TermList, _TermFile)):
+            term_ids = _TermList(term_ids)
 
         bm25 = bm25s.BM25(k1=k1, b=b)
         if (bm25.method, bm25.idf_method) == ("lucene", "lucene"):
@@ -228,16 +232,85 @@ def _slices(lengths: np.ndarray, size: int):
         start = end
 
 
-def _pairs(term_ids: Sequence[np.ndarray], start: int, end: int, lengths: np.ndarray):
+class _TermList:
+    """Passages' term ids held in memory, one int32 array each."""
+
+    def __init__(self, arrays: Sequence[np.ndarray] = ()) -> None:
+        self.arrays = list(arrays)
+
+    def append(self, ids: np.ndarray) -> None:
+        self.arrays.append(ids)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.arrays)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(t) for t in self.arrays), np.int64, len(self.arrays))
+
+    def flat(self, start: int, end: int) -> np.ndarray:
+        """The term ids of passages start..end-1, one after the other."""
+        return np.concatenate(self.arrays[start:end]) if end > start else np.zeros(0, np.int32)
+
+    def close(self) -> None:
+        self.arrays = []
+
+
+class _TermFile:
+    """Passages' term ids appended to one file of int32 as they come, read back a slice of passages at a time.
+
+    A build of 100,000 articles holds about 300,000 passages of ~170 terms: 200 MB as arrays, and a long-lived
+    small array per passage fragments the heap around everything else the build allocates. On disk they cost
+    memory only while a slice is fitted.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = open(self.path, "wb")
+        self._ends = array("q")
+
+    def append(self, ids: np.ndarray) -> None:
+        np.ascontiguousarray(ids, dtype="<i4").tofile(self._file)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(ids))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        ends = np.frombuffer(self._ends, dtype=np.int64)
+        for start in range(0, len(ends), 4096):
+            end = min(start + 4096, len(ends))
+            flat = self.flat(start, end)
+            first = ends[start - 1] if start else 0
+            yield from np.split(flat, ends[start : end - 1] - first)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.frombuffer(self._ends, dtype=np.int64), prepend=0)
+
+    def flat(self, start: int, end: int) -> np.ndarray:
+        """The term ids of passages start..end-1, one after the other."""
+        self._file.flush()
+        first = self._ends[start - 1] if start else 0
+        last = self._ends[end - 1] if end > start else first
+        return np.fromfile(self.path, dtype="<i4", count=last - first, offset=4 * first).astype(np.int32, copy=False)
+
+    def close(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _pairs(term_ids: "_TermList | _TermFile", start: int, end: int, lengths: np.ndarray):
     """The distinct (term, document) pairs of documents start..end-1, sorted by term then document, and their counts."""
     n = end - start
-    terms_ = np.concatenate(term_ids[start:end]).astype(np.int64)
+    terms_ = term_ids.flat(start, end).astype(np.int64)
     docs = np.repeat(np.arange(n, dtype=np.int64), lengths[start:end])
     keys, tf = np.unique(terms_ * n + docs, return_counts=True)
     return keys // n, keys % n, tf
 
 
-def _lucene_matrix(term_ids: Sequence[np.ndarray], n_vocab: int, k1: float, b: float) -> tuple[dict, np.ndarray]:
+def _lucene_matrix(term_ids: "_TermList | _TermFile", n_vocab: int, k1: float, b: float) -> tuple[dict, np.ndarray]:
     """bm25s' "lucene" BM25 scores as its CSC arrays (documents x terms), filled column by column in place, and
     each term's document frequency.
 
@@ -245,7 +318,7 @@ def _lucene_matrix(term_ids: Sequence[np.ndarray], n_vocab: int, k1: float, b: f
     bm25s' own, step for step and in the same precision, so the scores are its scores.
     """
     n_docs = len(term_ids)
-    lengths = np.fromiter((len(t) for t in term_ids), np.int64, n_docs)
+    lengths = term_ids.lengths()
     df = np.zeros(n_vocab, dtype=np.int64)
     for start, end in _slices(lengths, _FIT_SLICE):
         term, _, _ = _pairs(term_ids, start, end, lengths)
@@ -274,8 +347,11 @@ def _lucene_matrix(term_ids: Sequence[np.ndarray], n_vocab: int, k1: float, b: f
 
 
 class LexicalBuilder:
-    """Collects chunks for a lexical index as they stream past: each chunk is kept as an int32 array of term ids
-    (a tenth of its text's memory), and the index is fitted once at the end.
+    """Collects chunks for a lexical index as they stream past: each chunk is kept as int32 term ids (a tenth of its
+    text's memory), in memory or, given `spill`, appended to that file; the index is fitted once at the end.
+
+    Args:
+        spill: a file for the term ids (a build passes one in its work folder); removed by `build` and `close`.
 
     Example:
         >>> builder = LexicalBuilder()
@@ -284,10 +360,10 @@ class LexicalBuilder:
         array([11])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spill: Path | None = None) -> None:
         self.vocab: dict[str, int] = {}
-        self.chunk_ids: list[int] = []
-        self.term_ids: list[np.ndarray] = []
+        self.chunk_ids = array("q")
+        self.term_ids: _TermList | _TermFile = _TermFile(spill) if spill is not None else _TermList()
 
     def add(self, chunk_id: int, text: str) -> None:
         words = terms(text) or [""]
@@ -302,4 +378,11 @@ class LexicalBuilder:
         if "" not in self.vocab:
             # bm25s scores a question without known words against this empty term, as `LexicalIndex.build` does.
             self.vocab[""] = len(self.vocab)
-        return LexicalIndex.from_ids(self.chunk_ids, self.term_ids, self.vocab)
+        try:
+            return LexicalIndex.from_ids(np.frombuffer(self.chunk_ids, dtype=np.int64), self.term_ids, self.vocab)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the collected term ids (and the spill file)."""
+        self.term_ids.close()

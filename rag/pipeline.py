@@ -54,6 +54,8 @@ def _chunk_id(doc_hash: str, doc_id: str, index: int) -> int:
 
 BATCH_DOCUMENTS = 64
 """Articles read, split and embedded together: a build's memory is bounded by one batch, not by the collection."""
+# BM25 term ids collected during a build go to this file of the work folder; it is gone before the version is published.
+_TERM_SPILL = "lexical-terms.tmp"
 
 
 @dataclass
@@ -201,7 +203,7 @@ class _VersionWriter:
         self.work = indexdir.new_work_dir(self.index_dir)
         self.catalog = CatalogWriter(self.work)
         self.sentences = SentenceVectorWriter(self.work / SENTENCE_VECTORS, self.dimension)
-        self.lexical = LexicalBuilder()
+        self.lexical = LexicalBuilder(self.work / _TERM_SPILL)
         # Last: an external store that refuses (a server down, a wrong login) fails the build before any write.
         if self.prev is not None:
             self.store = self.prev.store
@@ -257,6 +259,8 @@ class _VersionWriter:
         sentences, catalog = getattr(self, "sentences", None), getattr(self, "catalog", None)
         if sentences is not None:
             sentences.abort()
+        if getattr(self, "lexical", None) is not None:
+            self.lexical.close()
         if catalog is not None:
             catalog.conn.close()
         shutil.rmtree(self.work, ignore_errors=True)

@@ -67,13 +67,37 @@ def test_streamed_fit_is_bm25s_own_matrix_in_any_number_of_steps(monkeypatch, st
     builder = LexicalBuilder()
     for i, t in enumerate(texts):
         builder.add(i, t)
+    term_ids = list(builder.term_ids)
     ours = builder.build().bm25.scores
     reference = bm25s.BM25(k1=1.2, b=0.75)
-    reference.index((list(builder.term_ids), dict(builder.vocab)), show_progress=False)
+    reference.index((term_ids, dict(builder.vocab)), show_progress=False)
     for key in ("data", "indices", "indptr"):
         assert ours[key].dtype == reference.scores[key].dtype
         np.testing.assert_array_equal(ours[key], reference.scores[key])
     assert ours["num_docs"] == reference.scores["num_docs"] == len(texts)
+
+
+@pytest.mark.parametrize("step", [1, 7, 1 << 18])
+def test_term_ids_spilled_to_a_file_fit_the_same_matrix(tmp_path, monkeypatch, step):
+    """A build appends term ids to a file in its work folder; the fit reads them back a slice at a time."""
+    import rag.lexical as lexical
+
+    monkeypatch.setattr(lexical, "_FIT_SLICE", step)
+    rng = np.random.default_rng(9)
+    texts = TEXTS + [" ".join(rng.choice(["rhine", "sea", "north", "capital", "river"], n))
+                     for n in rng.integers(1, 30, 25)] + ["the of and"]
+    in_memory, spilled = LexicalBuilder(), LexicalBuilder(tmp_path / "terms.tmp")
+    for i, t in enumerate(texts):
+        in_memory.add(100 + i, t)
+        spilled.add(100 + i, t)
+    assert (tmp_path / "terms.tmp").stat().st_size == 4 * sum(len(a) for a in in_memory.term_ids)
+    assert [a.tolist() for a in spilled.term_ids] == [a.tolist() for a in in_memory.term_ids]
+    a, b = in_memory.build(), spilled.build()
+    assert not (tmp_path / "terms.tmp").exists()
+    for key in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(a.bm25.scores[key], b.bm25.scores[key])
+    assert a.chunk_ids.tolist() == b.chunk_ids.tolist() == list(range(100, 100 + len(texts)))
+    np.testing.assert_array_equal(a.idf, b.idf)
 
 
 def test_fit_slices_cover_every_document_once():
