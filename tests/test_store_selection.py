@@ -61,6 +61,39 @@ def test_store_switches_to_ivf_past_the_threshold_and_keeps_every_vector():
     assert list(own[:, 0]) == list(ids[:20])
 
 
+@pytest.mark.parametrize("decode_slice", [7, 400, 1 << 14])
+def test_switch_to_ivf_decodes_the_stored_vectors_a_slice_at_a_time(monkeypatch, decode_slice):
+    """Slices change only the memory used: every stored vector lands in the same list with the same code."""
+    import faiss
+
+    import rag.stores.faiss as faiss_store
+
+    monkeypatch.setattr(faiss_store, "_DECODE_SLICE", decode_slice)
+    data = clustered(1000)
+    ids = np.arange(1000, dtype=np.int64) * 5 + 1
+    store = FaissStore(DIM, exact_max=500)
+    store.add(ids[:450], data[:450])
+    stored = store.index.index.reconstruct_n(0, 450)  # the 8-bit codes' values, what the switch re-adds
+    store.add(ids[450:], data[450:])
+    ivf = faiss.extract_index_ivf(store.index)
+    reference = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, ivf.nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+    reference.cp.spherical, reference.cp.niter = True, 10
+    pool = np.concatenate([stored, data[450:]])
+    reference.train(pool[np.random.default_rng(0).choice(1000, min(1000, 40 * ivf.nlist), replace=False)])
+    reference.add_with_ids(stored, ids[:450])
+    reference.add_with_ids(data[450:], ids[450:])
+    for lst in range(ivf.nlist):
+        n = ivf.invlists.list_size(lst)
+        assert n == reference.invlists.list_size(lst)
+        got = faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), n).copy()
+        want = faiss.rev_swig_ptr(reference.invlists.get_ids(lst), n).copy()
+        assert got.tolist() == want.tolist()
+        codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(lst), n * ivf.code_size).copy()
+        ref_codes = faiss.rev_swig_ptr(reference.invlists.get_codes(lst), n * ivf.code_size).copy()
+        assert codes.tolist() == ref_codes.tolist()
+
+
 def test_ivf_store_removes_replaces_and_filters():
     data = clustered(900)
     ids = np.arange(900, dtype=np.int64)

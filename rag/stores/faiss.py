@@ -18,6 +18,10 @@ EXACT_MAX = 100_000
 8-bit scalar quantization, where a query scans a few percent of the vectors instead of all."""
 
 
+# Stored vectors decoded at a time when a store turns IVF: 25 MB of float32 at 384 dimensions.
+_DECODE_SLICE = 16_384
+
+
 def choose_layout(n: int, exact_max: int | None = None) -> dict[str, Any]:
     """The index layout for a store of `n` vectors.
 
@@ -131,27 +135,38 @@ class FaissStore:
         self.index.add_with_ids(vectors, ids)
 
     def _to_ivf(self, incoming: np.ndarray, size: int) -> None:
-        """Retrain as IVF-SQ8 on the stored and incoming vectors, keeping every stored vector and id."""
+        """Retrain as IVF-SQ8 on the stored and incoming vectors, keeping every stored vector and id.
+
+        The stored vectors are decoded a slice at a time (all of them at once would be 600 MB per million), and
+        only the k-means sample is gathered whole.
+        """
         faiss = self._faiss
         layout = choose_layout(size, self.exact_max)
         n_old = int(self.index.ntotal)
-        old_ids = faiss.vector_to_array(self.index.id_map).astype(np.int64) if n_old else np.zeros(0, np.int64)
-        old_vecs = self.index.index.reconstruct_n(0, n_old) if n_old else np.zeros((0, self.dimension), np.float32)
-        pool = np.concatenate([old_vecs, incoming]) if n_old else incoming
+        total = n_old + len(incoming)
         # k-means needs ~40 points per list; more only slows training.
         rng = np.random.default_rng(0)
-        sample = pool[rng.choice(len(pool), min(len(pool), 40 * layout["nlist"]), replace=False)]
+        pick = rng.choice(total, min(total, 40 * layout["nlist"]), replace=False)
+        sample = np.empty((len(pick), self.dimension), dtype=np.float32)
+        old = pick < n_old
+        if old.any():
+            sample[old] = self.index.index.reconstruct_batch(pick[old].astype(np.int64))
+        sample[~old] = incoming[pick[~old] - n_old]
         ivf = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(self.dimension), self.dimension, layout["nlist"], faiss.ScalarQuantizer.QT_8bit,
             faiss.METRIC_INNER_PRODUCT,
         )
         ivf.cp.spherical = True  # unit vectors: centroids on the sphere
         ivf.cp.niter = 10
-        ivf.train(np.ascontiguousarray(sample))
+        ivf.train(sample)
+        del sample
         ivf.nprobe = layout["nprobe"]
         # IVF keeps ids itself (an IndexIDMap around it breaks on removal: its id list and IVF's labels drift).
         if n_old:
-            ivf.add_with_ids(old_vecs, old_ids)
+            old_ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            for start in range(0, n_old, _DECODE_SLICE):
+                end = min(start + _DECODE_SLICE, n_old)
+                ivf.add_with_ids(self.index.index.reconstruct_n(start, end - start), old_ids[start:end])
         self.index = ivf
 
     def remove(self, ids: np.ndarray) -> int:
