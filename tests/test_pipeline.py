@@ -64,6 +64,9 @@ def test_changed_added_removed_documents(tmp_path):
     assert emb.calls - before == stats.sentences - 2 and stats.embedded_chunks == 2
     idx = open_index(tmp_path / "ix", embedder=emb)
     assert {d.id for d in idx.documents()} == {"a0.txt", "a2.txt", "a3.txt"}
+    # The published version holds the files its manifest lists and nothing else (no build scratch left behind).
+    published = {str(p.relative_to(idx.version_dir)) for p in idx.version_dir.rglob("*") if p.is_file()}
+    assert published == set(idx.manifest["files"]) | {"manifest.json"}
     answer = idx.query("glaciers in the Alps", k=3)
     assert answer.passages[0].doc_id == "a3.txt"
     assert_offsets(idx, answer)
