@@ -382,6 +382,7 @@ def build_index(
             reader.close()
             if prev:
                 prev.close()
+            _return_freed_memory()  # the BM25 fit's arrays, now saved: a process that goes on to serve needs them no more
         return BuildStats(
             documents=len(hashes),
             chunks=stats["chunks"],
