@@ -37,3 +37,30 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     s = Sentence("x", 0, 31, text[:31])
     readings = OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})
     assert len(readings) == 1 and readings[0][0].sentence == s
+    # A further round starts from that fit's weights, on windows drawn anew, and carries the first round's record.
+    again = tmp_path / "reader-2"
+    assert train_reader.main([str(TINY), "--work", str(tmp_path / "work-2"), "--init", str(work / "model"),
+                              "--data-seed", "14", "--batch-size", "4", "--threads", "1", "--export", str(again)]) == 0
+    second = reader_manifest(again)
+    assert second["settings"]["init"] == str(work / "model") and second["settings"]["data_seed"] == 14
+    assert second["init_fit"]["report"]["steps"] == manifest["fit"]["steps"]
+    assert second["fit"]["final_loss"] is not None
+
+
+def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):
+    import source_folder
+
+    from rag.evaluation import load_squad
+
+    out = tmp_path / "reddit"
+    assert source_folder.main([str(TINY), "squadshifts_reddit", str(out)]) == 0
+    data = load_squad(out)
+    assert list(data.articles) == ["squadshifts_reddit_0000"]
+    assert len(data.questions) == 2 and all(q.answerable for q in data.questions)
+    # Each answer's document offsets land on its text: the folder is usable by `rag eval squad` as it stands.
+    title, text = data.articles["squadshifts_reddit_0000"]
+    for q in data.questions:
+        s, e = q.answers[0]
+        assert text[s:e] == q.answer_texts[0]
+    with pytest.raises(SystemExit, match="no paragraph of source"):
+        source_folder.main([str(TINY), "no_such_source", str(tmp_path / "none")])

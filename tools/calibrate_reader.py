@@ -2,7 +2,7 @@
 many candidates it reads, and the confidence model that reads its margins; writes `calibration.json` beside it.
 
     .venv/bin/python tools/calibrate_reader.py ../shared/data/squad2_dev --work /tmp/fit \
-        [--reader rag/data/reader] [--candidates 4,6,8,12] [--write]
+        [--reader rag/data/reader] [--candidates 4,6,8,12] [--blend-from /tmp/reddit] [--write]
 
 What it does (fit = questions of the articles at even positions of articles.jsonl; the other half is only reported):
 1. builds (or reuses) the index of every article with the default settings and embeds every question once;
@@ -11,7 +11,11 @@ What it does (fit = questions of the articles at even positions of articles.json
    every candidate count is measured from one pass;
 3. for each candidate count: fits the two blend coefficients (conditional logit over the fit questions' pooled
    sentences, positives = sentences holding a gold answer), re-scores, and measures answer@1 on the fit half;
-   keeps the count with the best fit answer@1 among those within the latency budget (--max-candidates);
+   keeps the count with the best fit answer@1 among those within the latency budget (--max-candidates). With
+   `--blend-from FOLDER` the blend and the count are fitted on that folder's fit half instead (built the same way
+   in WORK/blend-from): text neither the linear model nor the reader was fitted on, such as a `qa_train` source the
+   reader held out, written as a folder by tools/source_folder.py. On the SQuAD fit half the linear model is
+   scored on the questions it was fitted on, so a blend fitted there trusts it more than new text warrants;
 4. fits the confidence model (answerable vs unanswerable) and the presence model (answerable questions with and
    without their article) over `confidence_features` + `reader_features`, as tools/fit_answer_model.py does, and
    leaves out the hand-made unanswerability cues (`--drop`) when the fit-half AUROC does not need them;
@@ -73,6 +77,8 @@ def main() -> int:
     ap.add_argument("--reader", default=str(packaged_reader_dir()))
     ap.add_argument("--candidates", default="4,6,8")
     ap.add_argument("--max-candidates", type=int, default=8, help="the most candidates the latency budget allows")
+    ap.add_argument("--blend-from", default=None,
+                    help="fit the blend and the candidate count on this SQuAD-format folder's fit half (step 3)")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
@@ -127,25 +133,39 @@ def main() -> int:
         return np.array([[c.score, readings[(c.sentence.doc_id, c.sentence.start)].score
                           if (c.sentence.doc_id, c.sentence.start) in readings else floor] for c in cands])
 
-    # Steps 2-3: the blend for each candidate count, chosen by fit-half answer@1.
+    # Steps 2-3: the blend for each candidate count, chosen by fit-half answer@1 (of --blend-from when given).
+    if args.blend_from:
+        other = load_squad(args.blend_from, split="fit")
+        other_idx = _build(other.articles, work / "blend-from", settings, emb, None)
+        other_vecs = emb.embed_documents([q.question for q in other.questions], 64)
+        blend_set = []
+        for q, v in zip(other.questions, other_vecs):
+            if q.answerable:
+                _, cands, per_window = read_pool(other_idx, reader, q.question, v, settings.k, top)
+                blend_set.append((q, cands, per_window, [normalize_answer(t) for t in q.answer_texts]))
+        other_idx.close()
+        print(f"blend fitted on {len(blend_set)} questions of {args.blend_from} (fit half)", flush=True)
+    else:
+        blend_set = [(q, cands, per_window, golds) for (q, _, cands, per_window, golds, _), fit in zip(rows, is_fit)
+                     if fit and q.answerable]
     choice = None
     for m in counts:
         if m > args.max_candidates:
             continue
         groups = []
-        for (q, passages, cands, per_window, golds, holds), fit in zip(rows, is_fit):
-            if not (fit and q.answerable and cands):
+        for q, cands, per_window, golds in blend_set:
+            if not cands:
                 continue
             y = labels(q, golds, cands)
             if y.any() and len(cands) > 1:
                 groups.append((blend_rows(cands, readings_upto(per_window, m)), y))
         w = clogit_fit(groups, 2, 0.01)
         a1 = []
-        for (q, passages, cands, per_window, golds, holds), fit in zip(rows, is_fit):
-            if fit and q.answerable:
-                best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
-                a1.append(bool(best) and _contains(best[0].sentence.text, golds))
-        print(f"candidates {m:2d}: linear {w[0]:.3f} reader {w[1]:.3f}  fit answer@1 {np.mean(a1):.4f}", flush=True)
+        for q, cands, per_window, golds in blend_set:
+            best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
+            a1.append(bool(best) and _contains(best[0].sentence.text, golds))
+        print(f"candidates {m:2d}: linear {w[0]:.3f} reader {w[1]:.3f}  blend-set answer@1 {np.mean(a1):.4f}",
+              flush=True)
         if choice is None or np.mean(a1) > choice[2] + 0.002:
             choice = (m, w, float(np.mean(a1)))
     m, w, _ = choice
@@ -267,13 +287,15 @@ def main() -> int:
         doc = {
             "about": (
                 "Written by tools/calibrate_reader.py on the fit half of the SQuAD 2.0 dev articles (even positions in "
-                "articles.jsonl). A read sentence scores linear * (linear model score) + reader * (reader margin); "
+                "articles.jsonl); blend_from: where the blend and candidates were fitted instead, if anywhere. A read "
+                "sentence scores linear * (linear model score) + reader * (reader margin); "
                 "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
                 "logistic coefficients over rag.ranking.confidence_features + rag.reading.reader_features (confidence "
                 "= product of the two sigmoids); the bias is shifted so that suggested_threshold is the confidence "
                 "92% of answerable fit questions reach."
             ),
             "linear": round(blend.linear, 6), "reader": round(blend.reader, 6), "candidates": m,
+            "blend_from": Path(args.blend_from).name if args.blend_from else None,
             "confidence_weights": {k: round(v, 6) for k, v in cweights.items()},
             "presence_weights": {k: round(v, 6) for k, v in pweights.items()},
             "margin": base.margin,

