@@ -144,5 +144,7 @@ def test_batched_windows_read_like_single_ones(shipped):
     for w, together in zip(windows, batched):
         alone = shipped.read(q, [w], {"t": TEXT})[0]
         assert [(r.answer_start, r.answer_end) for r in alone] == [(r.answer_start, r.answer_end) for r in together]
-        # int8 activations are scaled per batch, so margins move a little, never by much.
-        assert all(abs(a.score - b.score) < 1.0 for a, b in zip(alone, together))
+        # int8 activations are scaled per batch (its padding included), so margins move a little: most where they
+        # are far from zero, least near it, where the answer path's decisions lie; their sign never changes.
+        assert all((a.score > 0) == (b.score > 0) for a, b in zip(alone, together))
+        assert all(abs(a.score - b.score) < 0.15 * max(abs(a.score), abs(b.score), 2.0) for a, b in zip(alone, together))
