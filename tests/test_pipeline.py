@@ -208,7 +208,7 @@ def test_seed_question_is_answered_by_the_waltz_sentence(seed_index):
 
 @pytest.mark.model
 @pytest.mark.xfail(strict=True, reason="the shipped reader reads 'what would lift' as 'the pause on what' and marks "
-                   "'military aid' (docs/quality.md)")
+                   "'intelligence sharing and military aid' (docs/quality.md)")
 def test_seed_short_answer_is_the_condition(seed_index):
     first = seed_index.query(SEED_QUESTION, k=5).citations[0]
     assert first.answer in "once peace talks between Russia and Ukraine are set"
