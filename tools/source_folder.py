@@ -40,7 +40,9 @@ def main(argv=None) -> int:
             title = f"{args.source}_{i:04d}"
             fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [p["context"]]}) + "\n")
             for qa in p["qas"]:
-                answers = [a for a in qa["answers"] if p["context"][a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
+                context = p["context"]
+                answers = [a for a in qa["answers"]
+                           if context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
                 if not answers:
                     continue
                 fq.write(json.dumps({"id": qa["id"], "title": title, "article_index": i, "paragraph_index": 0,
