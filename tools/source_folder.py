@@ -37,10 +37,9 @@ def main(argv=None) -> int:
     with open(args.out / "articles.jsonl", "w", encoding="utf-8") as fa, \
             open(args.out / "questions.jsonl", "w", encoding="utf-8") as fq:
         for i, p in enumerate(picked):
-            title = f"{args.source}_{i:04d}"
-            fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [p["context"]]}) + "\n")
+            title, context = f"{args.source}_{i:04d}", p["context"]
+            fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [context]}) + "\n")
             for qa in p["qas"]:
-                context = p["context"]
                 answers = [a for a in qa["answers"]
                            if context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
                 if not answers:
