@@ -38,11 +38,15 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     readings = OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})
     assert len(readings) == 1 and readings[0][0].sentence == s
     # A further round starts from that fit's weights, on windows drawn anew, and carries the first round's record.
+    # It trains each question's windows as one group here, which also reports the held-out group choice.
     again = tmp_path / "reader-2"
     assert train_reader.main([str(TINY), "--work", str(tmp_path / "work-2"), "--init", str(work / "model"),
-                              "--data-seed", "14", "--batch-size", "4", "--threads", "1", "--export", str(again)]) == 0
+                              "--data-seed", "14", "--batch-size", "4", "--threads", "1", "--group", "3",
+                              "--export", str(again)]) == 0
+    assert "in 8 groups" in capsys.readouterr().out
     second = reader_manifest(again)
     assert second["settings"]["init"] == str(work / "model") and second["settings"]["data_seed"] == 14
+    assert 0.0 <= second["fit"]["held_out"]["choice_at_1"] <= 1.0 and second["settings"]["group"] == 3
     assert second["init_fit"]["report"]["steps"] == manifest["fit"]["steps"]
     assert second["fit"]["final_loss"] is not None
 
@@ -64,3 +68,54 @@ def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):
         assert text[s:e] == q.answer_texts[0]
     with pytest.raises(SystemExit, match="no paragraph of source"):
         source_folder.main([str(TINY), "no_such_source", str(tmp_path / "none")])
+
+
+PARAGRAPH = ("The Lenna rises on Mount Corvo. It flows east to the sea. Mount Corvo stands at the Lenna valley's head. "
+             "Bread is baked daily. Fish swim in the bay. Boats leave at dawn.")
+
+
+def _paragraphs(question="Where does the Lenna rise?", answer="Mount Corvo"):
+    qa = {"question": question, "answers": [{"text": answer, "answer_start": PARAGRAPH.index(answer)}]}
+    return [("squadshifts_new_wiki", 0, PARAGRAPH, [qa])]
+
+
+def test_groups_put_the_answer_first_then_the_windows_most_like_the_question():
+    import random
+
+    import train_reader
+
+    (group,) = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=2, split_cache={})
+    first, second = group
+    assert first.context[first.start:first.end] == "Mount Corvo" and first.context.startswith("The Lenna rises")
+    # Of the sentences clear of the answer and its neighbours, the one sharing "Lenna" with the question comes first;
+    # it is read with a neighbour on each side, as the engine reads it.
+    assert second.start == -1 and second.context == ("It flows east to the sea. Mount Corvo stands at the Lenna "
+                                                      "valley's head. Bread is baked daily.")
+    bigger = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=4, split_cache={})[0]
+    assert len(bigger) == 4 and all(ex.start == -1 and "rises" not in ex.context for ex in bigger[1:])
+
+
+def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
+    import random
+
+    import torch
+
+    import train_reader
+
+    rows = [([0] * n, [0] * n, 1 if k == 0 else 0, 1 if k == 0 else 0) for k, n in ((0, 5), (1, 6), (0, 4), (1, 7))]
+    ranges = [(0, 2), (2, 4)]
+    batches = train_reader.group_batches(rows, ranges, batch_size=2, rng=random.Random(1))
+    assert sorted(map(tuple, batches)) == [(0, 1), (2, 3)]
+
+    types = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 1, 1, 1]])
+    mask = torch.ones_like(types)
+    s = e = torch.tensor([3, 0])
+
+    def loss(negative_score: float) -> float:
+        logits = torch.tensor([[0.0, 0.0, 0.0, 2.0, 0.0], [9.0, 0.0, 0.0, negative_score, 0.0]])
+        return float(train_reader.shared_loss(logits, logits, types, mask, s, e, torch))
+
+    # The gold start competes with the context tokens of both windows (not with [CLS] or the question).
+    expected = -torch.log_softmax(torch.tensor([0.0, 2.0, 0.0, 0.0, 1.0, 0.0]), 0)[1]
+    assert abs(loss(1.0) - float(expected)) < 1e-5
+    assert loss(5.0) > loss(1.0)

@@ -13,6 +13,14 @@ Examples, per training question (first gold answer):
 - the window of the answer's sentences, with 0 or 1 neighbour on each side (drawn at random): the answer span;
 - a window of the same paragraph that does not hold the answer (when the paragraph has one): no answer;
 - with probability `--cross`, a window of another article's paragraph: no answer.
+With `--group K` a question's windows instead form one group of up to K: its answer window, the windows of its
+paragraph that share the most question words without the answer (the candidates the engine would read beside it),
+and with probability `--cross` one of another article. Besides each window's own loss (answer span or `[CLS]`), a
+shared loss normalizes the start and end scores over all the group's windows at once, so a span in the answer window
+must outscore every span of its neighbours: the engine compares windows of one question, and windows trained one by
+one never learn that comparison (Clark and Gardner's shared normalization). The held-out report then adds how often
+the answer window reads best of its group (`choice_at_1`), before and after the fit.
+
 Training batches are grouped by length (less padding); the learning rate warms up then decays linearly over the
 planned steps, which are sized to `--minutes` from the measured speed of the first steps. Checkpoints (weights,
 optimizer, step, data order) are written every `--save-every` steps; `--resume` continues from the last one.
@@ -39,6 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rag.lexical import content_terms  # noqa: E402
 from rag.sentences import split_sentences  # noqa: E402
 
 HELD_OUT = "squadshifts_reddit"
@@ -77,35 +86,73 @@ def window(spans, lo: int, hi: int) -> tuple[int, int]:
     return spans[lo][0], spans[hi][1]
 
 
+class _Source:
+    """Paragraphs with their sentence spans (split once) and their articles, for drawing windows."""
+
+    def __init__(self, paragraphs, split_cache: dict):
+        self.paragraphs, self.cache = paragraphs, split_cache
+        self.by_article: dict[int, list[int]] = {}
+        for i, (_, art, _, _) in enumerate(paragraphs):
+            self.by_article.setdefault(art, []).append(i)
+        self.articles = list(self.by_article)
+
+    def spans(self, i: int) -> list[tuple[int, int]]:
+        if i not in self.cache:
+            self.cache[i] = sentence_spans(self.paragraphs[i][2])
+        return self.cache[i]
+
+    def answer_window(self, i: int, qa: dict, rng: random.Random):
+        """The window of the first gold answer's sentences with 0 or 1 neighbour a side (drawn), and the answer's
+        first and last sentence; None when the question has no usable answer."""
+        context, spans = self.paragraphs[i][2], self.spans(i)
+        if not qa["answers"]:
+            return None
+        ans = qa["answers"][0]
+        a_s, a_e = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+        if not ans["text"].strip():
+            return None
+        first = next((k for k, (s, e) in enumerate(spans) if e > a_s), None)
+        last = next((k for k, (s, e) in reversed(list(enumerate(spans))) if s < a_e), None)
+        if first is None or last is None or last < first:
+            return None
+        lo = max(0, first - rng.randint(0, 1))
+        hi = min(len(spans) - 1, last + rng.randint(0, 1))
+        ws, we = window(spans, lo, hi)
+        ws, we = min(ws, a_s), max(we, a_e)
+        return Example(qa["question"], context[ws:we], a_s - ws, a_e - ws), first, last, (a_s, a_e)
+
+    def other_article(self, question: str, art: int, rng: random.Random, around: bool) -> Example | None:
+        """A window of a paragraph of another article drawn at random: a sentence and up to two after it, or
+        (`around`) a sentence with a neighbour on each side; None when the draw lands on the same article."""
+        other = rng.choice(self.articles)
+        if other == art:
+            return None
+        j = rng.choice(self.by_article[other])
+        o_spans = self.spans(j)
+        if not o_spans:
+            return None
+        k = rng.randrange(len(o_spans))
+        if around:
+            ws, we = window(o_spans, max(0, k - 1), min(len(o_spans) - 1, k + 1))
+        else:
+            ws, we = window(o_spans, k, min(len(o_spans) - 1, k + rng.randint(0, 2)))
+        return Example(question, self.paragraphs[j][2][ws:we], -1, -1)
+
+
 def make_examples(paragraphs, rng: random.Random, cross: float, split_cache: dict) -> list[Example]:
     """Positive and negative windows for every question of `paragraphs` (see the module docstring)."""
     examples: list[Example] = []
-    by_article: dict[int, list[int]] = {}
-    for i, (_, art, _, _) in enumerate(paragraphs):
-        by_article.setdefault(art, []).append(i)
-    articles = list(by_article)
+    source = _Source(paragraphs, split_cache)
     for i, (_, art, context, qas) in enumerate(paragraphs):
-        spans = split_cache.get(i)
-        if spans is None:
-            spans = split_cache[i] = sentence_spans(context)
+        spans = source.spans(i)
         if not spans:
             continue
         for qa in qas:
-            if not qa["answers"]:
+            drawn = source.answer_window(i, qa, rng)
+            if drawn is None:
                 continue
-            ans = qa["answers"][0]
-            a_s, a_e = ans["answer_start"], ans["answer_start"] + len(ans["text"])
-            if not ans["text"].strip():
-                continue
-            first = next((k for k, (s, e) in enumerate(spans) if e > a_s), None)
-            last = next((k for k, (s, e) in reversed(list(enumerate(spans))) if s < a_e), None)
-            if first is None or last is None or last < first:
-                continue
-            lo = max(0, first - rng.randint(0, 1))
-            hi = min(len(spans) - 1, last + rng.randint(0, 1))
-            ws, we = window(spans, lo, hi)
-            ws, we = min(ws, a_s), max(we, a_e)
-            examples.append(Example(qa["question"], context[ws:we], a_s - ws, a_e - ws))
+            positive, first, last, (a_s, a_e) = drawn
+            examples.append(positive)
             # A window of the same paragraph that stays clear of the answer's sentences.
             outside = [k for k in range(len(spans)) if k < first or k > last]
             if outside:
@@ -119,18 +166,115 @@ def make_examples(paragraphs, rng: random.Random, cross: float, split_cache: dic
                 if we <= a_s or ws >= a_e:
                     examples.append(Example(qa["question"], context[ws:we], -1, -1))
             if rng.random() < cross:
-                other = rng.choice(articles)
-                if other != art:
-                    j = rng.choice(by_article[other])
-                    o_spans = split_cache.get(j)
-                    if o_spans is None:
-                        o_spans = split_cache[j] = sentence_spans(paragraphs[j][2])
-                    if o_spans:
-                        k = rng.randrange(len(o_spans))
-                        hi3 = min(len(o_spans) - 1, k + rng.randint(0, 2))
-                        ws, we = window(o_spans, k, hi3)
-                        examples.append(Example(qa["question"], paragraphs[j][2][ws:we], -1, -1))
+                negative = source.other_article(qa["question"], art, rng, around=False)
+                if negative is not None:
+                    examples.append(negative)
     return examples
+
+
+def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_cache: dict) -> list[list[Example]]:
+    """Per question: its answer window first, then up to `size - 1` windows without the answer, hardest first."""
+    groups: list[list[Example]] = []
+    source = _Source(paragraphs, split_cache)
+    for i, (_, art, context, qas) in enumerate(paragraphs):
+        spans = source.spans(i)
+        if not spans:
+            continue
+        sent_terms = [content_terms(context[a:b]) for a, b in spans]
+        for qa in qas:
+            drawn = source.answer_window(i, qa, rng)
+            if drawn is None:
+                continue
+            positive, first, last, (a_s, a_e) = drawn
+            group = [positive]
+            # The engine reads the sentences that look most like the question, each with one neighbour a side:
+            # those that do not answer are the negatives that matter. Ties break at random.
+            q_terms = content_terms(qa["question"])
+            outside = [k for k in range(len(spans)) if k < first - 1 or k > last + 1]
+            outside.sort(key=lambda k: (-len(q_terms & sent_terms[k]), rng.random()))
+            for k in outside[:size - 1 - (1 if rng.random() < cross else 0)]:
+                ws, we = window(spans, max(0, k - 1), min(len(spans) - 1, k + 1))
+                if we <= a_s or ws >= a_e:
+                    group.append(Example(qa["question"], context[ws:we], -1, -1))
+            if len(group) < size:
+                negative = source.other_article(qa["question"], art, rng, around=True)
+                if negative is not None:
+                    group.append(negative)
+            groups.append(group)
+    return groups
+
+
+def encode_groups(tokenizer, groups: list[list[Example]], max_length: int, max_question: int):
+    """Rows of every group whose answer window encodes, and each group's row range [first, last)."""
+    rows, ranges = [], []
+    for group in groups:
+        enc = encode(tokenizer, group, max_length, max_question)
+        if not enc or enc[0][2] == 0:
+            continue  # the answer window did not fit
+        ranges.append((len(rows), len(rows) + len(enc)))
+        rows.extend(enc)
+    return rows, ranges
+
+
+def group_batches(rows, ranges, batch_size: int, rng: random.Random):
+    """Batches of whole groups (about `batch_size` windows), grouped by length, in random order."""
+    order = list(range(len(ranges)))
+    rng.shuffle(order)
+    longest = [max(len(rows[r][0]) for r in range(a, b)) for a, b in ranges]
+    out = []
+    chunk = max(1, batch_size // 3) * 50
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c:c + chunk], key=lambda g: longest[g])
+        batch: list[int] = []
+        for g in part:
+            batch.extend(range(*ranges[g]))
+            if len(batch) >= batch_size:
+                out.append(batch)
+                batch = []
+        if batch:
+            out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def shared_loss(start_logits, end_logits, types, mask, s, e, torch):
+    """Cross-entropy of the gold start and end over the context tokens of all windows of each group in the batch.
+
+    A group is a run of rows that starts at a row with an answer (make_groups puts the answer window first)."""
+    ctx = (types == 1) & (mask == 1)
+    sl = start_logits.masked_fill(~ctx, -1e4)
+    el = end_logits.masked_fill(~ctx, -1e4)
+    heads = [r for r in range(len(s)) if int(s[r]) > 0] + [len(s)]
+    losses = []
+    for a, b in zip(heads, heads[1:]):
+        gold_s = torch.tensor([int(s[a])])
+        gold_e = torch.tensor([int(e[a])])
+        losses.append(torch.nn.functional.cross_entropy(sl[a:b].reshape(1, -1), gold_s)
+                      + torch.nn.functional.cross_entropy(el[a:b].reshape(1, -1), gold_e))
+    return torch.stack(losses).mean() / 2
+
+
+def group_choice(model, rows, ranges, torch, batch_size=64) -> float:
+    """Share of groups whose answer window has the highest margin (best span minus no-answer) of the group."""
+    margins = [m for _, _, m in read_rows(model, rows, torch, batch_size)]
+    return float(np.mean([int(np.argmax(margins[a:b]) == 0) for a, b in ranges])) if ranges else float("nan")
+
+
+def read_rows(model, rows, torch, batch_size=64):
+    """(best start, best end, best span's score minus the no-answer score) of every row, in eval mode."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for b in range(0, len(rows), batch_size):
+            idx = list(range(b, min(b + batch_size, len(rows))))
+            ids, types, mask, _, _ = collate(rows, idx, torch)
+            logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            sl, el = logits.start_logits.float().numpy(), logits.end_logits.float().numpy()
+            for r, i in enumerate(idx):
+                i0, j0, score = best_span(sl[r], el[r], rows[i][1].index(1), len(rows[i][0]) - 2)
+                out.append((i0, j0, score - (sl[r, 0] + el[r, 0])))
+    model.train()
+    return out
 
 
 def encode(tokenizer, examples: list[Example], max_length: int, max_question: int):
@@ -209,28 +353,16 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, first: int, last
 
 def evaluate(model, tokenizer, rows, examples_text, torch, batch_size=64):
     """Span F1 on answer windows (token overlap of the predicted and gold spans) and AUROC of span-minus-null."""
-    model.eval()
     f1s, scores, labels = [], [], []
-    with torch.no_grad():
-        for b in range(0, len(rows), batch_size):
-            idx = list(range(b, min(b + batch_size, len(rows))))
-            ids, types, mask, s, e = collate(rows, idx, torch)
-            out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-            sl, el = out.start_logits.float().numpy(), out.end_logits.float().numpy()
-            for r, i in enumerate(idx):
-                L = len(rows[i][0])
-                first = rows[i][1].index(1)
-                i0, j0, sc = best_span(sl[r], el[r], first, L - 2)
-                null = sl[r, 0] + el[r, 0]
-                scores.append(sc - null)
-                pos = rows[i][2] > 0
-                labels.append(1 if pos else 0)
-                if pos:
-                    gold = set(range(rows[i][2], rows[i][3] + 1))
-                    pred = set(range(i0, j0 + 1))
-                    common = len(gold & pred)
-                    f1s.append(0.0 if common == 0 else 2 * common / (len(gold) + len(pred)))
-    model.train()
+    for row, (i0, j0, margin) in zip(rows, read_rows(model, rows, torch, batch_size)):
+        scores.append(margin)
+        pos = row[2] > 0
+        labels.append(1 if pos else 0)
+        if pos:
+            gold = set(range(row[2], row[3] + 1))
+            pred = set(range(i0, j0 + 1))
+            common = len(gold & pred)
+            f1s.append(0.0 if common == 0 else 2 * common / (len(gold) + len(pred)))
     return float(np.mean(f1s)), _auroc(np.array(scores), np.array(labels))
 
 
@@ -259,6 +391,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--cross", type=float, default=0.3)
+    ap.add_argument("--group", type=int, default=0,
+                    help="windows per question, trained together with a shared loss (0: each window alone)")
+    ap.add_argument("--shared-weight", type=float, default=1.0, help="weight of the shared loss with --group")
     ap.add_argument("--minutes", type=float, default=55.0, help="training time to plan the steps for")
     ap.add_argument("--max-steps", type=int, default=0, help="cap on steps (0: as many as --minutes allows, one epoch at most)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many training paragraphs (smoke tests)")
@@ -293,22 +428,34 @@ def main(argv=None) -> int:
     train = [p for p in paragraphs if p[0] != HELD_OUT]
     if args.limit:
         train = rng.sample(train, min(args.limit, len(train)))
-    data_cache = args.work / f"rows-{args.seed}-{data_seed}-{args.limit}-{args.max_length}-{args.cross}.json"
-    if data_cache.exists():
-        cached = json.loads(data_cache.read_text())
-        rows, eval_rows = cached["rows"], cached["eval"]
+    grouped = f"-g{args.group}" if args.group else ""
+    data_cache = args.work / f"rows-{args.seed}-{data_seed}-{args.limit}-{args.max_length}-{args.cross}{grouped}.json"
+    cached = json.loads(data_cache.read_text()) if data_cache.exists() else {}
+    if "eval_ranges" in cached:  # written by this version
+        rows, eval_rows, ranges = cached["rows"], cached["eval"], cached["ranges"]
+        eval_group_rows, eval_ranges = cached["eval_group_rows"], cached["eval_ranges"]
     else:
-        examples = make_examples(train, rng, args.cross, {})
-        rows = encode(tokenizer, examples, args.max_length, args.max_question)
+        ranges = None
+        if args.group:
+            rows, ranges = encode_groups(tokenizer, make_groups(train, rng, args.cross, args.group, {}),
+                                         args.max_length, args.max_question)
+        else:
+            rows = encode(tokenizer, make_examples(train, rng, args.cross, {}), args.max_length, args.max_question)
         held_rng = random.Random(args.seed + 1)
         held_sample = held_rng.sample(held, min(len(held), max(1, args.eval_questions // 2)))
         eval_examples = make_examples(held_sample, held_rng, 0.5, {})
         eval_rows = encode(tokenizer, eval_examples, args.max_length, args.max_question)
-        data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows}))
+        # Groups of 4 on the same held-out paragraphs, whichever way the fit runs, so fits compare on them.
+        eval_group_rows, eval_ranges = encode_groups(
+            tokenizer, make_groups(held_sample, random.Random(args.seed + 3), 0.3, 4, {}),
+            args.max_length, args.max_question)
+        data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows, "ranges": ranges,
+                                          "eval_group_rows": eval_group_rows, "eval_ranges": eval_ranges}))
     n_pos = sum(1 for r in rows if r[2] > 0)
-    print(f"data: {len(train)} paragraphs, {len(rows)} windows ({n_pos} with the answer), "
+    print(f"data: {len(train)} paragraphs, {len(rows)} windows ({n_pos} with the answer"
+          f"{f', in {len(ranges)} groups' if ranges else ''}), "
           f"{sum(len(r[0]) for r in rows) / max(len(rows), 1):.0f} tokens mean; held out ({HELD_OUT}): "
-          f"{len(eval_rows)} windows; prepared in {time.time() - t0:.0f} s", flush=True)
+          f"{len(eval_rows)} windows, {len(eval_ranges)} groups; prepared in {time.time() - t0:.0f} s", flush=True)
 
     ckpt = args.work / "checkpoint.pt"
     model = AutoModelForQuestionAnswering.from_pretrained(args.init or base)
@@ -319,7 +466,10 @@ def main(argv=None) -> int:
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
-    order = batches(rows, args.batch_size, random.Random(data_seed + 2))
+    if ranges:
+        order = group_batches(rows, ranges, args.batch_size, random.Random(data_seed + 2))
+    else:
+        order = batches(rows, args.batch_size, random.Random(data_seed + 2))
     state = {"step": 0, "planned": 0, "seconds": 0.0, "log": []}
     if args.resume and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
@@ -327,6 +477,10 @@ def main(argv=None) -> int:
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
         print(f"resumed at step {state['step']} of {state['planned']}", flush=True)
+    if "choice_before" not in state:
+        state["choice_before"] = group_choice(model, eval_group_rows, eval_ranges, torch)
+        print(f"held out: the answer window reads best of its group for {state['choice_before']:.4f} before the fit",
+              flush=True)
 
     def lr_at(step: int, planned: int) -> float:
         warm = max(1, int(0.06 * planned))
@@ -356,6 +510,8 @@ def main(argv=None) -> int:
         sl = out.start_logits.float().masked_fill(mask == 0, -1e4)
         el = out.end_logits.float().masked_fill(mask == 0, -1e4)
         loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
+        if ranges:
+            loss = loss + args.shared_weight * shared_loss(sl, el, types, mask, s, e, torch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -385,12 +541,15 @@ def main(argv=None) -> int:
     bar.close()
     save()
     f1, auc = evaluate(model, tokenizer, eval_rows, None, torch)
+    choice = group_choice(model, eval_group_rows, eval_ranges, torch)
     report = {
         "steps": state["step"], "planned_steps": state["planned"], "epoch_fraction": round(state["step"] / len(order), 3),
         "train_windows": len(rows), "train_minutes": round(state["seconds"] / 60, 1),
         # A fit resumed after its last step has no running loss; the last logged one stands in.
         "final_loss": round(loss_avg, 4) if loss_avg is not None else (state["log"][-1]["loss"] if state["log"] else None),
-        "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4)},
+        "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4),
+                     "groups": len(eval_ranges), "choice_at_1": round(choice, 4),
+                     "choice_at_1_before": round(state["choice_before"], 4)},
     }
     print(json.dumps(report, indent=2), flush=True)
     out_dir = args.work / "model"
