@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ
-from ui_support import SCREENSHOTS, launch_chromium, no_proxy, require_chromium, running_app
+from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -54,23 +54,14 @@ def app_url(library):
 
 @pytest.fixture(scope="module")
 def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, app_url):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#msg textarea")
-    yield pg
-    ctx.close()
+    with app_page(browser, app_url) as pg:
+        yield pg
 
 
 def ask(page, question: str) -> float:
@@ -199,20 +190,16 @@ def test_enter_to_answer_time_median_of_20(page):
 def test_phone_layout_brings_the_source_into_view(browser, app_url, library):
     from playwright.sync_api import expect
 
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    pg = ctx.new_page()
-    pg.goto(app_url)
-    pg.wait_for_selector("#msg textarea")
-    ask(pg, SEED_QUESTION)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SCREENSHOTS / "chat-390x844.png"))
-    pg.locator('[data-testid="bot"] a[href="#cite-0-1"]').tap()
-    expect(pg.locator("#sources mark")).to_be_in_viewport()
-    assert pg.locator("#sources mark").text_content() == library.ask(SEED_QUESTION).citations[0].quote
-    width = pg.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
-    pg.screenshot(path=str(SCREENSHOTS / "source-390x844.png"))
-    ctx.close()
+    with app_page(browser, app_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True) as pg:
+        ask(pg, SEED_QUESTION)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(SCREENSHOTS / "chat-390x844.png"))
+        pg.locator('[data-testid="bot"] a[href="#cite-0-1"]').tap()
+        expect(pg.locator("#sources mark")).to_be_in_viewport()
+        assert pg.locator("#sources mark").text_content() == library.ask(SEED_QUESTION).citations[0].quote
+        width = pg.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+        pg.screenshot(path=str(SCREENSHOTS / "source-390x844.png"))
 
 
 def test_upload_rebuild_then_answer_from_the_new_article(page, library, tmp_path):

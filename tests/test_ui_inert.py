@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ui_support import launch_chromium, no_proxy, require_chromium, running_app
+from ui_support import chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -47,10 +47,9 @@ def app_url(tmp_path_factory, model_embedder):
 
 
 def test_hostile_article_renders_inert(app_url):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         dialogs: list[str] = []
         outside: list[str] = []
@@ -95,4 +94,3 @@ def test_hostile_article_renders_inert(app_url):
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert dialogs == []
         assert outside == [], f"requests left the machine: {outside}"
-        browser.close()

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conftest import BBC, ROOT, require_shared
-from ui_support import SCREENSHOTS, launch_chromium, no_proxy, require_chromium, running_app
+from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -42,23 +42,14 @@ def app_url(library):
 
 @pytest.fixture(scope="module")
 def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, app_url):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#msg textarea")
-    yield pg
-    ctx.close()
+    with app_page(browser, app_url, timeout_ms=60_000, viewport={"width": 1280, "height": 900}) as pg:
+        yield pg
 
 
 def choose(page, elem_id: str, text: str) -> None:

@@ -1,4 +1,4 @@
-"""Shared pieces of the web app tests: start the app in this process on a free port, and launch Chromium."""
+"""Shared pieces of the web app tests: start the app in this process on a free port, launch Chromium, open a page."""
 
 from __future__ import annotations
 
@@ -61,8 +61,33 @@ def require_chromium() -> None:
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under playwright, closed when the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def app_page(browser, url: str, *, timeout_ms: int = 30_000, **context) -> Iterator:
+    """A page of its own (its own chat session) on the app, once the message box is there.
+
+    `context`: browser context options (default a 1280 x 800 window)."""
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
+        page.wait_for_selector("#msg textarea")
+        yield page
+    finally:
+        ctx.close()
 
 
 def no_proxy() -> None:
