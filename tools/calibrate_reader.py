@@ -110,9 +110,12 @@ def main() -> int:
 
     t0 = time.time()
     rows, absent_rows = [], []
+    def read_question(index, q, v):
+        """The question's pool, its scored candidates, the readings of the best `top` windows, its gold answers."""
+        return (*read_pool(index, reader, q.question, v, settings.k, top), [normalize_answer(t) for t in q.answer_texts])
+
     for n, (q, v) in enumerate(zip(data.questions, qvecs)):
-        passages, cands, per_window = read_pool(idx, reader, q.question, v, settings.k, top)
-        golds = [normalize_answer(t) for t in q.answer_texts]
+        passages, cands, per_window, golds = read_question(idx, q, v)
         holds = [bool(golds) and _contains(p.text, golds) for p in passages]
         rows.append((q, passages, cands, per_window, golds, holds))
         absent = None
@@ -141,8 +144,7 @@ def main() -> int:
         blend_set = []
         for q, v in zip(other.questions, other_vecs):
             if q.answerable:
-                _, cands, per_window = read_pool(other_idx, reader, q.question, v, settings.k, top)
-                blend_set.append((q, cands, per_window, [normalize_answer(t) for t in q.answer_texts]))
+                blend_set.append((q, *read_question(other_idx, q, v)[1:]))
         other_idx.close()
         print(f"blend fitted on {len(blend_set)} questions of {args.blend_from} (fit half)", flush=True)
     else:
