@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     import train_reader
 
     work, out = tmp_path / "work", tmp_path / "reader"
-    args = [str(TINY), "--work", str(work), "--batch-size", "4", "--save-every", "2", "--threads", "1"]
+    args = [str(TINY), "--work", str(work), "--batch-size", "4", "--save-every", "3", "--threads", "1"]
     assert train_reader.main(args) == 0
     first = capsys.readouterr().out
     assert "windows" in first and '"held_out"' in first and (work / "checkpoint.pt").is_file()
@@ -31,6 +32,10 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     assert train_reader.main(args + ["--resume", "--export", str(out)]) == 0
     assert "resumed at step" in capsys.readouterr().out
     manifest = reader_manifest(out)
+    # The resumed call reports the fit's running loss at its end, not the loss logged at the last checkpoint step.
+    fit = json.loads((work / "fit.json").read_text())
+    assert manifest["fit"]["final_loss"] == json.loads(first[first.index("{\n"):first.rindex("}") + 1])["final_loss"]
+    assert fit["report"]["steps"] % 3 and manifest["fit"]["final_loss"] != fit["log"][-1]["loss"]
     assert manifest["training_data"]["sha256"] == hashlib.sha256(TINY.read_bytes()).hexdigest()
     assert manifest["fit"]["held_out"]["source"] == "squadshifts_reddit" and manifest["settings"]["seed"] == 13
     text = "The Lenna rises on Mount Corvo. It flows east."

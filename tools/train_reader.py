@@ -496,7 +496,7 @@ def main(argv=None) -> int:
     tokens_seen = 0
     probe_steps = 20
     bar = tqdm(total=state["planned"] or len(order), initial=state["step"], desc="fit", mininterval=10)
-    loss_avg = None
+    loss_avg = state.get("loss_avg")  # the running mean goes on across a resume
     start_clock = time.time() - state["seconds"]
     while state["step"] < (state["planned"] or len(order)):
         step = state["step"]
@@ -518,7 +518,7 @@ def main(argv=None) -> int:
         opt.step()
         tokens_seen += int(mask.sum())
         value = float(loss.detach())
-        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
+        loss_avg = state["loss_avg"] = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
         state["step"] += 1
         state["seconds"] = time.time() - start_clock
         bar.update(1)
@@ -545,7 +545,7 @@ def main(argv=None) -> int:
     report = {
         "steps": state["step"], "planned_steps": state["planned"], "epoch_fraction": round(state["step"] / len(order), 3),
         "train_windows": len(rows), "train_minutes": round(state["seconds"] / 60, 1),
-        # A fit resumed after its last step has no running loss; the last logged one stands in.
+        # A checkpoint written before the running mean was saved with it has none; the last logged loss stands in.
         "final_loss": round(loss_avg, 4) if loss_avg is not None else (state["log"][-1]["loss"] if state["log"] else None),
         "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4),
                      "groups": len(eval_ranges), "choice_at_1": round(choice, 4),
