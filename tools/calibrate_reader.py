@@ -110,6 +110,7 @@ def main() -> int:
 
     t0 = time.time()
     rows, absent_rows = [], []
+
     def read_question(index, q, v):
         """The question's pool, its scored candidates, the readings of the best `top` windows, its gold answers."""
         return (*read_pool(index, reader, q.question, v, settings.k, top), [normalize_answer(t) for t in q.answer_texts])

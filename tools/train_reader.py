@@ -216,13 +216,14 @@ def encode_groups(tokenizer, groups: list[list[Example]], max_length: int, max_q
     return rows, ranges
 
 
-def group_batches(rows, ranges, batch_size: int, rng: random.Random):
-    """Batches of whole groups (about `batch_size` windows), grouped by length, in random order."""
+def group_batches(rows, ranges, batch_size: int, rng: random.Random, groups_per_chunk: int | None = None):
+    """Batches of whole groups (about `batch_size` windows) in random order, grouped by length: groups are sorted
+    by their longest window within chunks of `groups_per_chunk` (default about 50 batches of groups of 3)."""
+    chunk = groups_per_chunk or max(1, batch_size // 3) * 50
     order = list(range(len(ranges)))
     rng.shuffle(order)
     longest = [max(len(rows[r][0]) for r in range(a, b)) for a, b in ranges]
     out = []
-    chunk = max(1, batch_size // 3) * 50
     for c in range(0, len(order), chunk):
         part = sorted(order[c:c + chunk], key=lambda g: longest[g])
         batch: list[int] = []
@@ -311,16 +312,8 @@ def encode(tokenizer, examples: list[Example], max_length: int, max_question: in
 
 
 def batches(rows, batch_size: int, rng: random.Random):
-    """Length-grouped batches in random order (sort within chunks of 50 batches)."""
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    chunk = batch_size * 50
-    out = []
-    for c in range(0, len(order), chunk):
-        part = sorted(order[c:c + chunk], key=lambda i: len(rows[i][0]))
-        out.extend(part[b:b + batch_size] for b in range(0, len(part), batch_size))
-    rng.shuffle(out)
-    return out
+    """Length-grouped batches of single windows in random order (sorted within chunks of 50 batches)."""
+    return group_batches(rows, [(i, i + 1) for i in range(len(rows))], batch_size, rng, groups_per_chunk=batch_size * 50)
 
 
 def collate(rows, idx, torch):
