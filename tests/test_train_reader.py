@@ -43,12 +43,18 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     readings = OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})
     assert len(readings) == 1 and readings[0][0].sentence == s
     # A further round starts from that fit's weights, on windows drawn anew, and carries the first round's record.
-    # It trains each question's windows as one group here, which also reports the held-out group choice.
+    # It trains each question's windows as one group here, which also reports the held-out group choice, and only
+    # the questions the engine file names, against the windows it lists.
+    engine = tmp_path / "engine_groups.jsonl"
+    engine.write_text("".join(json.dumps({"id": f"{src}_{n:03d}", "question": "", "negatives": ["Boats leave."],
+                                          "answer_rank": 0}) + "\n"
+                              for src, n in (("squadshifts_new_wiki", 1), ("squadshifts_amazon", 3),
+                                             ("tydiqa_goldp_en_train", 5), ("qed_nq_train", 7))))
     again = tmp_path / "reader-2"
     assert train_reader.main([str(TINY), "--work", str(tmp_path / "work-2"), "--init", str(work / "model"),
                               "--data-seed", "14", "--batch-size", "4", "--threads", "1", "--group", "3",
-                              "--export", str(again)]) == 0
-    assert "in 8 groups" in capsys.readouterr().out
+                              "--engine-groups", str(engine), "--export", str(again)]) == 0
+    assert "in 4 groups" in capsys.readouterr().out
     second = reader_manifest(again)
     assert second["settings"]["init"] == str(work / "model") and second["settings"]["data_seed"] == 14
     assert 0.0 <= second["fit"]["held_out"]["choice_at_1"] <= 1.0 and second["settings"]["group"] == 3
@@ -100,6 +106,37 @@ def test_groups_put_the_answer_first_then_the_windows_most_like_the_question():
     assert len(bigger) == 4 and all(ex.start == -1 and "rises" not in ex.context for ex in bigger[1:])
 
 
+
+def test_engine_groups_take_the_engines_windows_first_and_only_their_questions():
+    import random
+
+    import train_reader
+
+    paragraphs = _paragraphs()
+    paragraphs[0][3][0]["id"] = "q1"
+    other = {"question": "What is baked?", "id": "q2",
+             "answers": [{"text": "Bread", "answer_start": PARAGRAPH.index("Bread")}]}
+    paragraphs[0][3].append(other)
+    engine = {"q1": ["The Vell rises on Mount Aro.", "Boats leave at dawn."]}
+    groups = train_reader.make_groups(paragraphs, random.Random(0), cross=0.0, size=2, split_cache={}, engine=engine)
+    # Only the question the engine read; its best window without the answer is its negative.
+    assert [[ex.context for ex in g[1:]] for g in groups] == [["The Vell rises on Mount Aro."]]
+    # With fewer engine windows than the group holds, the paragraph's windows most like the question fill it.
+    (group,) = train_reader.make_groups(paragraphs, random.Random(0), cross=0.0, size=4, split_cache={}, engine=engine)
+    assert [ex.context for ex in group[1:3]] == engine["q1"] and len(group) == 4
+    assert group[3].context.startswith("It flows east") and all(ex.start == -1 for ex in group[1:])
+
+
+def test_engine_windows_split_into_negatives_and_the_answers_rank():
+    import engine_groups
+
+    windows = [("d2", 0, 20, "Mount Corvo is tall."), ("d1", 0, 30, "The Lenna rises on Mount Corvo."),
+               ("d1", 31, 60, "It flows east to the sea."), ("d3", 0, 25, "Fish swim in the bay.")]
+    negatives, rank = engine_groups.split_windows(windows, "d1", [(19, 30)], ["mount corvo"])
+    # The answer's own window is not a negative, nor is another window that holds the answer's text.
+    assert rank == 1 and negatives == ["It flows east to the sea.", "Fish swim in the bay."]
+    assert engine_groups.split_windows(windows[2:], "d1", [(19, 30)], ["mount corvo"])[1] == -1
+
 def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     import random
 
@@ -124,3 +161,32 @@ def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     expected = -torch.log_softmax(torch.tensor([0.0, 2.0, 0.0, 0.0, 1.0, 0.0]), 0)[1]
     assert abs(loss(1.0) - float(expected)) < 1e-5
     assert loss(5.0) > loss(1.0)
+    # Told where groups start, an unanswerable question's window is a group of its own with no span to normalize:
+    # it neither joins the group before it nor adds a term.
+    logits = torch.tensor([[0.0, 0.0, 0.0, 2.0, 0.0], [9.0, 0.0, 0.0, 1.0, 0.0], [9.0, 0.0, 0.0, 7.0, 0.0]])
+    three = torch.tensor([[0, 0, 1, 1, 1]] * 3)
+    s3 = torch.tensor([3, 0, 0])
+    split = float(train_reader.shared_loss(logits, logits, three, torch.ones_like(three), s3, s3, torch, [0, 2]))
+    assert abs(split - float(expected)) < 1e-5
+    alone = train_reader.shared_loss(logits[2:], logits[2:], three[2:], three[2:] * 0 + 1, s3[2:], s3[2:], torch, [0])
+    assert float(alone) == 0.0
+
+
+def test_swapped_questions_name_what_the_window_does_not():
+    import random
+
+    import train_reader
+
+    question = "Who won the Great British Bake Off in 2012?"
+    assert [question[a:b] for a, b, _ in train_reader.question_entities(question)] == ["Great British Bake Off", "2012"]
+    # Abbreviations and ordinals are not cut into names or numbers.
+    other = "Was the U.S. flag flown at the 3rd Council?"
+    assert [other[a:b] for a, b, _ in train_reader.question_entities(other)] == ["Council"]
+    window = "John Whaite won the third series of the Great British Bake Off, broadcast in 2012."
+    pool = {"name": ["Great British Bake Off", "Strictly Come Dancing"], "number": ["2012", "1987"]}
+    swaps = {train_reader.swap_entity(question, window, pool, random.Random(seed)) for seed in range(20)}
+    assert swaps == {"Who won the Strictly Come Dancing in 2012?", "Who won the Great British Bake Off in 1987?"}
+    # Nothing to swap when the window states none of the question's names (or the pool holds only what it states).
+    assert train_reader.swap_entity(question, "Bread is baked daily.", pool, random.Random(0)) is None
+    assert train_reader.swap_entity(question, window, {"name": ["Great British Bake Off"], "number": ["2012"]},
+                                    random.Random(0)) is None

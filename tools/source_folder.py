@@ -18,6 +18,27 @@ import random
 from pathlib import Path
 
 
+def write_folder(paragraphs: list[dict], prefix: str, out: Path) -> int:
+    """Write SQuAD-schema paragraphs as articles `{prefix}_{n:04d}` with their questions (answers checked against
+    the text); returns the number of questions written."""
+    out.mkdir(parents=True, exist_ok=True)
+    n_questions = 0
+    with open(out / "articles.jsonl", "w", encoding="utf-8") as fa, \
+            open(out / "questions.jsonl", "w", encoding="utf-8") as fq:
+        for i, p in enumerate(paragraphs):
+            title, context = f"{prefix}_{i:04d}", p["context"]
+            fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [context]}) + "\n")
+            for qa in p["qas"]:
+                answers = [a for a in qa["answers"]
+                           if context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
+                if not answers:
+                    continue
+                fq.write(json.dumps({"id": qa["id"], "title": title, "article_index": i, "paragraph_index": 0,
+                                     "question": qa["question"], "answers": answers, "is_impossible": False}) + "\n")
+                n_questions += 1
+    return n_questions
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("train", type=Path)
@@ -32,21 +53,7 @@ def main(argv=None) -> int:
     if not paragraphs:
         raise SystemExit(f"{args.train} has no paragraph of source {args.source!r}")
     picked = random.Random(args.seed).sample(paragraphs, min(args.paragraphs, len(paragraphs)))
-    args.out.mkdir(parents=True, exist_ok=True)
-    n_questions = 0
-    with open(args.out / "articles.jsonl", "w", encoding="utf-8") as fa, \
-            open(args.out / "questions.jsonl", "w", encoding="utf-8") as fq:
-        for i, p in enumerate(picked):
-            title, context = f"{args.source}_{i:04d}", p["context"]
-            fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [context]}) + "\n")
-            for qa in p["qas"]:
-                answers = [a for a in qa["answers"]
-                           if context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
-                if not answers:
-                    continue
-                fq.write(json.dumps({"id": qa["id"], "title": title, "article_index": i, "paragraph_index": 0,
-                                     "question": qa["question"], "answers": answers, "is_impossible": False}) + "\n")
-                n_questions += 1
+    n_questions = write_folder(picked, args.source, args.out)
     print(f"{args.out}: {len(picked)} {args.source} paragraphs as articles, {n_questions} questions")
     return 0
 

@@ -18,8 +18,11 @@ paragraph that share the most question words without the answer (the candidates 
 and with probability `--cross` one of another article. Besides each window's own loss (answer span or `[CLS]`), a
 shared loss normalizes the start and end scores over all the group's windows at once, so a span in the answer window
 must outscore every span of its neighbours: the engine compares windows of one question, and windows trained one by
-one never learn that comparison (Clark and Gardner's shared normalization). The held-out report then adds how often
-the answer window reads best of its group (`choice_at_1`), before and after the fit.
+one never learn that comparison (Clark and Gardner's shared normalization). With `--engine-groups FILE` (written by
+tools/engine_groups.py) the fit uses that file's questions only, and a group's negatives are first the windows the
+engine itself read for the question over an index of the training paragraphs (across articles, ranked by the linear
+model), topped up from the paragraph as above. The held-out report then adds how often the answer window reads best
+of its group (`choice_at_1`), before and after the fit.
 
 Training batches are grouped by length (less padding); the learning rate warms up then decays linearly over the
 planned steps, which are sized to `--minutes` from the measured speed of the first steps. Checkpoints (weights,
@@ -37,6 +40,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -172,27 +176,85 @@ def make_examples(paragraphs, rng: random.Random, cross: float, split_cache: dic
     return examples
 
 
-def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_cache: dict) -> list[list[Example]]:
-    """Per question: its answer window first, then up to `size - 1` windows without the answer, hardest first."""
+# A name (capitalized words, possibly joined by "of"/"the") or a number, not at the question's start.
+_ENTITY = re.compile(r"(?<=\s)(?:(?:\d[\d,.]*\d|\d)(?!\w)|[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*(?!\.\w))")
+
+
+def question_entities(question: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the names and numbers a question names; kind is "number" or "name"."""
+    return [(m.start(), m.end(), "number" if m.group()[0].isdigit() else "name") for m in _ENTITY.finditer(question)]
+
+
+def entity_pool(paragraphs) -> dict[str, list[str]]:
+    """The names and numbers named by at least two questions of `paragraphs` (one-off capitalized words are often
+    not names), by kind, in first-seen order."""
+    counts: dict[tuple[str, str], int] = {}
+    for _, _, _, qas in paragraphs:
+        for qa in qas:
+            for a, b, kind in question_entities(qa["question"]):
+                key = (kind, qa["question"][a:b])
+                counts[key] = counts.get(key, 0) + 1
+    pool: dict[str, list[str]] = {"name": [], "number": []}
+    for (kind, text), n in counts.items():
+        if n >= 2:
+            pool[kind].append(text)
+    return pool
+
+
+def swap_entity(question: str, window_text: str, pool: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The question with one name or number that the window states replaced by another of the same kind that the
+    window does not (SQuAD 2.0's commonest kind of unanswerable question); None when no such swap is found."""
+    lowered = window_text.lower()
+    spans = [(a, b, k) for a, b, k in question_entities(question) if question[a:b].lower() in lowered and pool[k]]
+    if not spans:
+        return None
+    a, b, kind = rng.choice(spans)
+    for _ in range(20):
+        other = rng.choice(pool[kind])
+        if other.lower() not in lowered and other.lower() not in question.lower():
+            return question[:a] + other + question[b:]
+    return None
+
+
+def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_cache: dict,
+                engine: dict[str, list[str]] | None = None, unanswerable: float = 0.0) -> list[list[Example]]:
+    """Per question: its answer window first, then up to `size - 1` windows without the answer, hardest first.
+
+    With `engine` (question id -> the windows the engine read for it without the answer, best first; written by
+    tools/engine_groups.py) only its questions are used, and its windows come first. With `unanswerable` > 0, that
+    share of the questions also yields a group of one: its answer window asked with a name or number swapped for one
+    the window does not state (`swap_entity`), whose answer is "none"."""
     groups: list[list[Example]] = []
     source = _Source(paragraphs, split_cache)
+    pool = entity_pool(paragraphs) if unanswerable else None
     for i, (_, art, context, qas) in enumerate(paragraphs):
         spans = source.spans(i)
         if not spans:
             continue
         sent_terms = [content_terms(context[a:b]) for a, b in spans]
         for qa in qas:
+            if engine is not None and qa["id"] not in engine:
+                continue
             drawn = source.answer_window(i, qa, rng)
             if drawn is None:
                 continue
             positive, first, last, (a_s, a_e) = drawn
             group = [positive]
+            if pool is not None and rng.random() < unanswerable:
+                swapped = swap_entity(qa["question"], positive.context, pool, rng)
+                if swapped is not None:
+                    groups.append([Example(swapped, positive.context, -1, -1)])
+            if engine is not None:
+                group += [Example(qa["question"], text, -1, -1) for text in engine[qa["id"]][:size - 1]]
+                if len(group) == size:
+                    groups.append(group)
+                    continue
             # The engine reads the sentences that look most like the question, each with one neighbour a side:
             # those that do not answer are the negatives that matter. Ties break at random.
             q_terms = content_terms(qa["question"])
             outside = [k for k in range(len(spans)) if k < first - 1 or k > last + 1]
             outside.sort(key=lambda k: (-len(q_terms & sent_terms[k]), rng.random()))
-            for k in outside[:size - 1 - (1 if rng.random() < cross else 0)]:
+            for k in outside[:size - len(group) - (1 if rng.random() < cross else 0)]:
                 ws, we = window(spans, max(0, k - 1), min(len(spans) - 1, k + 1))
                 if we <= a_s or ws >= a_e:
                     group.append(Example(qa["question"], context[ws:we], -1, -1))
@@ -209,7 +271,7 @@ def encode_groups(tokenizer, groups: list[list[Example]], max_length: int, max_q
     rows, ranges = [], []
     for group in groups:
         enc = encode(tokenizer, group, max_length, max_question)
-        if not enc or enc[0][2] == 0:
+        if not enc or (group[0].start >= 0 and enc[0][2] == 0):
             continue  # the answer window did not fit
         ranges.append((len(rows), len(rows) + len(enc)))
         rows.extend(enc)
@@ -238,21 +300,27 @@ def group_batches(rows, ranges, batch_size: int, rng: random.Random, groups_per_
     return out
 
 
-def shared_loss(start_logits, end_logits, types, mask, s, e, torch):
+def shared_loss(start_logits, end_logits, types, mask, s, e, torch, heads=None):
     """Cross-entropy of the gold start and end over the context tokens of all windows of each group in the batch.
 
-    A group is a run of rows that starts at a row with an answer (make_groups puts the answer window first)."""
+    A group is a run of rows from one of `heads` (the rows that start a group; default: every row with an answer,
+    as make_groups puts the answer window first) to the next; a group whose first row has no answer (an unanswerable
+    question) has no gold span to normalize and adds nothing."""
     ctx = (types == 1) & (mask == 1)
     sl = start_logits.masked_fill(~ctx, -1e4)
     el = end_logits.masked_fill(~ctx, -1e4)
-    heads = [r for r in range(len(s)) if int(s[r]) > 0] + [len(s)]
+    if heads is None:
+        heads = [r for r in range(len(s)) if int(s[r]) > 0]
+    bounds = [*heads, len(s)]
     losses = []
-    for a, b in zip(heads, heads[1:]):
+    for a, b in zip(bounds, bounds[1:]):
+        if int(s[a]) == 0:
+            continue
         gold_s = torch.tensor([int(s[a])])
         gold_e = torch.tensor([int(e[a])])
         losses.append(torch.nn.functional.cross_entropy(sl[a:b].reshape(1, -1), gold_s)
                       + torch.nn.functional.cross_entropy(el[a:b].reshape(1, -1), gold_e))
-    return torch.stack(losses).mean() / 2
+    return torch.stack(losses).mean() / 2 if losses else start_logits.sum() * 0.0
 
 
 def group_choice(model, rows, ranges, torch, batch_size=64) -> float:
@@ -386,6 +454,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cross", type=float, default=0.3)
     ap.add_argument("--group", type=int, default=0,
                     help="windows per question, trained together with a shared loss (0: each window alone)")
+    ap.add_argument("--engine-groups", type=Path, default=None,
+                    help="with --group: train on this file's questions, against the windows the engine read for them "
+                         "(tools/engine_groups.py)")
+    ap.add_argument("--unanswerable", type=float, default=0.0,
+                    help="with --group: share of questions also asked with a name or number swapped, as unanswerable")
     ap.add_argument("--shared-weight", type=float, default=1.0, help="weight of the shared loss with --group")
     ap.add_argument("--minutes", type=float, default=55.0, help="training time to plan the steps for")
     ap.add_argument("--max-steps", type=int, default=0, help="cap on steps (0: as many as --minutes allows, one epoch at most)")
@@ -421,7 +494,17 @@ def main(argv=None) -> int:
     train = [p for p in paragraphs if p[0] != HELD_OUT]
     if args.limit:
         train = rng.sample(train, min(args.limit, len(train)))
+    engine = None
+    if args.engine_groups:
+        if not args.group:
+            raise SystemExit("--engine-groups needs --group K")
+        with open(args.engine_groups, encoding="utf-8") as f:
+            engine = {row["id"]: row["negatives"] for row in map(json.loads, f)}
     grouped = f"-g{args.group}" if args.group else ""
+    if engine is not None:
+        grouped += f"-e{sha256(args.engine_groups)[:12]}"
+    if args.unanswerable:
+        grouped += f"-u{args.unanswerable}"
     data_cache = args.work / f"rows-{args.seed}-{data_seed}-{args.limit}-{args.max_length}-{args.cross}{grouped}.json"
     cached = json.loads(data_cache.read_text()) if data_cache.exists() else {}
     if "eval_ranges" in cached:  # written by this version
@@ -430,7 +513,8 @@ def main(argv=None) -> int:
     else:
         ranges = None
         if args.group:
-            rows, ranges = encode_groups(tokenizer, make_groups(train, rng, args.cross, args.group, {}),
+            rows, ranges = encode_groups(tokenizer, make_groups(train, rng, args.cross, args.group, {}, engine,
+                                                     args.unanswerable),
                                          args.max_length, args.max_question)
         else:
             rows = encode(tokenizer, make_examples(train, rng, args.cross, {}), args.max_length, args.max_question)
@@ -459,6 +543,7 @@ def main(argv=None) -> int:
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
+    group_starts = {a for a, _ in ranges} if ranges else set()
     if ranges:
         order = group_batches(rows, ranges, args.batch_size, random.Random(data_seed + 2))
     else:
@@ -504,7 +589,8 @@ def main(argv=None) -> int:
         el = out.end_logits.float().masked_fill(mask == 0, -1e4)
         loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
         if ranges:
-            loss = loss + args.shared_weight * shared_loss(sl, el, types, mask, s, e, torch)
+            heads = [r for r, i in enumerate(idx) if i in group_starts]
+            loss = loss + args.shared_weight * shared_loss(sl, el, types, mask, s, e, torch, heads)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
