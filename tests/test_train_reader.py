@@ -29,9 +29,11 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     first = capsys.readouterr().out
     assert "windows" in first and '"held_out"' in first and (work / "checkpoint.pt").is_file()
     # A second run resumes from the checkpoint (nothing left to do) and exports.
-    assert train_reader.main(args + ["--resume", "--export", str(out)]) == 0
+    assert train_reader.main(args + ["--resume", "--export", str(out), "--threads", "2"]) == 0
     assert "resumed at step" in capsys.readouterr().out
     manifest = reader_manifest(out)
+    # The manifest holds the settings the fit ran with, not those of the call that exported it.
+    assert manifest["settings"]["threads"] == 1 and manifest["settings"]["resume"] is False
     # The resumed call reports the fit's running loss at its end, not the loss logged at the last checkpoint step.
     fit = json.loads((work / "fit.json").read_text())
     assert manifest["fit"]["final_loss"] == json.loads(first[first.index("{\n"):first.rindex("}") + 1])["final_loss"]

@@ -548,12 +548,15 @@ def main(argv=None) -> int:
         order = group_batches(rows, ranges, args.batch_size, random.Random(data_seed + 2))
     else:
         order = batches(rows, args.batch_size, random.Random(data_seed + 2))
-    state = {"step": 0, "planned": 0, "seconds": 0.0, "log": []}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    state = {"step": 0, "planned": 0, "seconds": 0.0, "log": [], "settings": settings}
     if args.resume and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
+        # The manifest records the settings the fit ran with, not those of the call that resumes or exports it.
+        settings = state.setdefault("settings", settings)
         print(f"resumed at step {state['step']} of {state['planned']}", flush=True)
     if "choice_before" not in state:
         state["choice_before"] = group_choice(model, eval_group_rows, eval_ranges, torch)
@@ -634,7 +637,6 @@ def main(argv=None) -> int:
     out_dir = args.work / "model"
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     (args.work / "fit.json").write_text(json.dumps({"report": report, "settings": settings,
                                                      "log": state["log"]}, indent=2))
     if args.export:
