@@ -21,8 +21,10 @@ must outscore every span of its neighbours: the engine compares windows of one q
 one never learn that comparison (Clark and Gardner's shared normalization). With `--engine-groups FILE` (written by
 tools/engine_groups.py) the fit uses that file's questions only, and a group's negatives are first the windows the
 engine itself read for the question over an index of the training paragraphs (across articles, ranked by the linear
-model), topped up from the paragraph as above. The held-out report then adds how often the answer window reads best
-of its group (`choice_at_1`), before and after the fit.
+model), topped up from the paragraph as above. With `--unanswerable P`, a share P of the questions is also asked of
+its answer window with a name or number swapped for one the window does not state, as a group of one whose answer
+is "none". The held-out report then adds how often the answer window reads best of its group (`choice_at_1`),
+before and after the fit. (Both options were measured and not shipped: docs/quality.md, "Tried and dropped".)
 
 Training batches are grouped by length (less padding); the learning rate warms up then decays linearly over the
 planned steps, which are sized to `--minutes` from the measured speed of the first steps. Checkpoints (weights,
