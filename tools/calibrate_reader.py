@@ -51,10 +51,16 @@ L2 = 1.0
 TARGET_THRESHOLD = 0.21
 
 
-def read_pool(idx, reader, question: str, qvec, k: int, top: int, allowed=None):
+def pool_windows(idx, question: str, qvec, k: int, top: int, allowed=None):
+    """The question's pool as the engine ranks it without the reader: passages, scored candidates, the windows of
+    the best `top` sentences (the reader's input) and the pool's documents."""
     passages, sents, vecs, signals, docs = idx.pool(question, qvec, k, allowed)
     cands = score_candidates(question, passages, sents, vecs, qvec, signals, idf=idx.lexical.idf_of)
-    windows = windows_for(cands, sents, top)
+    return passages, cands, windows_for(cands, sents, top), docs
+
+
+def read_pool(idx, reader, question: str, qvec, k: int, top: int, allowed=None):
+    passages, cands, windows, docs = pool_windows(idx, question, qvec, k, top, allowed)
     texts = {d: doc.text for d, doc in docs.items()}
     per_window = reader.read(question, windows, texts) if windows else []
     return passages, cands, per_window

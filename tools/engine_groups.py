@@ -27,25 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from calibrate_reader import pool_windows  # noqa: E402
 from source_folder import write_folder  # noqa: E402
 from train_reader import HELD_OUT  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.embedding import make_embedder  # noqa: E402
 from rag.evaluation import _build, _contains, load_squad, normalize_answer  # noqa: E402
-from rag.ranking import score_candidates  # noqa: E402
-from rag.reading import windows_for  # noqa: E402
 
 
 def question_windows(idx, question: str, qvec, k: int, top: int):
     """The engine's windows for a question (reader off), best first, as (doc_id, start, end, text)."""
-    passages, sents, vecs, signals, docs = idx.pool(question, qvec, k)
-    cands = score_candidates(question, passages, sents, vecs, qvec, signals, idf=idx.lexical.idf_of)
-    out = []
-    for w in windows_for(cands, sents, top):
-        text = docs[w.doc_id].text
-        out.append((w.doc_id, w.start, w.end, text[w.start:w.end]))
-    return out
+    _, _, windows, docs = pool_windows(idx, question, qvec, k, top)
+    return [(w.doc_id, w.start, w.end, docs[w.doc_id].text[w.start:w.end]) for w in windows]
 
 
 def split_windows(windows, doc_id: str, answers, golds):
