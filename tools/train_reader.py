@@ -472,6 +472,9 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export", type=Path, default=None, help="after training, write the int8 ONNX reader here")
     args = ap.parse_args(argv)
+    for flag, given in (("--engine-groups", args.engine_groups), ("--unanswerable", args.unanswerable)):
+        if given and not args.group:
+            raise SystemExit(f"{flag} needs --group K (it builds groups of windows)")
 
     import torch
     from tqdm import tqdm
@@ -498,8 +501,6 @@ def main(argv=None) -> int:
         train = rng.sample(train, min(args.limit, len(train)))
     engine = None
     if args.engine_groups:
-        if not args.group:
-            raise SystemExit("--engine-groups needs --group K")
         with open(args.engine_groups, encoding="utf-8") as f:
             engine = {row["id"]: row["negatives"] for row in map(json.loads, f)}
     grouped = f"-g{args.group}" if args.group else ""
