@@ -154,15 +154,13 @@ class OnnxReader:
         # onnxruntime's run() is safe to call from several threads at once: no lock.
         self._inputs = {i.name for i in self._session.get_inputs()}
 
-    def _encode_window(self, q_ids: list[int], window: Window, text: str, whole: bool = False):
+    def _encode_window(self, q_ids: list[int], window: Window, text: str):
         """Token ids and each context token's document offsets; a window too long for the model keeps only its
-        focus sentence (cut at the model's length if it is still too long), or is refused (None) when `whole`."""
+        focus sentence (cut at the model's length if it is still too long)."""
         room = self.max_length - len(q_ids) - 3
         sentences = list(window.sentences)
         start = sentences[0].start
         enc = self._tok.encode(text[start : sentences[-1].end], add_special_tokens=False)
-        if len(enc.ids) > room and whole:
-            return None
         if len(enc.ids) > room and len(sentences) > 1:
             sentences = [window.sentences[window.focus]]
             start = sentences[0].start
@@ -170,34 +168,6 @@ class OnnxReader:
         ids = enc.ids[:room]
         offsets = [(start + s, start + e) for s, e in enc.offsets[:room]]
         return ids, offsets, tuple(sentences)
-
-    def _rows(self, q_ids: list[int], windows: Sequence[Window], texts: dict[str, str] | None):
-        """The model's input rows and, for each row, the windows it serves.
-
-        Windows that share a sentence (the candidates are often neighbours) are read once as their union when the
-        union fits the model: a third of the tokens of four windows on news, read in two thirds of the time, and
-        every sentence keeps at least the neighbours its own window gave it.
-        """
-        def text_of(w: Window) -> str:
-            text = texts.get(w.doc_id) if texts else None
-            return text if text is not None else _stitch(w)
-
-        rows: list[tuple] = []
-        served: list[list[int]] = []
-        last: Window | None = None
-        for i in sorted(range(len(windows)), key=lambda i: (windows[i].doc_id, windows[i].start, i)):
-            w = windows[i]
-            if last is not None and last.doc_id == w.doc_id and w.start < last.end:
-                union = _union(last, w)
-                row = self._encode_window(q_ids, union, text_of(union), whole=True) if union else None
-                if row is not None:
-                    rows[-1], last = row, union
-                    served[-1].append(i)
-                    continue
-            rows.append(self._encode_window(q_ids, w, text_of(w)))
-            served.append([i])
-            last = w
-        return rows, served
 
     def read(self, question: str, windows: Sequence[Window], texts: dict[str, str] | None = None) -> list[list[Reading]]:
         """Readings of every sentence of every window.
@@ -209,13 +179,17 @@ class OnnxReader:
 
         Returns:
             For each window, one Reading per sentence that fit in the model's input (a window too long for the
-            model keeps its middle sentence). Overlapping windows are read together, so a sentence they share has
-            one reading.
+            model keeps its middle sentence).
         """
         if not windows:
             return []
         q_ids = self._tok.encode(question, add_special_tokens=False).ids[: self.max_question]
-        rows, served = self._rows(q_ids, windows, texts)
+        rows = []
+        for w in windows:
+            text = texts.get(w.doc_id) if texts else None
+            if text is None:
+                text = _stitch(w)
+            rows.append(self._encode_window(q_ids, w, text))
         n = max(len(ids) for ids, _, _ in rows) + len(q_ids) + 3
         input_ids = np.zeros((len(rows), n), dtype=np.int64)
         types = np.zeros_like(input_ids)
@@ -229,31 +203,14 @@ class OnnxReader:
         feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
         feed = {k: v for k, v in feed.items() if k in self._inputs}
         start_logits, end_logits = self._session.run(None, feed)
-        out: list[list[Reading]] = [[] for _ in windows]
+        out = []
         first = len(head)
         for r, (ids, offsets, sentences) in enumerate(rows):
             null = float(start_logits[r, 0] + end_logits[r, 0])
             s_log = start_logits[r, first : first + len(ids)]
             e_log = end_logits[r, first : first + len(ids)]
-            readings = _sentence_readings(s_log, e_log, offsets, sentences, null)
-            for i in served[r]:
-                own = {s.start for s in windows[i].sentences}
-                out[i] = [x for x in readings if x.sentence.start in own]
+            out.append(_sentence_readings(s_log, e_log, offsets, sentences, null))
         return out
-
-
-def _union(a: Window, b: Window) -> Window | None:
-    """The sentences of two windows of one document, in order; None when they split the text differently."""
-    by_start = {s.start: s for s in a.sentences}
-    for s in b.sentences:
-        if s.start in by_start and by_start[s.start].end != s.end:
-            return None
-        by_start.setdefault(s.start, s)
-    sentences = [by_start[k] for k in sorted(by_start)]
-    if any(x.end > y.start for x, y in zip(sentences, sentences[1:])):
-        return None
-    focus = next(i for i, s in enumerate(sentences) if s.start == a.sentences[a.focus].start)
-    return Window(tuple(sentences), focus)
 
 
 def _stitch(window: Window) -> str:
