@@ -62,6 +62,38 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     assert 0.0 <= second["fit"]["held_out"]["choice_at_1"] <= 1.0 and second["settings"]["group"] == 3
     assert second["init_fit"]["report"]["steps"] == manifest["fit"]["steps"]
     assert second["fit"]["final_loss"] is not None
+    # The two fits averaged: the mean of their weights, measured on the same held-out windows, exported with both
+    # fits' records (and the record of the fit the second started from).
+    import average_readers
+    import torch
+    from safetensors.torch import load_file
+
+    mean_dir = tmp_path / "reader-avg"
+    assert average_readers.main([str(TINY), str(work), str(tmp_path / "work-2"), "--work", str(tmp_path / "avg"),
+                                 "--export", str(mean_dir)]) == 0
+    mean = reader_manifest(mean_dir)
+    assert [c["work"] for c in mean["components"]] == [str(work), str(tmp_path / "work-2")]
+    assert mean["components"][1]["init_fit"]["report"]["steps"] == manifest["fit"]["steps"]
+    assert mean["fit"]["held_out"]["source"] == "squadshifts_reddit" and mean["settings"]["seed"] == 13
+    assert mean["training_data"]["sha256"] == manifest["training_data"]["sha256"]
+    a, b, m = (load_file(str(d / "model" / "model.safetensors")) for d in (work, tmp_path / "work-2", tmp_path / "avg"))
+    assert not torch.equal(a["qa_outputs.weight"], b["qa_outputs.weight"])
+    assert all(torch.allclose(m[k], (a[k] + b[k]) / 2, atol=1e-6) for k in a)
+    assert len(OnnxReader(mean_dir).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})) == 1
+
+
+def test_averaging_refuses_other_models_and_folders_without_a_fit(tmp_path):
+    import average_readers
+    import torch
+
+    with pytest.raises(SystemExit, match="not the same model"):
+        average_readers.average_state([torch.nn.Linear(3, 2), torch.nn.Linear(3, 4)])
+    mean = average_readers.average_state([torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)])
+    assert set(mean) == {"weight", "bias"} and mean["weight"].dtype == torch.float32
+    with pytest.raises(SystemExit, match="at least two"):
+        average_readers.main([str(TINY), str(tmp_path), "--work", str(tmp_path / "w")])
+    with pytest.raises(SystemExit, match="holds no model"):
+        average_readers.main([str(TINY), str(tmp_path), str(tmp_path), "--work", str(tmp_path / "w")])
 
 
 def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):

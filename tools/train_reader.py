@@ -440,6 +440,17 @@ def _auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def held_out_rows(tokenizer, held, seed: int, questions: int, max_length: int, max_question: int):
+    """The held-out windows every fit reports on (drawn from `seed` alone): single windows, and groups of 4 on the
+    same paragraphs whichever way the fit runs, so that fits compare on them."""
+    held_rng = random.Random(seed + 1)
+    held_sample = held_rng.sample(held, min(len(held), max(1, questions // 2)))
+    eval_rows = encode(tokenizer, make_examples(held_sample, held_rng, 0.5, {}), max_length, max_question)
+    eval_group_rows, eval_ranges = encode_groups(
+        tokenizer, make_groups(held_sample, random.Random(seed + 3), 0.3, 4, {}), max_length, max_question)
+    return eval_rows, eval_group_rows, eval_ranges
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("train", type=Path)
@@ -521,14 +532,8 @@ def main(argv=None) -> int:
                                          args.max_length, args.max_question)
         else:
             rows = encode(tokenizer, make_examples(train, rng, args.cross, {}), args.max_length, args.max_question)
-        held_rng = random.Random(args.seed + 1)
-        held_sample = held_rng.sample(held, min(len(held), max(1, args.eval_questions // 2)))
-        eval_examples = make_examples(held_sample, held_rng, 0.5, {})
-        eval_rows = encode(tokenizer, eval_examples, args.max_length, args.max_question)
-        # Groups of 4 on the same held-out paragraphs, whichever way the fit runs, so fits compare on them.
-        eval_group_rows, eval_ranges = encode_groups(
-            tokenizer, make_groups(held_sample, random.Random(args.seed + 3), 0.3, 4, {}),
-            args.max_length, args.max_question)
+        eval_rows, eval_group_rows, eval_ranges = held_out_rows(tokenizer, held, args.seed, args.eval_questions,
+                                                                args.max_length, args.max_question)
         data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows, "ranges": ranges,
                                           "eval_group_rows": eval_group_rows, "eval_ranges": eval_ranges}))
     n_pos = sum(1 for r in rows if r[2] > 0)
