@@ -161,7 +161,6 @@ def test_engine_groups_take_the_engines_windows_first_and_only_their_questions()
     assert group[3].context.startswith("It flows east") and all(ex.start == -1 for ex in group[1:])
 
 
-
 @pytest.mark.parametrize("flag", [["--engine-groups", "groups.jsonl"], ["--unanswerable", "0.5"]])
 def test_group_options_without_groups_are_refused(tmp_path, flag):
     import train_reader
@@ -169,6 +168,7 @@ def test_group_options_without_groups_are_refused(tmp_path, flag):
     with pytest.raises(SystemExit, match=f"{flag[0]} needs --group K"):
         train_reader.main([str(TINY), "--work", str(tmp_path / "work"), *flag])
     assert not (tmp_path / "work").exists()
+
 
 def test_engine_windows_split_into_negatives_and_the_answers_rank():
     import engine_groups

