@@ -3,7 +3,7 @@ best sentence.
 
 A question usually targets one sentence. So the engine retrieves a pool of passages (hybrid dense + BM25), scores
 every sentence in the pool with a small linear model over `sentence_features` (the sentence's own similarity and
-word overlap with the question, its neighbours', answer-type cues, and its passage's retrieval signals), and ranks
+word overlap with the question, its neighbours', and its passage's retrieval signals), and ranks
 the passages by their best sentence. The first quoted sentence is then simply the best-scored sentence.
 
 The coefficients live in `rag/data/answer_model.json`, written by `tools/fit_answer_model.py` on half of the SQuAD
@@ -43,21 +43,11 @@ IdfFn = Callable[[str], float]
 
 _CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
 _NUMBER = re.compile(r"\d[\d,.]*")
-_YEAR = re.compile(r"\b(1\d{3}|20\d{2})s?\b|\b\d{1,2}(st|nd|rd|th)\s+century\b", re.IGNORECASE)
-_MONTH = re.compile(
-    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
 _ANAPHOR = re.compile(r"(it|its|he|his|she|her|they|their|them|this|these|those|that|such|there)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|never|no|n't|none|nothing|without|non)\b", re.IGNORECASE)
 _WHEN = re.compile(r"\bwhen\b|\bwhat (year|century|date|decade|month|day)\b|\bwhich year\b|\bwhat time\b")
 _COUNT = re.compile(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat percent")
 _WHO = re.compile(r"\bwho(m|se)?\b")
-_WHERE = re.compile(r"\bwhere\b|\b(what|which|in which) (country|city|state|region|place|location|town|county|continent)\b")
-_WHY = re.compile(r"\bwhy\b|\bwhat (caused|causes|was the reason|is the reason|reason)\b")
-_HOW = re.compile(r"^\s*how (did|does|do|is|was|were|are|can|could|would|will)\b", re.IGNORECASE)
-_PLACE_AFTER = re.compile(r"\b(?:in|at|near|from|to|into|across)\s+(?:the\s+)?([A-Z][\w’'-]*)")
-_CAUSE = re.compile(r"\b(because|due to|as a result|since|so that|in order to|caused by|led to|owing to|result of)\b", re.IGNORECASE)
-_MEANS = re.compile(r"\bby\s+\w+ing\b|\bthrough\b|\busing\b|\bwith the help of\b", re.IGNORECASE)
 
 # Products of the strongest signals let the linear model weigh agreement between them (a sentence that matches
 # both by meaning and by words beats one that matches only one way).
@@ -67,8 +57,8 @@ _PRODUCT_KEYS = (
 )
 # The confidence model reads these features of the best sentence.
 _CONFIDENCE_KEYS = (
-    "cosine", "overlap", "window_overlap", "bigram", "names_covered", "numbers_covered", "when_year", "count_number",
-    "who_name", "novel_share", "window_missing_max", "window_missing_count", "missing_max", "passage_missing_max",
+    "cosine", "overlap", "window_overlap", "bigram", "names_covered", "numbers_covered",
+    "novel_share", "window_missing_max", "window_missing_count", "missing_max", "passage_missing_max",
     "passage_missing_count", "passage_dense", "passage_fused", "passage_overlap", "passage_names_covered",
     "passage_best_cosine", "length",
 )
@@ -92,8 +82,7 @@ def _numbers(text: str) -> set[str]:
 
 @dataclass(frozen=True)
 class _Text:
-    """What the features need of every sentence, computed once per distinct text (`_analyse`); the answer-type cues
-    only some questions need are computed on first use (`_dated`, `_places`, `_causal`, `_means`)."""
+    """What the features need of every sentence, computed once per distinct text (`_analyse`)."""
 
     text: str
     words: tuple[str, ...]
@@ -115,24 +104,8 @@ def _analyse(text: str) -> _Text:
     )
 
 
-@lru_cache(maxsize=1 << 15)
-def _dated(text: str) -> bool:
-    return bool(_YEAR.search(text) or _MONTH.search(text))
 
 
-@lru_cache(maxsize=1 << 15)
-def _places(text: str) -> frozenset[str]:
-    return frozenset(_stem(m.group(1).lower()) for m in _PLACE_AFTER.finditer(text))
-
-
-@lru_cache(maxsize=1 << 15)
-def _causal(text: str) -> bool:
-    return _CAUSE.search(text) is not None
-
-
-@lru_cache(maxsize=1 << 15)
-def _means(text: str) -> bool:
-    return _MEANS.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -147,9 +120,6 @@ class Question:
     when: bool
     count: bool
     who: bool
-    where: bool
-    why: bool
-    how: bool
     negated: bool
     weight: dict[str, float]
     mass: float
@@ -165,8 +135,7 @@ def analyse_question(question: str, idf: IdfFn) -> Question:
     return Question(
         question, q_terms, frozenset(pairs), frozenset(_names(question, True)), frozenset(_numbers(question)),
         _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
-        _WHERE.search(low) is not None, _WHY.search(low) is not None, _HOW.search(question) is not None and not
-        _COUNT.search(low), _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0,
+        _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0,
         max(weight.values(), default=1.0) or 1.0, tuple(found),
     )
 
@@ -317,13 +286,6 @@ def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequ
         "window_overlap": _share(window, q),
         "names_covered": len(q.names & t.word_set) / len(q.names) if q.names else 1.0,
         "numbers_covered": len(q.numbers & t.numbers) / len(q.numbers) if q.numbers else 1.0,
-        # Answer-type cues: the sentence holds the kind of thing the question asks for, beyond the question's own.
-        "when_year": 1.0 if q.when and _dated(t.text) else 0.0,
-        "count_number": 1.0 if q.count and new_numbers else 0.0,
-        "who_name": 1.0 if q.who and new_names else 0.0,
-        "where_place": 1.0 if q.where and (_places(t.text) - q.terms) else 0.0,
-        "why_cause": 1.0 if q.why and _causal(t.text) else 0.0,
-        "how_means": 1.0 if q.how and _means(t.text) else 0.0,
         "novel": min(len(novel), 30) / 30,
         "restates": 1.0 if not novel else 0.0,
         "new_names": min(len(new_names), 5) / 5,
