@@ -104,10 +104,6 @@ def _analyse(text: str) -> _Text:
     )
 
 
-
-
-
-
 @dataclass(frozen=True)
 class Question:
     """The parts of a question the features compare sentences with."""

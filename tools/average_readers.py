@@ -91,18 +91,9 @@ def main(argv=None) -> int:
               "components": {r["work"]: r["report"]["held_out"] for r in records}}
     print(json.dumps(report, indent=2), flush=True)
 
-    out_dir = args.work / "model"
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
     settings = {k: first.get(k) for k in keys}
-    (args.work / "fit.json").write_text(json.dumps({"report": report, "settings": settings}, indent=2))
-    if args.export:
-        from rag.reader import export_reader
-
-        export_reader(out_dir, args.export, manifest={
-            **train_reader.manifest_head(args.train), "settings": settings, "fit": report, "components": records,
-        })
-        print(f"exported to {args.export}", flush=True)
+    train_reader.save_fit(args.work, model, tokenizer, {"report": report, "settings": settings}, args.train,
+                          args.export, {"components": records})
     return 0
 
 

@@ -466,6 +466,22 @@ def init_record(init: Path | str | None) -> dict:
     return {}
 
 
+def save_fit(work: Path, model, tokenizer, record: dict, train: Path, export: Path | None, extra: dict) -> None:
+    """Write a fit's model to `work/model` and its record (report, settings, ...) to `work/fit.json`; with `export`,
+    the int8 ONNX reader there, its manifest opening with `manifest_head(train)` and ending with `extra`."""
+    out_dir = work / "model"
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (work / "fit.json").write_text(json.dumps(record, indent=2))
+    if export:
+        from rag.reader import export_reader
+
+        export_reader(out_dir, export, manifest={
+            **manifest_head(train), "settings": record["settings"], "fit": record["report"], **extra,
+        })
+        print(f"exported to {export}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("train", type=Path)
@@ -656,18 +672,8 @@ def main(argv=None) -> int:
                      "choice_at_1_before": round(state["choice_before"], 4)},
     }
     print(json.dumps(report, indent=2), flush=True)
-    out_dir = args.work / "model"
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (args.work / "fit.json").write_text(json.dumps({"report": report, "settings": settings,
-                                                     "log": state["log"]}, indent=2))
-    if args.export:
-        from rag.reader import export_reader
-
-        export_reader(out_dir, args.export, manifest={
-            **manifest_head(args.train), "settings": settings, "fit": report, **init_record(args.init),
-        })
-        print(f"exported to {args.export}", flush=True)
+    save_fit(args.work, model, tokenizer, {"report": report, "settings": settings, "log": state["log"]},
+             args.train, args.export, init_record(args.init))
     return 0
 
 
