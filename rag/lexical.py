@@ -191,16 +191,28 @@ class LexicalIndex:
         """Vocabulary ids of the distinct known words."""
         return sorted({self.vocab[w] for w in words if w in self.vocab})
 
-    def scores(self, question: str) -> np.ndarray:
-        """BM25 score of every chunk, float32 (n_chunks,), in `chunk_ids` order."""
-        ids = self.term_ids(terms(question))
-        if not ids:
-            return np.zeros(len(self.chunk_ids), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+    def scores(self, question: str, context: str = "", context_weight: float = 0.0) -> np.ndarray:
+        """BM25 score of every chunk, float32 (n_chunks,), in `chunk_ids` order.
 
-    def search(self, question: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The k best chunks: (scores float32 (<=k,), chunk ids int64 (<=k,)), best first; zero scores left out."""
-        scores = self.scores(question)
+        `context` (a conversation's earlier subject) adds the BM25 of its words that the question lacks, times
+        `context_weight`, so the question's own words weigh more.
+        """
+        words = terms(question)
+        ids = self.term_ids(words)
+        out = (np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32) if ids
+               else np.zeros(len(self.chunk_ids), dtype=np.float32))
+        extra = sorted(set(self.term_ids(terms(context))) - set(ids)) if context and context_weight > 0 else []
+        if extra:
+            out = out + np.float32(context_weight) * np.asarray(self.bm25.get_scores_from_ids(extra), dtype=np.float32)
+        return out
+
+    def search(self, question: str, k: int, allowed_ids: np.ndarray | None = None, *, context: str = "",
+               context_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """The k best chunks: (scores float32 (<=k,), chunk ids int64 (<=k,)), best first; zero scores left out.
+
+        `context`, `context_weight`: see `scores`.
+        """
+        scores = self.scores(question, context, context_weight)
         if allowed_ids is not None:
             scores = np.where(np.isin(self.chunk_ids, allowed_ids), scores, 0.0)
         k = min(k, len(scores))

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import followup as followup_weights
 from . import indexdir
 from .answer import compose_answer, load_reranker
 from .catalog import Catalog, CatalogWriter, ChunkRow, DocumentInfo, SentenceRow
@@ -22,6 +23,7 @@ from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import FilterError, IndexCorruptError, IndexMismatchError, QuestionError, RagError, SourceError
 from .filters import SORTS, Filters, allowed_chunks, make_filters
+from .followup import FollowUp, Turn, parse_history, prefer_articles, read_followup
 from .ingest import find_files, iter_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalBuilder, LexicalIndex, saved_tokenizer
@@ -542,6 +544,7 @@ class Index:
         outlet: str | Sequence[str] | None = None,
         sort: str = "relevance",
         filters: Filters | None = None,
+        history: Sequence[Turn | Answer | str | dict] | None = None,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
 
@@ -554,18 +557,25 @@ class Index:
             section, outlet: only articles of these sections / outlets (a name, comma-separated names, or a list).
             sort: "relevance" (default) or "newest": the passages shown newest article first.
             filters: a ready `Filters` (then the filter arguments above are ignored).
+            history: the conversation's earlier turns, oldest first: `Answer`s, `rag.followup.Turn`s, question
+                strings, or objects with "question" (and "answer": an `Answer.to_dict()`). A question that leans on
+                the last of them is read with it (`Answer.read_as` says how); None or [] answers it alone. The
+                last `rag.followup.MAX_TURNS` turns are kept; history is never stored.
 
         Raises:
-            QuestionError: the question is empty or too long.
+            QuestionError: the question is empty or too long, or the history is malformed.
             FilterError: a filter names an unknown section, outlet or article, or a date cannot be read.
 
         Example:
             >>> idx.query("What did Ed Balls say about the Budget?", section="politics").citations[0].section
             'politics'
+            >>> first = idx.query("How many jobs is ABN Amro cutting?")
+            >>> idx.query("How many will go in IT?", history=[first]).read_as
+            'How many will go in IT? (ABN Amro)'
         """
         return self.query_ranked(question, k, doc_ids=doc_ids, sources=sources, abstain_threshold=abstain_threshold,
                                  since=since, until=until, section=section, outlet=outlet, sort=sort,
-                                 filters=filters)[0]
+                                 filters=filters, history=history)[0]
 
     def query_ranked(
         self,
@@ -581,6 +591,7 @@ class Index:
         outlet: str | Sequence[str] | None = None,
         sort: str = "relevance",
         filters: Filters | None = None,
+        history: Sequence[Turn | Answer | str | dict] | None = None,
     ) -> tuple[Answer, list[Passage]]:
         """`query`'s answer and the whole ranked pool it came from (best first; the answer shows the first k).
 
@@ -592,8 +603,9 @@ class Index:
         sort = _check_sort(sort)
         filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
                                           sources=sources)
-        qvec = self.embedder.embed_query(question)
-        passages, candidates, docs, readings = self._rank(question, qvec, k, filters)
+        followup = self._followup(question, history)
+        qvec = self._query_vector(question, followup)
+        passages, candidates, docs, readings = self._rank(question, qvec, k, filters, followup)
         answer = compose_answer(
             question,
             passages,
@@ -608,6 +620,8 @@ class Index:
             model=self.blend.model if self.blend is not None else None,
             readings=readings,
         )
+        if followup is not None:
+            answer = replace(answer, read_as=followup.read_as, follows=followup.follows)
         return self._dated(answer, docs, sort), passages
 
     def search(
@@ -623,18 +637,20 @@ class Index:
         outlet: str | Sequence[str] | None = None,
         sort: str = "relevance",
         filters: Filters | None = None,
+        history: Sequence[Turn | Answer | str | dict] | None = None,
     ) -> list[Passage]:
         """The k best passages for `question`, best first (or newest first with sort="newest"), without an answer.
 
-        The filter arguments are those of `query`.
+        The filter and `history` arguments are those of `query`.
         """
         question = self._check_question(question)
         k = self._k(k)
         sort = _check_sort(sort)
         filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
                                           sources=sources)
-        qvec = self.embedder.embed_query(question)
-        top = self._rank(question, qvec, k, filters)[0][:k]
+        followup = self._followup(question, history)
+        qvec = self._query_vector(question, followup)
+        top = self._rank(question, qvec, k, filters, followup)[0][:k]
         return newest_first(top) if sort == "newest" else top
 
     def sections(self) -> dict[str, int]:
@@ -711,6 +727,27 @@ class Index:
             )
         return cleaned
 
+    def _followup(self, question: str, history: Any) -> FollowUp | None:
+        """How `question` leans on the history (None: it is read alone, exactly as without history)."""
+        turns = parse_history(history, self.settings.max_question_chars)
+        if not turns:
+            return None
+
+        def article_text(doc_id: str) -> str | None:
+            doc = self.catalog.document(doc_id)
+            return doc.text if doc is not None else None
+
+        return read_followup(question, turns, idf=self._idf, article_text=article_text)
+
+    def _query_vector(self, question: str, followup: FollowUp | None) -> np.ndarray:
+        """The question's vector; a follow-up's leans toward the previous turn's subject (CARRY_DENSE of it)."""
+        qvec = self.embedder.embed_query(question)
+        if followup is None:
+            return qvec
+        # The previous turn's reading was embedded when it was asked: the query cache usually holds it.
+        blend = qvec + followup_weights.CARRY_DENSE * self.embedder.embed_query(followup.subject)
+        return (blend / (np.linalg.norm(blend) or 1.0)).astype(qvec.dtype, copy=False)
+
     def _k(self, k: int | None) -> int:
         k = self.settings.k if k is None else int(k)
         if not 1 <= k <= 100:
@@ -722,34 +759,50 @@ class Index:
         return self.lexical.idf_of if self.lexical is not None else None
 
     def _rank(
-        self, question, qvec, k, filters: Filters
+        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None
     ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
         """Retrieve a pool, score every sentence (`rag.ranking`), let the reader re-read the best (`rag.reading`),
         and rank the passages by their best sentence; the passages come back best first, with the readings.
 
         The filter becomes the ids the store and BM25 may return; a time named in the question nudges the ranking.
+        A follow-up retrieves with the previous turn's subject, is read by the reader as `read_as`, and prefers the
+        previous answer's articles (`rag.followup`).
         """
         allowed = self.allowed_chunks(filters)
-        passages, sentences, vectors, signals, docs = self.pool(question, qvec, k, allowed)
+        passages, sentences, vectors, signals, docs = self.pool(question, qvec, k, allowed, followup)
+        # The sentence features compare sentences with the question as asked: scoring them against `read_as`
+        # (the previous subject's words added) was measured worse (docs/quality.md).
         candidates = score_candidates(question, passages, sentences, vectors, qvec, signals, idf=self._idf)
+        if followup is not None:
+            # Before the reader picks what to read, so the previous articles' best sentences are read too.
+            candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_LINEAR)
         readings = None
         if self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
             texts = {d: doc.text for d, doc in docs.items()}
-            readings = read_candidates(question, candidates, sentences, self.reader, texts, top)
+            read = followup.read_as if followup is not None else question
+            readings = read_candidates(read, candidates, sentences, self.reader, texts, top)
             candidates = rescore(candidates, readings, self.blend)
+        if followup is not None:
+            candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)
         candidates = prefer_cued(candidates, docs, time_cue(question))
         ranked, candidates = rank_pool(passages, candidates)
         return ranked, candidates, docs, readings
 
     def pool(
-        self, question: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, question: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None,
+        followup: FollowUp | None = None,
     ) -> tuple[list[Passage], list[list[Sentence]], list[np.ndarray], list[Signals], dict[str, Document]]:
         """The retrieved pool before ranking: passages, their sentences and sentence vectors, retrieval signals, documents.
 
         The pool is wider than k: the passage holding the best sentence is often not the retriever's first.
         """
-        hits = self.retriever.retrieve(question, qvec, max(RANK_POOL, 2 * k), allowed)
+        if followup is not None:
+            hits = self.retriever.retrieve(question, qvec, max(RANK_POOL, 2 * k), allowed, context=followup.carry,
+                                           context_weight=followup_weights.CARRY_LEXICAL)
+            hits = self._with_previous_articles(hits, question, qvec, allowed, followup)
+        else:
+            hits = self.retriever.retrieve(question, qvec, max(RANK_POOL, 2 * k), allowed)
         passages, hits, docs = self._passages(hits)
         sentences, vectors = self._sentences(passages, docs)
         hybrid = isinstance(self.retriever, HybridRetriever)
@@ -760,6 +813,35 @@ class Index:
             fused = h.score if hybrid else 0.5 * dense + 0.5 * h.lexical_share
             signals.append(Signals(fused, dense, h.lexical_share, n, h.dense_rank, h.lexical_rank))
         return passages, sentences, vectors, signals, docs
+
+    def _with_previous_articles(self, hits: list[Hit], question: str, qvec: np.ndarray, allowed: np.ndarray | None,
+                                followup: FollowUp) -> list[Hit]:
+        """The pool plus the best passages of the previous answer's articles that it lacks.
+
+        A follow-up's few words may not retrieve the article it is about; its passages join the pool with ranks
+        of -1 (the wide search did not find them) and scores on the wide search's scale.
+        """
+        rows = self.catalog.chunks_of(list(followup.prefer)) if followup.prefer else []
+        if not rows:
+            return hits
+        mine = np.array([r.id for r in rows], dtype=np.int64)
+        if allowed is not None:
+            mine = np.intersect1d(mine, allowed)
+        seen = {h.chunk_id for h in hits}
+        extra = [h for h in self.retriever.retrieve(question, qvec, followup_weights.PREVIOUS_PASSAGES, mine,
+                                                    context=followup.carry,
+                                                    context_weight=followup_weights.CARRY_LEXICAL)
+                 if h.chunk_id not in seen]
+        if not extra:
+            return hits
+        top = max((h.lexical for h in hits if h.lexical == h.lexical), default=0.0) or 1.0
+        out = list(hits)
+        for h in extra:
+            dense = h.dense if h.dense == h.dense else 0.0
+            lexical = h.lexical if h.lexical == h.lexical else 0.0
+            share = min(1.0, lexical / top)
+            out.append(Hit(h.chunk_id, 0.5 * dense + 0.5 * share, h.dense, h.lexical, share, -1, -1))
+        return out
 
     def _passages(self, hits: list[Hit]) -> tuple[list[Passage], list[Hit], dict[str, Document]]:
         """Distinct passages with their hits; exact duplicates (syndicated copies) fold into `also_in`."""

@@ -46,8 +46,13 @@ class Hit:
 
 @runtime_checkable
 class Retriever(Protocol):
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
-        """Return up to k hits, best first."""
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+        """Return up to k hits, best first.
+
+        `context` is a conversation's earlier subject: its words count `context_weight` times a question word on
+        the lexical side (the caller blends it into `query_vector` for the dense side).
+        """
         ...
 
 
@@ -57,7 +62,8 @@ class DenseRetriever:
     def __init__(self, store: VectorStore):
         self.store = store
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
         scores, ids = self.store.search(query_vector[None, :], k, allowed_ids)
         return [Hit(int(i), float(s), float(s), dense_rank=r) for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
 
@@ -68,8 +74,9 @@ class LexicalRetriever:
     def __init__(self, lexical: LexicalIndex):
         self.lexical = lexical
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
-        scores, ids = self.lexical.search(question, k, allowed_ids)
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+        scores, ids = self.lexical.search(question, k, allowed_ids, context=context, context_weight=context_weight)
         top = float(scores[0]) if len(scores) else 1.0
         return [
             Hit(int(i), float(s), lexical=float(s), lexical_share=float(s) / top, lexical_rank=r)
@@ -112,11 +119,12 @@ class HybridRetriever:
         self.lexical = lexical
         self.weight = weight
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> list[Hit]:
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
         pool = max(_POOL, 2 * k)
         d_scores, d_ids = self.store.search(query_vector[None, :], pool, allowed_ids)
         dense = {int(i): float(s) for s, i in zip(d_scores[0], d_ids[0]) if i >= 0}
-        l_scores, l_ids = self.lexical.search(question, pool, allowed_ids)
+        l_scores, l_ids = self.lexical.search(question, pool, allowed_ids, context=context, context_weight=context_weight)
         lexical = {int(i): float(s) for s, i in zip(l_scores, l_ids)}
         fused = fuse(dense, lexical, self.weight)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

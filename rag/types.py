@@ -124,6 +124,9 @@ class Answer:
         citations: the quoted spans, numbered from 1 (empty when abstained).
         passages: the retrieved passages, best first (kept when abstained, for the reader to check).
         short_answer: the first citation's short answer (see Citation), or None.
+        read_as: when the question was read as a follow-up of an earlier turn, the question as the engine read it
+            (a pronoun resolved, or the earlier turn's subject added); None when it was read alone.
+        follows: the 1-based number, in the history given, of the turn it was read with; None when read alone.
     """
 
     question: str
@@ -133,6 +136,8 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     passages: tuple[Passage, ...] = ()
     index_version: str = ""
+    read_as: str | None = None
+    follows: int | None = None
 
     @property
     def short_answer(self) -> str | None:
@@ -148,6 +153,8 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
             "index_version": self.index_version,
+            "read_as": self.read_as,
+            "follows": self.follows,
         }
 
 
