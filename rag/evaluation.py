@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import SourceError
+from .errors import ConfigError, SourceError
 
 __all__ = [
     "SquadQuestion",
@@ -651,6 +651,13 @@ def _settings_from(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     show = not args.json and sys.stderr.isatty()
+    if args.format == "conversations":
+        from .conversation_eval import check_args, cmd_eval_conversations
+
+        check_args(args)
+        return cmd_eval_conversations(args, settings)
+    if args.split == "report" and args.format != "conversations":
+        raise ConfigError("--split report applies to conversation sets; a SQuAD set splits into fit and holdout")
     if args.format == "squad":
         articles = [a for a in (args.articles or "").split(",") if a] or None
         report = run_squad(args.path, settings, baseline=args.baseline, limit=args.limit, articles=articles,
@@ -665,16 +672,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add `rag eval squad|beir PATH` to the command line."""
-    p = subparsers.add_parser("eval", help="measure answer and retrieval quality on SQuAD- or BEIR-format data")
-    p.add_argument("format", choices=("squad", "beir"), help="folder format")
-    p.add_argument("path", help="the data folder")
+    """Add `rag eval squad|beir|conversations PATH` to the command line."""
+    p = subparsers.add_parser("eval", help="measure answer and retrieval quality on SQuAD- or BEIR-format data, "
+                                           "or follow-up questions on a conversation set")
+    p.add_argument("format", choices=("squad", "beir", "conversations"), help="data format")
+    p.add_argument("path", help="the data folder (squad, beir) or conversation file (conversations)")
+    p.add_argument("--index", help="the index to ask (conversations; default: the configured index)")
+    p.add_argument("--details", action="store_true", help="with --json, each asked turn too (conversations)")
     p.add_argument("--baseline", action="store_true", help="also run the plain baseline, side by side (squad)")
     p.add_argument("--limit", type=int, help="ask at most this many questions (spread over the set)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--articles", help="comma-separated titles to index and ask about (squad)")
-    p.add_argument("--split", choices=("all", "fit", "holdout"), default="all",
-                   help="ask only the questions of the articles that fit the answer model, or of the others (squad)")
+    p.add_argument("--split", choices=("all", "fit", "holdout", "report"), default="all",
+                   help="ask only the questions of the articles that fit the answer model, or of the others (squad: "
+                        "fit/holdout; conversations: fit/report)")
     p.add_argument("--work", help="folder for the built index (kept and reused; default a temporary folder)")
     p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"))
     p.add_argument("--chunk-size", type=int)
