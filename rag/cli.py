@@ -101,13 +101,37 @@ def _about(item: Any) -> str:
     return " · ".join(x for x in ((item.date or "")[:10], item.section, item.outlet) if x)
 
 
+def _read_history(path: str | None) -> list | None:
+    """The `--history` file: a JSON list of earlier turns (questions, or objects with "question" and "answer")."""
+    if not path:
+        return None
+    from .errors import QuestionError
+
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        return json.loads(text)
+    except OSError as exc:
+        raise QuestionError(f"cannot read the history file {path} ({exc.strerror}); pass a JSON file of earlier turns") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise QuestionError(f"the history file {path} is not JSON ({exc}); pass a JSON list of earlier turns, each a "
+                            "question or an object with \"question\" and \"answer\" (rag ask --json output)") from None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     idx = _open(args)
-    answer = idx.query(args.question, args.k, **_filters(args))
+    answer = idx.query(args.question, args.k, history=_read_history(args.history), **_filters(args))
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    width = min(100, max(60, _term_width()))
+    _print_answer(answer, min(100, max(60, _term_width())))
+    return 0
+
+
+def _print_answer(answer, width: int, passages: bool = True) -> None:
+    """An answer as `rag ask` and `rag chat` show it: how a follow-up was read, the short answer, the quotes, the
+    citations, and the passages (only when it abstained, when `passages` is False)."""
+    if answer.read_as:
+        print(f"Read as: {answer.read_as}  (following question {answer.follows})")
     label = "No answer" if answer.abstained else "Answer"
     print(f"{label} (confidence {answer.confidence:.2f})")
     if answer.short_answer:
@@ -120,9 +144,56 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  [{c.number}] {c.title}{f' ({about})' if about else ''}")
             where = c.doc_id if c.source == c.doc_id else f"{c.doc_id}  {c.source}"
             print(f"      {where}  characters {c.start}-{c.end}")
-    print("\nPassages" if not answer.abstained else "\nNearest passages")
-    _print_passages(answer.passages, width)
-    return 0
+    if passages or answer.abstained:
+        print("\nPassages" if not answer.abstained else "\nNearest passages")
+        _print_passages(answer.passages, width)
+
+
+CHAT_HELP = "Ask about the indexed articles. /new starts a new conversation, /quit (or Ctrl-D) ends."
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation in the terminal: each question is read in the light of the earlier ones (never saved)."""
+    from .errors import FilterError, QuestionError
+
+    idx = _open(args)
+    try:
+        import readline  # noqa: F401  (line editing and recall within the session; nothing is written to disk)
+    except ImportError:
+        pass
+    interactive = sys.stdin.isatty()
+    print(CHAT_HELP)
+    turns: list = []
+    while True:
+        try:
+            line = input("\nyou> " if interactive else "")
+        except EOFError:
+            return 0
+        except KeyboardInterrupt:
+            print()
+            return 0
+        question = line.strip()
+        if not question:
+            continue
+        if not interactive:
+            print(f"\nyou> {question}")
+        if question in ("/quit", "/exit", "/q"):
+            return 0
+        if question in ("/new", "/reset"):
+            turns.clear()
+            print("(new conversation)")
+            continue
+        if question.startswith("/"):
+            print(f"unknown command {question.split()[0]}; {CHAT_HELP}")
+            continue
+        try:
+            answer = idx.query(question, args.k, history=turns, **_filters(args))
+        except (QuestionError, FilterError) as exc:
+            print(f"error: {exc}")
+            continue
+        print()
+        _print_answer(answer, min(100, max(60, _term_width())), passages=False)
+        turns.append(answer)
 
 
 _OPEN_MARK, _CLOSE_MARK = "\x01", "\x02"
@@ -277,7 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with quoted sentences and citations")
     _add_query_flags(p)
     p.add_argument("--threshold", type=float, help="abstain below this confidence (0-1)")
+    p.add_argument("--history", help="JSON file ('-': standard input) of the conversation's earlier turns, oldest "
+                                     "first: questions, or objects with \"question\" and \"answer\" (rag ask --json)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal: follow-up questions read with the earlier ones")
+    _add_index_flags(p)
+    p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
+    p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
+    p.add_argument("--source-filter", action="append", help="only search documents from this source path (repeatable)")
+    p.add_argument("--since", help="only articles published on or after this date")
+    p.add_argument("--until", help="only articles published on or before this date")
+    p.add_argument("--section", action="append", help="only articles of this section (repeatable)")
+    p.add_argument("--outlet", action="append", help="only articles from this outlet (repeatable)")
+    p.add_argument("--sort", choices=("relevance", "newest"), default="relevance")
+    p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
+    p.add_argument("--reader", help="default (the shipped reader), none, or a reader folder")
+    p.add_argument("--threshold", type=float, help="abstain below this confidence (0-1)")
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("search", help="list the passages that best match a query, with scores")
     _add_query_flags(p)
