@@ -17,7 +17,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Sequence
+from typing import Any, Sequence
 
 from .catalog import DocumentInfo
 from .listing import Listing, list_documents
@@ -324,10 +324,11 @@ class Library:
 
     def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
             since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
-            outlet: str | Sequence[str] | None = None, sort: str = "relevance") -> Answer:
-        """Index.query on the live version (see there for the filters)."""
+            outlet: str | Sequence[str] | None = None, sort: str = "relevance", history: Any = None) -> Answer:
+        """Index.query on the live version (see there for the filters and `history`)."""
         return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
-                                until=until or None, section=section or None, outlet=outlet or None, sort=sort or "relevance")
+                                until=until or None, section=section or None, outlet=outlet or None,
+                                sort=sort or "relevance", history=history or None)
 
     def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
                since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,

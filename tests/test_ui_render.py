@@ -172,3 +172,16 @@ def test_short_answer_is_bold_in_the_chat_and_marked_in_the_sources_panel():
     # A short answer outside the quote is not marked.
     stray = render.excerpt_html(excerpt(doc, c.start, c.end, quote=quote, answer=(0, 5)), "[1]")
     assert "src-answer" not in stray
+
+
+def test_a_follow_up_answer_says_how_it_was_read():
+    from rag.types import Answer, Citation
+
+    from ui.render import answer_markdown, md_escape
+
+    c = Citation(1, "bank/001", "t", "s", 0, 10, "1,500 jobs", 0.8)
+    text = answer_markdown(Answer("How many will go in IT?", "x", False, 0.8, (c,), read_as="How many will go in IT? (ABN Amro)",
+                                  follows=1), 1, 0.2)
+    assert md_escape("Read as: How many will go in IT? (ABN Amro) (following question 1)") in text
+    plain = answer_markdown(Answer("q", "x", False, 0.8, (c,)), 0, 0.2)
+    assert "Read as" not in plain

@@ -54,6 +54,21 @@ def test_ask_endpoint_returns_the_library_answer(app_url, library):
         assert library.document(c["doc_id"]).text[c["start"]:c["end"]] == c["quote"]
 
 
+def test_ask_endpoint_takes_the_conversation_as_json(app_url, library):
+    client = gradio_client.Client(app_url, verbose=False)
+    first = client.predict(SEED_QUESTION, 3, api_name="/ask")
+    history = json.dumps([{"question": SEED_QUESTION, "answer": first}])
+    follow = "Who said it could be lifted?"
+    got = client.predict(follow, 3, "", "", "", "", "", "relevance", history, api_name="/ask")
+    expected = library.ask(follow, 3, history=json.loads(history))
+    assert got == json.loads(json.dumps(expected.to_dict()))
+    assert got["follows"] == 1 and got["read_as"] and got["read_as"] != follow
+    with pytest.raises(Exception, match="history is not JSON"):
+        client.predict(follow, 3, "", "", "", "", "", "relevance", "[{not json", api_name="/ask")
+    with pytest.raises(Exception, match="history turn 1"):
+        client.predict(follow, 3, "", "", "", "", "", "relevance", "[42]", api_name="/ask")
+
+
 def test_search_endpoint_and_errors(app_url, library):
     client = gradio_client.Client(app_url, verbose=False)
     got = client.predict("intelligence sharing", 2, api_name="/search")
@@ -129,20 +144,25 @@ def test_mcp_lists_ask_and_search_and_answers_with_json(library):
                 tools = {t.name: t for t in (await s.list_tools()).tools}
                 result = await s.call_tool("ask", {"question": SEED_QUESTION, "k": 3})
                 found = await s.call_tool("search", {"question": "intelligence sharing", "k": 2})
-                return tools, result, found
+                history = json.dumps([{"question": SEED_QUESTION, "answer": json.loads(result.content[0].text)}])
+                follow = await s.call_tool("ask", {"question": "Who said it could be lifted?", "k": 3,
+                                                   "history": history})
+                return tools, result, found, follow
 
     with running_app(library, mcp=True) as url:
-        tools, result, found = asyncio.run(session(url))
+        tools, result, found, follow = asyncio.run(session(url))
         # The dict endpoint stays callable for gradio_client users, outside the tool list (undocumented, so the
         # client cannot fill in the filters' defaults: they are given).
         direct = gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, "", "", "", "", "", "relevance",
-                                                                  api_name="/ask")
+                                                                  "", api_name="/ask")
     assert set(tools) == {"ask", "search"}
-    assert {"question", "since", "until", "section", "outlet", "doc_ids", "sort"} <= set(tools["ask"].inputSchema["properties"])
+    assert {"question", "since", "until", "section", "outlet", "doc_ids", "sort", "history"} <= set(tools["ask"].inputSchema["properties"])
     assert "cited" in tools["ask"].description
     assert not result.isError
     answer = json.loads(result.content[0].text)
     assert answer == json.loads(json.dumps(library.ask(SEED_QUESTION, 3).to_dict())) == direct
+    followed = json.loads(follow.content[0].text)
+    assert followed["follows"] == 1 and followed["read_as"]
     passages = json.loads(found.content[0].text)
     assert [p["chunk_id"] for p in passages] == [p.chunk_id for p in library.search("intelligence sharing", 2)]
 

@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
-from rag.errors import ConfigError, RagError  # noqa: E402
+from rag.errors import ConfigError, QuestionError, RagError  # noqa: E402
 from rag.library import UPLOAD_EXTENSIONS, Library, excerpt  # noqa: E402
 from rag.types import Answer  # noqa: E402
 
@@ -32,6 +32,25 @@ __all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 7860
 PER_PAGE = 50  # rows of the Library table per page
+
+
+def parse_history_json(history) -> list | None:
+    """The `history` argument of the /ask endpoint and MCP tool: JSON text of a list of turns (a list is taken as is).
+
+    Raises:
+        QuestionError: the text is not JSON.
+    """
+    if history is None or history == "" or history == []:
+        return None
+    if isinstance(history, (list, tuple)):
+        return list(history)
+    if not isinstance(history, str):
+        raise QuestionError(f"history must be JSON text of a list of earlier turns, got {type(history).__name__}")
+    try:
+        return json.loads(history)
+    except json.JSONDecodeError as exc:
+        raise QuestionError(f"history is not JSON ({exc.msg} at character {exc.pos}); send a JSON list of earlier "
+                            "turns, each a question or {\"question\": ..., \"answer\": ...}") from None
 
 
 def _ids(text: str | None) -> list[str] | None:
@@ -180,8 +199,9 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         turns = list(turns or [])
         history.append({"role": "user", "content": render.md_escape(message)})
         try:
+            # The chat's own earlier answers are the conversation: a follow-up is read in their light.
             answer = library.ask(message, int(k), doc_ids=doc_filter or None, since=since, until=until,
-                                 section=sections or None, outlet=outlets or None, sort=sort)
+                                 section=sections or None, outlet=outlets or None, sort=sort, history=turns)
         except RagError as exc:
             history.append({"role": "assistant", "content": f"**Could not answer:** {render.md_escape(str(exc))}"})
             return "", history, turns, gr.skip(), gr.skip(), gr.skip()
@@ -268,7 +288,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
     # -- API endpoints ---------------------------------------------------------------------------------------------
 
     def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
-            doc_ids: str = "", sort: str = "relevance") -> dict:
+            doc_ids: str = "", sort: str = "relevance", history: str = "") -> dict:
         """Answer a question with quoted sentences from the indexed articles, each with a citation, or abstain.
 
         Args:
@@ -280,14 +300,16 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             outlet: only articles from these outlets (comma-separated); empty for all.
             doc_ids: only these article ids (comma-separated); empty for all.
             sort: "relevance" or "newest" (passages newest article first).
+            history: the conversation so far, as JSON: a list of earlier turns, oldest first, each a question or
+                {"question": ..., "answer": <an earlier answer>}; empty for a standalone question.
 
         Returns:
             Answer.to_dict(): text, abstained, confidence, citations (doc_id, title, source, start, end, quote, date,
-            section, outlet), passages.
+            section, outlet), passages, read_as and follows (how a follow-up was read).
         """
         try:
             return library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
-                               outlet=outlet, sort=sort).to_dict()
+                               outlet=outlet, sort=sort, history=parse_history_json(history)).to_dict()
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -443,7 +465,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
 def _mcp_tools(library: Library, default_k: int):
     def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
-            doc_ids: str = "", sort: str = "relevance") -> str:
+            doc_ids: str = "", sort: str = "relevance", history: str = "") -> str:
         """Answer a question with sentences quoted from the indexed articles, each cited by article and character span.
 
         Args:
@@ -455,16 +477,21 @@ def _mcp_tools(library: Library, default_k: int):
             outlet: only articles from these outlets (comma-separated); empty for all.
             doc_ids: only these article ids (comma-separated); empty for all.
             sort: "relevance" or "newest" (passages newest article first).
+            history: the conversation so far, as JSON text: a list of the earlier questions, oldest first, each a
+                string or {"question": ..., "answer": <the JSON this tool returned for it>}, so a follow-up such as
+                "How old is he?" is read with them; empty for a standalone question.
 
         Returns:
             JSON: {text, abstained, confidence, short_answer, citations: [{number, doc_id, title, source, start, end,
-            quote, answer, answer_start, answer_end, date, section, outlet}], passages}. `answer` is the short answer
-            inside the quote (document offsets answer_start/answer_end), when the reader found one. When abstained
-            is true, no passage answers the question and the nearest passages are listed instead.
+            quote, answer, answer_start, answer_end, date, section, outlet}], passages, read_as, follows}. `answer` is
+            the short answer inside the quote (document offsets answer_start/answer_end), when the reader found one.
+            When abstained is true, no passage answers the question and the nearest passages are listed instead.
+            `read_as` is the question as it was read when it followed an earlier turn (`follows`: which one).
         """
         try:
             return json.dumps(library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
-                                          outlet=outlet, sort=sort).to_dict(), ensure_ascii=False)
+                                          outlet=outlet, sort=sort, history=parse_history_json(history)).to_dict(),
+                              ensure_ascii=False)
         except RagError as exc:
             return json.dumps({"error": str(exc)})
 

@@ -113,8 +113,9 @@ def _snippet(text: str, limit: int = 160) -> str:
 def answer_markdown(answer: Answer, turn: int, threshold: float) -> str:
     """The chat message for an answer: quotes with [n] links, a confidence line, nearest passages on abstention."""
     cue = f"*{md_escape(confidence_cue(answer, threshold))}*"
+    read = [f"*{md_escape(read_as_line(answer))}*"] if answer.read_as else []
     if answer.abstained:
-        lines = [f"**{md_escape(answer.text)}**", "", cue]
+        lines = [f"**{md_escape(answer.text)}**", "", cue, *(["", *read] if read else [])]
         if answer.passages:
             lines += ["", "Nearest passages:", ""]
             for i, p in enumerate(answer.passages, start=1):
@@ -125,7 +126,12 @@ def answer_markdown(answer: Answer, turn: int, threshold: float) -> str:
     quoted = " ".join(f"{_quote_markdown(c)} [[{c.number}]](#{cite_ref(turn, c.number)})" for c in answer.citations)
     articles = len({c.doc_id for c in answer.citations})
     where = f"{len(answer.citations)} quote{'s' if len(answer.citations) != 1 else ''} from {articles} article{'s' if articles != 1 else ''}"
-    return "\n".join([f"> {quoted}", "", f"{cue} {md_escape(where)}"])
+    return "\n".join([f"> {quoted}", "", f"{cue} {md_escape(where)}", *(["", *read] if read else [])])
+
+
+def read_as_line(answer: Answer) -> str:
+    """How a follow-up was read, for the line under its answer."""
+    return f"Read as: {answer.read_as} (following question {answer.follows})"
 
 
 def _quote_markdown(c) -> str:
