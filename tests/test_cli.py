@@ -18,7 +18,7 @@ def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands():
     out = run("--help")
     assert out.returncode == 0
-    for cmd in ("rebuild-index", "ask", "search", "check-index", "serve"):
+    for cmd in ("rebuild-index", "ask", "chat", "search", "check-index", "serve"):
         assert cmd in out.stdout
 
 
@@ -116,3 +116,46 @@ def test_console_is_quiet_unless_verbose(tmp_path):
     loud = run("--verbose", "rebuild-index", "--source", str(NEWS), "--index", str(tmp_path / "ix2"), "--quiet")
     assert loud.returncode == 0, loud.stderr
     assert "DEBUG:filelock" in loud.stdout + loud.stderr  # a library's own debug lines come through
+
+
+@pytest.fixture(scope="module")
+def conversation_index_dir(tmp_path_factory, model_embedder):
+    from rag import build_index
+
+    folder = tmp_path_factory.mktemp("cli-conversation") / "index"
+    build_index(ROOT / "tests" / "fixtures" / "conversation" / "articles.jsonl", folder, embedder=model_embedder)
+    return folder
+
+
+@pytest.mark.model
+def test_chat_reads_follow_ups_and_new_starts_over(conversation_index_dir):
+    lines = "How many jobs is ABN Amro cutting?\nHow many will go in IT?\n/new\nHow many will go in IT?\n/bogus\n"
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "chat", "--index", str(conversation_index_dir)],
+                         input=lines, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    turns = out.stdout.split("you> ")
+    assert len(turns) == 6
+    assert "2,850" in turns[1] and "Read as" not in turns[1]
+    assert "Read as: How many will go in IT? (ABN Amro)  (following question 1)" in turns[2] and "1,500" in turns[2]
+    assert "(new conversation)" in turns[3]
+    assert "Read as" not in turns[4]
+    assert "unknown command /bogus" in turns[5]
+
+
+@pytest.mark.model
+def test_ask_with_a_history_file(conversation_index_dir, tmp_path, capsys):
+    index = str(conversation_index_dir)
+    assert main(["ask", "How many jobs is ABN Amro cutting?", "--index", index, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([{"question": first["question"], "answer": first}]), encoding="utf-8")
+    assert main(["ask", "How many will go in IT?", "--index", index, "--history", str(history), "--json"]) == 0
+    follow = json.loads(capsys.readouterr().out)
+    assert follow["follows"] == 1 and "1,500" in follow["citations"][0]["quote"]
+    assert main(["ask", "How many will go in IT?", "--index", index, "--history", str(history)]) == 0
+    assert capsys.readouterr().out.startswith("Read as: How many will go in IT? (ABN Amro)")
+    history.write_text("{not json", encoding="utf-8")
+    assert main(["ask", "How many will go in IT?", "--index", index, "--history", str(history)]) == 2
+    assert "is not JSON" in capsys.readouterr().err
+    assert main(["ask", "x?", "--index", index, "--history", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read the history file" in capsys.readouterr().err
