@@ -127,3 +127,19 @@ def test_eval_conversations_refuses_bad_sets(tmp_path, conv_index):
         encoding="utf-8")
     with pytest.raises(SourceError, match="lacks 2 article"):
         run_conversations(conv_index, load_conversations(other))
+
+
+def test_history_is_never_written_to_disk(conv_index, caplog):
+    import logging
+
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in conv_index.index_dir.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    secret = "Zebra-Quokka-7731 asked this earlier"
+    with caplog.at_level(logging.DEBUG):
+        conv_index.query(FOLLOW, history=[{"question": secret}])
+    assert snapshot() == before
+    assert secret not in caplog.text
+    for p in before:
+        assert secret.encode() not in p.read_bytes()
