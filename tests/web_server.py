@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         site = self.server.site
         site.requests.append((self.path, dict(self.headers.items())))
-        route = site.routes.get(self.path.split("#")[0])
+        route = site.routes.get(self.path.split("#")[0]) or site.routes.get(self.path.split("?")[0])
         if route is None:
             self._send(404, b"not found", "text/plain")
             return

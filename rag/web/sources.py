@@ -85,7 +85,7 @@ class UpdateReport:
     @property
     def errors(self) -> list[str]:
         out = [f"{s.url}: {s.error}" for s in self.sources if s.error]
-        out += [f"{p.error}" for s in self.sources for p in s.pages if p.error]
+        out += [f"{p.url}: {p.error}" for s in self.sources for p in s.pages if p.error]
         return out
 
 
@@ -164,7 +164,7 @@ class WebIndex:
             report.fetch_seconds = time.perf_counter() - t0
             report.requests = self.fetcher.requests
             if not any(p.status in ("added", "changed", "unchanged", "duplicate") for p in src.pages):
-                reasons = "; ".join(p.error or p.url for p in src.pages)
+                reasons = "; ".join(f"{p.url}: {p.error}" for p in src.pages)
                 raise FetchError(urls[0] if len(urls) == 1 else f"{len(urls)} URLs", f"nothing added ({reasons})"
                                  if len(urls) > 1 else f"not added ({src.pages[0].error if src.pages else 'stopped'})")
             self._publish(state, report, progress)
@@ -326,7 +326,7 @@ class WebIndex:
         failed = [p for p in report.pages if p.status == "failed"]
         error = None
         if failed:
-            error = f"{len(failed)} of {len(report.pages)} pages failed, first: {failed[0].error}"
+            error = f"{len(failed)} of {len(report.pages)} pages failed, first: {failed[0].url}: {failed[0].error}"
             report.status = "partial"
         report.error = error
         added = report.count("added") + report.count("changed")
@@ -357,7 +357,7 @@ class WebIndex:
             article = read_page(result, item, source_url)
         except FetchError as exc:
             self.log(f"  {item.url}: {exc.reason}")
-            return PageOutcome(item.url, "failed", error=f"{item.url}: {exc.reason}")
+            return PageOutcome(item.url, "failed", error=exc.reason)
         page = WebPage(key, canonical_url=article.url, doc_id=article.id, source_url=source_url or
                        (known.source_url if known else ""), etag=result.etag, last_modified=result.last_modified,
                        last_check=now, status="ok", content_hash=article.text_hash, updated=item.updated or item.date)
