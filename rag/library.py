@@ -393,6 +393,11 @@ class Library:
         sources = [src]
         if self._upload_files():
             sources.append(self.uploads_dir)
+        from .web.store import ArticleFiles, web_folder
+
+        web = ArticleFiles(web_folder(self.settings, self.index_dir))
+        if web.has_articles() and web.articles.resolve() != src.resolve():
+            sources.append(web.articles)
         return sources
 
     def save_upload(self, src: str | Path, original_name: str) -> StoredUpload:
