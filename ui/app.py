@@ -480,6 +480,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         view_outputs = [status_box, docs_table, status_top, docs_counts, lib_page, lib_section, lib_outlet,
                         section_filter, outlet_filter]
         lib_tab.select(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private")
+        lib_tab.select(_sources_table, None, sources_table, api_visibility="private")
         for box in (lib_search,):
             box.submit(on_listing, listing_inputs, listing_outputs, api_visibility="private")
             box.change(on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last")
