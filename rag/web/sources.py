@@ -24,7 +24,7 @@ from ..errors import BuildLockedError, ConfigError, FetchError, SourceError
 from ..types import BuildStats
 from .feeds import Feed, FeedItem, discover_feeds, looks_like_feed, parse_feed
 from .fetch import Fetcher, FetchResult
-from .pages import WebArticle, decode_page, read_page
+from .pages import decode_page, read_page
 from .state import WebPage, WebSource, WebState
 from .store import ArticleFiles, web_folder
 from .urls import normalize
