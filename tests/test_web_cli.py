@@ -110,6 +110,8 @@ def test_add_by_url_and_the_refusals(site, index, capsys):
     site.set("/go-private", b"", None, status=302, headers={"Location": "http://10.1.2.3/"}, etag=False)
     code, _, err = run(capsys, "add", site.url("/go-metadata"), "--index", str(index), "--allow-private-urls")
     assert code == 9 and "169.254.169.254" in err and "never fetched" in err
+    code, _, err = run(capsys, "add", site.url("/feed.xml"), "--index", str(index), "--allow-private-urls")
+    assert code == 9 and "rag sources add" in err
     code, _, err = run(capsys, "add", "file:///etc/passwd", "--index", str(index))
     assert code == 9 and "scheme file:" in err
     code, out, _ = run(capsys, "add", page, site.url("/missing.html"), "--index", str(index), "--allow-private-urls")

@@ -356,8 +356,11 @@ class WebIndex:
                 return PageOutcome(item.url, "unchanged", known.doc_id)
             article = read_page(result, item, source_url)
         except FetchError as exc:
-            self.log(f"  {item.url}: {exc.reason}")
-            return PageOutcome(item.url, "failed", error=exc.reason)
+            reason = exc.reason
+            if "(feed) where" in reason:
+                reason += "; follow a feed or sitemap with `rag sources add`"
+            self.log(f"  {item.url}: {reason}")
+            return PageOutcome(item.url, "failed", error=reason)
         page = WebPage(key, canonical_url=article.url, doc_id=article.id, source_url=source_url or
                        (known.source_url if known else ""), etag=result.etag, last_modified=result.last_modified,
                        last_check=now, status="ok", content_hash=article.text_hash, updated=item.updated or item.date)
