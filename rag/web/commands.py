@@ -116,7 +116,6 @@ def cmd_sources_update(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     every = parse_every(args.every)
-    web = _web(args)
 
     def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: the update in progress publishes nothing
         raise KeyboardInterrupt
@@ -127,7 +126,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         while True:
             started = time.monotonic()
             try:
-                report = web.update()
+                report = _web(args).update()  # a fresh fetcher each round: robots.txt is read again
                 print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {_summary(report)}", flush=True)
             except RagError as exc:  # one bad round (a build running elsewhere, a missing folder) is reported
                 print(f"error: {exc}", file=sys.stderr, flush=True)
