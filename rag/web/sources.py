@@ -359,7 +359,8 @@ class WebIndex:
             reason = exc.reason
             if "(feed) where" in reason:
                 reason += "; follow a feed or sitemap with `rag sources add`"
-            self.log(f"  {item.url}: {reason}")
+            if source_url:  # pages added by URL are reported by the caller, once
+                self.log(f"  {item.url}: {reason}")
             return PageOutcome(item.url, "failed", error=reason)
         page = WebPage(key, canonical_url=article.url, doc_id=article.id, source_url=source_url or
                        (known.source_url if known else ""), etag=result.etag, last_modified=result.last_modified,
