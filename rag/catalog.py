@@ -14,7 +14,8 @@ from typing import Iterable, Sequence
 from .errors import IndexCorruptError
 from .types import Chunk, Document, Sentence
 
-__all__ = ["Catalog", "CatalogWriter", "ChunkRow", "SentenceRow", "DocumentInfo"]
+__all__ = ["Catalog", "CatalogWriter", "ChunkRow", "SentenceRow", "DocumentInfo", "WEB_SOURCE_COLUMNS",
+           "WEB_PAGE_COLUMNS"]
 
 FILE = "meta.sqlite"
 
@@ -32,7 +33,22 @@ CREATE TABLE sentences (
     row INTEGER NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     PRIMARY KEY (doc_id, start)
 ) WITHOUT ROWID;
+CREATE TABLE web_sources (
+    url TEXT PRIMARY KEY, kind TEXT, feed_url TEXT, title TEXT, added_at TEXT, last_check TEXT, status TEXT,
+    last_error TEXT, new_items INTEGER NOT NULL DEFAULT 0, etag TEXT, last_modified TEXT, content_hash TEXT,
+    items INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE web_pages (
+    url TEXT PRIMARY KEY, canonical_url TEXT, doc_id TEXT, source_url TEXT, etag TEXT, last_modified TEXT,
+    last_check TEXT, status TEXT, content_hash TEXT, original TEXT, updated TEXT
+);
 """
+# The web sources an index follows and the pages it fetched (rag.web.state): kept in the catalog, so that they are
+# published with the version they describe, and carried into every new version.
+WEB_SOURCE_COLUMNS = ("url", "kind", "feed_url", "title", "added_at", "last_check", "status", "last_error",
+                      "new_items", "etag", "last_modified", "content_hash", "items")
+WEB_PAGE_COLUMNS = ("url", "canonical_url", "doc_id", "source_url", "etag", "last_modified", "last_check", "status",
+                    "content_hash", "original", "updated")
 _INDEXES = """
 CREATE INDEX chunks_doc ON chunks(doc_id, idx);
 CREATE INDEX documents_section ON documents(section);
@@ -111,6 +127,11 @@ class CatalogWriter:
 
     def add_sentences(self, rows: Iterable[SentenceRow]) -> None:
         self.conn.executemany("INSERT INTO sentences VALUES (?,?,?,?)", ((r.row, r.doc_id, r.start, r.end) for r in rows))
+
+    def add_web_state(self, sources: Iterable[tuple], pages: Iterable[tuple]) -> None:
+        """Rows of the web sources and fetched pages, in WEB_SOURCE_COLUMNS / WEB_PAGE_COLUMNS order."""
+        self.conn.executemany(f"INSERT INTO web_sources VALUES ({','.join('?' * len(WEB_SOURCE_COLUMNS))})", sources)
+        self.conn.executemany(f"INSERT INTO web_pages VALUES ({','.join('?' * len(WEB_PAGE_COLUMNS))})", pages)
 
     def close(self) -> None:
         self.conn.executescript(_INDEXES)
@@ -314,6 +335,16 @@ class Catalog:
             f'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id IN ({marks}) ORDER BY doc_id, start', list(doc_ids)
         )
         return [SentenceRow(*r) for r in rows]
+
+    def web_state(self) -> tuple[list[tuple], list[tuple]]:
+        """(web source rows, fetched page rows) in WEB_SOURCE_COLUMNS / WEB_PAGE_COLUMNS order; none in a catalog
+        written before they existed."""
+        tables = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"web_sources", "web_pages"} <= tables:
+            return [], []
+        sources = self._query(f"SELECT {', '.join(WEB_SOURCE_COLUMNS)} FROM web_sources ORDER BY added_at, url")
+        pages = self._query(f"SELECT {', '.join(WEB_PAGE_COLUMNS)} FROM web_pages ORDER BY url")
+        return sources, pages
 
     def all_chunks(self) -> list[ChunkRow]:
         return [ChunkRow(*r) for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')]

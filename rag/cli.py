@@ -71,6 +71,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     sources = [settings.source, uploads] if uploaded else settings.source
     if uploaded and not args.json:
         print(f"including {len(uploaded)} uploaded file(s) from {uploads}", file=sys.stderr)
+    # Articles fetched from the web (rag add, rag sources) are kept beside the index; a rebuild needs no network.
+    from .web.store import ArticleFiles, web_folder
+
+    web = ArticleFiles(web_folder(settings))
+    if web.has_articles():
+        sources = [*([sources] if isinstance(sources, str) else sources), web.articles]
+        if not args.json:
+            print(f"including the web articles in {web.articles}", file=sys.stderr)
     stats = build_index(sources, settings.index_dir, settings, full=args.full, progress=_progress_bar(show))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
@@ -405,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMAND_MODULES = ("evaluation", "bench")
+COMMAND_MODULES = ("evaluation", "bench", "web.commands")
 
 
 def configure_logging(verbose: bool) -> None:

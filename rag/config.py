@@ -66,6 +66,16 @@ class Settings:
         index_dir: default index folder.
         uploads_dir: where the web UI stores uploaded articles ("" = data/uploads/<index name> beside the index).
         max_upload_mb: larger uploads are refused.
+        allow_private_urls: let `rag add`, `rag sources` and the web app fetch URLs that resolve to loopback,
+            private or unique-local addresses (off: only public addresses; link-local and cloud metadata addresses
+            are refused even when on).
+        fetch_timeout_s: longest wait for a web server to connect or send the next bytes; a whole response must
+            arrive within four times this.
+        fetch_max_mb: larger web responses are refused while they stream in.
+        fetch_delay_s: pause between two requests to the same host (robots.txt Crawl-delay raises it, up to 60 s).
+        max_items_per_update: at most this many pages fetched per feed or sitemap in one update (the rest wait for
+            the next update).
+        web_dir: where fetched pages are kept ("" = data/web/<index name> beside the index).
     """
 
     model: str = DEFAULT_MODEL
@@ -94,6 +104,12 @@ class Settings:
     index_dir: str = "index"
     uploads_dir: str = ""
     max_upload_mb: float = 20.0
+    allow_private_urls: bool = False
+    fetch_timeout_s: float = 20.0
+    fetch_max_mb: float = 10.0
+    fetch_delay_s: float = 1.0
+    max_items_per_update: int = 50
+    web_dir: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,6 +146,14 @@ class Settings:
             raise ConfigError("reader must be default, none or a reader folder (RAG_READER / --reader)")
         if not 0 <= self.reader_candidates <= 64:
             raise ConfigError(f"reader_candidates must be between 0 and 64, got {self.reader_candidates}")
+        if not 0 < self.fetch_timeout_s <= 600:
+            raise ConfigError(f"fetch_timeout_s must be between 0 and 600 seconds, got {self.fetch_timeout_s}")
+        if not 0 < self.fetch_max_mb <= 1_000:
+            raise ConfigError(f"fetch_max_mb must be between 0 and 1000, got {self.fetch_max_mb}")
+        if not 0 <= self.fetch_delay_s <= 600:
+            raise ConfigError(f"fetch_delay_s must be between 0 and 600 seconds, got {self.fetch_delay_s}")
+        if not 1 <= self.max_items_per_update <= 100_000:
+            raise ConfigError(f"max_items_per_update must be between 1 and 100000, got {self.max_items_per_update}")
         for key, allowed in _CHOICES.items():
             value = getattr(self, key)
             if value not in allowed:

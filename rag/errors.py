@@ -15,6 +15,7 @@ __all__ = [
     "StoreUnavailableError",
     "UploadError",
     "FilterError",
+    "FetchError",
 ]
 
 
@@ -91,3 +92,14 @@ class FilterError(RagError):
     """A search filter names a section, outlet or article the index does not have, or a date it cannot read."""
 
     exit_code = 2
+
+
+class FetchError(RagError):
+    """A web page, feed or sitemap could not be fetched or was refused (address, size, type, robots.txt)."""
+
+    exit_code = 9
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason

@@ -34,6 +34,8 @@ __all__ = [
     "parse_byline",
     "valid_unicode",
     "display_path",
+    "html_fields",
+    "pdf_fields",
 ]
 
 SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf")
@@ -624,3 +626,21 @@ def _read_limited(
     if "error" in box:
         raise box["error"]
     return box["docs"], list(notes)
+
+
+def html_fields(html: str, name: str) -> dict[str, Any]:
+    """The text and metadata of one HTML page as ingest reads them (rag.web reads fetched pages with it).
+
+    Raises:
+        IngestError: no article text, or markup the extractor cannot read.
+    """
+    return _read_html(Path(name), html)
+
+
+def pdf_fields(data: bytes, name: str) -> dict[str, Any]:
+    """The text and metadata of one PDF as ingest reads them.
+
+    Raises:
+        IngestError: an encrypted, corrupt or unreadable PDF.
+    """
+    return _read_pdf(Path(name), data)

@@ -394,6 +394,11 @@ class Library:
         sources = [src]
         if self._upload_files():
             sources.append(self.uploads_dir)
+        from .web.store import ArticleFiles, web_folder
+
+        web = ArticleFiles(web_folder(self.settings, self.index_dir))
+        if web.has_articles() and web.articles.resolve() != src.resolve():
+            sources.append(web.articles)
         return sources
 
     def save_upload(self, src: str | Path, original_name: str) -> StoredUpload:
@@ -464,6 +469,58 @@ class Library:
             except RagError:
                 continue
         return out
+
+    # -- articles from the web (rag.web): the same build lock as rebuild(), so one build runs at a time ---------------
+
+    MAX_URLS = 20
+    """URLs accepted in one "Add by URL" submission."""
+
+    def web(self):
+        """The index's web side (rag.web.sources.WebIndex), with the server's own settings: whoever uses the app
+        cannot change which addresses may be fetched (allow_private_urls)."""
+        from .web.sources import WebIndex
+
+        return WebIndex(self.index_dir, self.settings, embedder=self._embedder)
+
+    def web_sources(self) -> list:
+        """The followed feeds and sitemaps with their last check, new items and last error (rag.web.state.WebSource)."""
+        return self.web().sources()
+
+    def add_urls(self, text: str, progress: ProgressFn | None = None):
+        """Fetch the pages whose URLs `text` lists (one per line or separated by spaces) and publish them.
+
+        Raises:
+            ConfigError: no URL, or more than MAX_URLS; FetchError: none could be added; BuildLockedError.
+        """
+        from .errors import ConfigError
+
+        urls = list(dict.fromkeys(u for u in (text or "").split() if u))
+        if not urls:
+            raise ConfigError("no URL given; paste one or more http:// or https:// addresses")
+        if len(urls) > self.MAX_URLS:
+            raise ConfigError(f"{len(urls)} URLs at once; add at most {self.MAX_URLS} per submission")
+        return self._building(lambda: self.web().add_urls(urls, progress=progress))
+
+    def add_web_source(self, url: str, progress: ProgressFn | None = None):
+        """Follow a feed, sitemap or site (see WebIndex.add_source)."""
+        return self._building(lambda: self.web().add_source((url or "").strip(), progress=progress))
+
+    def remove_web_source(self, url: str, progress: ProgressFn | None = None):
+        return self._building(lambda: self.web().remove_source((url or "").strip(), progress=progress))
+
+    def update_web_sources(self, progress: ProgressFn | None = None):
+        """Fetch what is new in every followed source and publish it (see WebIndex.update)."""
+        return self._building(lambda: self.web().update(progress=progress))
+
+    def _building(self, work):
+        if not self._build_lock.acquire(blocking=False):
+            raise BuildLockedError(f"a build is already running on {self.index_dir}; wait for it to finish")
+        try:
+            result = work()
+        finally:
+            self._build_lock.release()
+        self.index  # noqa: B018 - reopen now, so the next question does not pay for it
+        return result
 
     def _upload_files(self) -> list[Path]:
         return uploaded_files(self.uploads_dir)

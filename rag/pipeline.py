@@ -300,6 +300,7 @@ def build_index(
     embedder: Embedder | None = None,
     full: bool = False,
     progress: ProgressFn | None = None,
+    web_state: tuple[list[tuple], list[tuple]] | None = None,
 ) -> BuildStats:
     """Index the articles under `source` into `index_dir`, reusing vectors of unchanged articles.
 
@@ -314,6 +315,8 @@ def build_index(
         embedder: a ready embedder (default: the settings' model, loaded once per process).
         full: re-embed every article even when the previous index could be reused.
         progress: optional callback progress(stage, done, total); stage "embed" counts articles.
+        web_state: the web sources and fetched pages to record in the new version's catalog (rag.web.state);
+            None carries the live version's forward. Given, the build always publishes a new version.
 
     Returns:
         BuildStats: documents, chunks, added, updated, removed, seconds, and the skipped files with reasons.
@@ -338,6 +341,9 @@ def build_index(
         # The manifest names the model and backend that made the vectors.
         settings = settings.with_(model=embedder.name, backend=getattr(embedder, "backend", None))
         prev = None if full else _previous(index_dir, settings, embedder)
+        carried = web_state is None
+        if carried:
+            web_state = _web_state_of(index_dir, prev)
         old_hashes = prev.catalog.hashes() if prev else {}
         total = files.estimated_documents() if progress else 0
         reader = _Reader(docs, old_hashes, settings, embedder)
@@ -365,7 +371,7 @@ def build_index(
                 raise SourceError(f"no readable articles in {source} ({reasons}); the existing index was left unchanged")
             removed_ids = [i for i in old_hashes if i not in hashes]
             changed = len(hashes) - len(unchanged)
-            if prev is not None and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
+            if prev is not None and carried and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
                 # Nothing to do: the live index already matches the articles, the settings and this version's stemmer.
                 return BuildStats(len(hashes), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
                                   round(time.perf_counter() - t0, 3), int(prev.manifest["counts"]["sentences"]),
@@ -376,6 +382,7 @@ def build_index(
                 kept = set(unchanged)
                 stale_docs = [d for d in hashes if d in old_hashes and d not in kept] + removed_ids
                 writer.store.remove(np.array([c.id for c in prev.catalog.chunks_of(stale_docs)], dtype=np.int64))
+            writer.catalog.add_web_state(*web_state)
             stats = _finish_version(writer, settings, hashes, skipped, progress)
         except BaseException:
             writer.abort()
@@ -444,6 +451,26 @@ def _finish_version(writer: _VersionWriter, settings: Settings, hashes: dict[str
     if progress:
         progress("write", 2, 2)
     return {"chunks": writer.chunks, "sentences": n_sentences, "version": final.name}
+
+
+def _web_state_of(index_dir: Path, prev: "Index | None") -> tuple[list[tuple], list[tuple]]:
+    """The web sources and fetched pages the live version records, to carry into the next one (none when there is
+    no readable live version)."""
+    if prev is not None:
+        return prev.catalog.web_state()
+    try:
+        version = indexdir.current_version(index_dir)
+        if version is None:
+            return [], []
+        catalog = Catalog(version)
+    except RagError:
+        return [], []
+    try:
+        return catalog.web_state()
+    except RagError:
+        return [], []
+    finally:
+        catalog.close()
 
 
 def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> "Index | None":

@@ -285,6 +285,56 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
         return (msg, *library_view(*listing_state))
 
+    # -- articles from the web (rag.web through the library) --------------------------------------------------------
+
+    def _sources_table() -> str:
+        try:
+            return render.web_sources_html(library.web_sources())
+        except RagError as exc:
+            return f"<p class='up-refused'>{html.escape(str(exc))}</p>"
+
+    def _progress_fn(progress):
+        labels = {"read": "Reading articles", "embed": "Reading and embedding articles", "write": "Writing the index"}
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress((done, max(total, 1)), desc=labels.get(stage, stage))
+
+        return report
+
+    def on_add_urls(text, query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
+        listing_state = (query, section, outlet, sort_by, descending, page)
+        try:
+            msg = render.web_report_html(library.add_urls(text, progress=_progress_fn(progress)))
+            text = ""
+        except RagError as exc:
+            msg = f"<p class='up-refused'>Not added: {html.escape(str(exc))}</p>"
+        return (msg, text, _sources_table(), *library_view(*listing_state))
+
+    def on_source_add(url: str):
+        try:
+            src = library.add_web_source(url)
+        except RagError as exc:
+            return f"<p class='up-refused'>Not followed: {html.escape(str(exc))}</p>", url, _sources_table()
+        msg = (f"<p>Following {html.escape(src.url)} ({html.escape(src.kind)}, {src.items} entries listed). "
+               "“Update sources” fetches them.</p>")
+        return msg, "", _sources_table()
+
+    def on_source_remove(url: str):
+        try:
+            src = library.remove_web_source(url)
+        except RagError as exc:
+            return f"<p class='up-refused'>{html.escape(str(exc))}</p>", url, _sources_table()
+        return (f"<p>No longer following {html.escape(src.url)}; its articles stay in the index.</p>", "",
+                _sources_table())
+
+    def on_sources_update(query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
+        listing_state = (query, section, outlet, sort_by, descending, page)
+        try:
+            msg = render.web_report_html(library.update_web_sources(progress=_progress_fn(progress)))
+        except RagError as exc:
+            msg = f"<p class='up-refused'>Update failed: {html.escape(str(exc))}</p>"
+        return (msg, _sources_table(), *library_view(*listing_state))
+
     # -- API endpoints ---------------------------------------------------------------------------------------------
 
     def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
@@ -416,8 +466,23 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                                               f"{settings.max_upload_mb:g} MB each)",
                                         file_count="multiple", file_types=list(UPLOAD_EXTENSIONS), elem_id="upload")
                         upload_msg = gr.HTML("", elem_id="upload-msg")
+                        with gr.Row(equal_height=True):
+                            url_box = gr.Textbox(label="Add by URL", placeholder="https://… (one or more, space- or "
+                                                 "line-separated)", lines=1, max_lines=4, elem_id="add-url", scale=3)
+                            url_btn = gr.Button("Add by URL", elem_id="add-url-btn", scale=1, min_width=100)
+                        url_msg = gr.HTML("", elem_id="add-url-msg")
                         rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
                         rebuild_msg = gr.HTML("", elem_id="rebuild-msg")
+                        gr.Markdown("### Feeds and sitemaps")
+                        sources_table = gr.HTML(_sources_table(), elem_id="web-sources")
+                        source_box = gr.Textbox(label="Feed, sitemap or site URL", max_lines=1, elem_id="source-url",
+                                                placeholder="https://example.com/feed.xml")
+                        with gr.Row():
+                            add_src_btn = gr.Button("Follow", size="sm", elem_id="source-add")
+                            remove_src_btn = gr.Button("Stop following", size="sm", elem_id="source-remove")
+                            update_src_btn = gr.Button("Update sources", size="sm", variant="primary",
+                                                       elem_id="source-update")
+                        sources_msg = gr.HTML("", elem_id="sources-msg")
 
         chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole, since, until, section_filter, outlet_filter, sort]
         chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
@@ -437,6 +502,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         view_outputs = [status_box, docs_table, status_top, docs_counts, lib_page, lib_section, lib_outlet,
                         section_filter, outlet_filter]
         lib_tab.select(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private")
+        lib_tab.select(_sources_table, None, sources_table, api_visibility="private")
         for box in (lib_search,):
             box.submit(on_listing, listing_inputs, listing_outputs, api_visibility="private")
             box.change(on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last")
@@ -450,6 +516,17 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private")
         rebuild_btn.click(on_rebuild, [*listing_inputs, lib_page], [rebuild_msg, *view_outputs],
                           api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
+        url_btn.click(on_add_urls, [url_box, *listing_inputs, lib_page], [url_msg, url_box, sources_table, *view_outputs],
+                      api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
+        url_box.submit(on_add_urls, [url_box, *listing_inputs, lib_page],
+                       [url_msg, url_box, sources_table, *view_outputs], api_visibility="private",
+                       concurrency_id="rebuild", concurrency_limit=1)
+        add_src_btn.click(on_source_add, source_box, [sources_msg, source_box, sources_table], api_visibility="private",
+                          concurrency_id="rebuild", concurrency_limit=1)
+        remove_src_btn.click(on_source_remove, source_box, [sources_msg, source_box, sources_table],
+                             api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
+        update_src_btn.click(on_sources_update, [*listing_inputs, lib_page], [sources_msg, sources_table, *view_outputs],
+                             api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
 
         # With --mcp, Gradio turns public endpoints into MCP tools named after the function and returns str() of the
         # result, so the tools return JSON text; the dict-returning endpoints stay callable but leave the tool list.
@@ -556,7 +633,8 @@ def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port:
         # Nothing on disk is served except Gradio's own upload cache: no allowed_paths, and the article and index
         # folders are blocked explicitly in case the working directory is one of them.
         allowed_paths=[],
-        blocked_paths=[str(library.index_dir.resolve()), str(library.uploads_dir.resolve())],
+        blocked_paths=[str(library.index_dir.resolve()), str(library.uploads_dir.resolve()),
+                       str(library.web().files.folder.resolve())],
         css=CSS,
         show_error=False,
         ssr_mode=False,

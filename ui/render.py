@@ -256,3 +256,34 @@ def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
         items.append(f"<li class='up-refused'>Refused: {e(r)}</li>")
     hint = "<p>Press “Rebuild index” to make the new articles searchable.</p>" if stored else ""
     return f"<ul class='uploads'>{''.join(items)}</ul>{hint}"
+
+
+def web_sources_html(sources: Sequence) -> str:
+    """The followed feeds and sitemaps: URL, kind, last check, status, new items, last error (HTML, all escaped)."""
+    e = html.escape
+    if not sources:
+        return "<p class='docs-count'>No feed or sitemap followed yet.</p>"
+    rows = "".join(
+        f"<tr><td class='src-path'>{e(s.url)}</td><td>{e(s.kind or '')}</td><td class='nowrap'>{e(s.last_check or 'never')}</td>"
+        f"<td>{e(s.status)}</td><td class='num'>{s.new_items}</td>"
+        f"<td class='up-refused'>{e(s.last_error or '')}</td></tr>" for s in sources)
+    return ("<table class='docs-table web-sources'><thead><tr><th>Source</th><th>Kind</th><th>Last check</th>"
+            f"<th>Status</th><th class='num'>New items</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def web_report_html(report) -> str:
+    """What an "Add by URL" or "Update sources" did: one line per page or source, errors in full (HTML)."""
+    e = html.escape
+    items = []
+    for s in report.sources:
+        if s.error and not s.pages:
+            items.append(f"<li class='up-refused'>{e(s.url)}: {e(s.error)}</li>")
+        for p in s.pages:
+            if p.error:
+                items.append(f"<li class='up-refused'>{e(p.url)}: {e(p.error)}</li>")
+            else:
+                items.append(f"<li class='up-ok'>{e(p.status)}: {e(p.title or p.url)}</li>")
+    b = report.build
+    done = (f"<p>Published: {b.documents} articles ({b.added} added, {b.updated} updated). The chat now answers from "
+            "them.</p>") if b else "<p>Nothing was published.</p>"
+    return f"<ul class='uploads'>{''.join(items)}</ul>{done}"
