@@ -145,3 +145,17 @@ def eventually(action, *, deadline_s: float = 300.0, pause_s: float = 2.0):
             if time.monotonic() > end:
                 raise
             time.sleep(pause_s)
+
+
+BBC_INDEX = ROOT / ".rag-cache" / "bbc-index"
+
+
+@pytest.fixture(scope="session")
+def bbc_index_dir(model_embedder) -> Path:
+    """The full BBC set indexed with the real model into .rag-cache/bbc-index (ignored by git): built on the first
+    run, found up to date and reused after. Skips when ../shared is absent."""
+    require_shared(BBC)
+    from rag import build_index
+
+    build_index(BBC, BBC_INDEX, embedder=model_embedder)
+    return BBC_INDEX

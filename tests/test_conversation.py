@@ -143,3 +143,25 @@ def test_history_is_never_written_to_disk(conv_index, caplog):
     assert secret not in caplog.text
     for p in before:
         assert secret.encode() not in p.read_bytes()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_conversation_floor_on_the_report_part(bbc_index_dir, model_embedder):
+    """The report part of bench/conversations.jsonl over the full BBC index (docs/quality.md, "Follow-up
+    questions"): follow-ups read with history stay well above asking them alone, and topic shifts lose nothing."""
+    from rag import open_index
+    from rag.conversation_eval import load_conversations, run_conversations
+
+    floor = json.loads((Path(__file__).parent / "quality_floor.json").read_text(encoding="utf-8"))["conversations"]
+    idx = open_index(bbc_index_dir, embedder=model_embedder)
+    try:
+        rows = run_conversations(idx, load_conversations(Path(__file__).parents[1] / "bench" / "conversations.jsonl",
+                                                         "report"))["rows"]
+    finally:
+        idx.close()
+    with_history, alone = rows["followup_history"]["answers"], rows["followup_alone"]["answers"]
+    assert with_history >= floor["followup_history"], rows
+    assert with_history - alone >= floor["gain_over_alone"], rows
+    assert rows["shift_history"]["answers"] >= rows["shift_alone"]["answers"] - floor["shift_loss"], rows
+    assert rows["shift_history"]["read_as_followup"] <= floor["shift_read_as_followup"], rows
