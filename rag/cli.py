@@ -329,6 +329,12 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_query_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", help="the question, in quotes")
+    _add_filter_flags(p)
+    p.add_argument("--json", action="store_true", help="print JSON (Answer.to_dict())")
+
+
+def _add_filter_flags(p: argparse.ArgumentParser) -> None:
+    """The index, k, filters, retriever and reader: what `ask`, `search` and `chat` share."""
     _add_index_flags(p)
     p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
@@ -341,7 +347,6 @@ def _add_query_flags(p: argparse.ArgumentParser) -> None:
                    help="order passages by relevance (default) or newest article first")
     p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
     p.add_argument("--reader", help="default (the shipped reader), none (linear sentence model only), or a reader folder")
-    p.add_argument("--json", action="store_true", help="print JSON (Answer.to_dict())")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,17 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal: follow-up questions read with the earlier ones")
-    _add_index_flags(p)
-    p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
-    p.add_argument("--doc", action="append", help="only search this document id (repeatable)")
-    p.add_argument("--source-filter", action="append", help="only search documents from this source path (repeatable)")
-    p.add_argument("--since", help="only articles published on or after this date")
-    p.add_argument("--until", help="only articles published on or before this date")
-    p.add_argument("--section", action="append", help="only articles of this section (repeatable)")
-    p.add_argument("--outlet", action="append", help="only articles from this outlet (repeatable)")
-    p.add_argument("--sort", choices=("relevance", "newest"), default="relevance")
-    p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
-    p.add_argument("--reader", help="default (the shipped reader), none, or a reader folder")
+    _add_filter_flags(p)
     p.add_argument("--threshold", type=float, help="abstain below this confidence (0-1)")
     p.set_defaults(func=cmd_chat)
 
