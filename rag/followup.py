@@ -66,6 +66,8 @@ _CONNECTIVE = re.compile(
 )
 _QUESTION_WORDS = frozenset("who whom whose what which when where why how is are was were do does did can could will "
                             "would should has have had".split())
+# Lower-case words inside a name.
+_PARTICLES = frozenset("van von de der den du da di del della la le al bin ibn st".split())
 # Words that open a sentence without naming anything ("Since when...", "According to...").
 _OPENERS = frozenset("since after following despite according under although though given apart besides among "
                      "unlike like including".split())
@@ -230,6 +232,10 @@ def _entities(text: str) -> list[str]:
             run.clear()
 
     for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if run and t.low in _PARTICLES and nxt is not None and nxt.text[0].isupper():
+            run.append(t)  # "Theo van Gogh", "Luis de Guindos": one name
+            continue
         name = t.text[0].isupper() or (t.text[0].isdigit() and not _YEAR.fullmatch(t.text) and run)
         plain = t.low.split("'")[0].split("’")[0]
         if (name and not (i == 0 and (plain in _QUESTION_WORDS or plain in _OPENERS)) and plain not in STOP_WORDS

@@ -119,3 +119,11 @@ def test_prefer_articles_moves_the_previous_articles_up():
     moved = prefer_articles([a, b], ("business/1",), 0.5)
     assert [c.sentence.doc_id for c in moved] == ["business/1", "other"]
     assert prefer_articles([a, b], (), 0.5) == [a, b]
+
+
+def test_names_keep_their_particles_and_skip_sentence_openers():
+    from rag.followup import _entities
+
+    assert _entities("Where was Theo van Gogh murdered?") == ["Theo van Gogh"]
+    assert _entities("Since when has ABN Amro cut jobs in IT?") == ["ABN Amro"]
+    assert _entities("Who is Gordon Brown's closest ally, said Ed Balls") == ["Gordon Brown", "Ed Balls"]
