@@ -301,7 +301,8 @@ def read_followup(
         reasons.append(f"pronoun {pronoun.low}")
     if _CONNECTIVE.match(question):
         reasons.append("connective")
-    demonstrative = next((t for i, t in enumerate(toks[:-1]) if t.low in _DEMONSTRATIVE and toks[i + 1].low not in STOP_WORDS), None)
+    demonstrative = next((t for i, t in enumerate(toks[:-1])
+                          if t.low in _DEMONSTRATIVE and toks[i + 1].low not in STOP_WORDS), None)
     if demonstrative is not None and not new_names:
         reasons.append(f"reference {demonstrative.low}")
     if not reasons:
@@ -311,7 +312,8 @@ def read_followup(
         if not words:
             reasons.append("no subject of its own")
         else:
-            # Without a pointer back, lean only when the previous answer's article explains most of the question.
+            # Without a pointer back, lean only when the previous turn and its articles explain enough of the
+            # question's weighted words (COVERED): a question on a new subject uses words they do not.
             weights = {(_stem(t.low)): idf(_stem(t.low)) for t in words}
             total = sum(weights.values()) or 1.0
             covered = sum(w for s, w in weights.items() if s in known) / total
@@ -325,7 +327,6 @@ def read_followup(
     return FollowUp(question, read_as, follows, prev.subject_text, carry, prev.doc_ids, tuple(reasons))
 
 
-
 def _pronoun(toks: Sequence[_Token], own: Sequence[str], question: str) -> _Token | None:
     """The first personal pronoun with no name before it in the question (a name before it is its antecedent)."""
     first_name = min((question.find(e) for e in own if question.find(e) >= 0), default=len(question))
@@ -337,7 +338,7 @@ def _pronoun(toks: Sequence[_Token], own: Sequence[str], question: str) -> _Toke
 
 
 def _subject(prev: Turn) -> list[str]:
-    """What the previous turn was about: its names (from how it was read), else its rarest content words."""
+    """What the previous turn was about: its names (from how it was read), else its first four content words."""
     names = _entities(prev.subject_text)
     if names:
         return list(dict.fromkeys(names))
@@ -348,7 +349,7 @@ def _is_person_question(prev: Turn) -> bool:
     return bool(re.match(r"\s*(who|whom|whose)\b", prev.question, re.IGNORECASE))
 
 
-def _referent(pronoun: _Token, prev: Turn, subject: Sequence[str]) -> str | None:
+def _referent(pronoun: _Token, prev: Turn) -> str | None:
     """The entity a pronoun points at: for he/she, the previous short answer when that asked "who", else the
     previous turn's first name of two words or more; for it/they, the previous turn's first name."""
     short = prev.short_answer if prev.short_answer and prev.short_answer[:1].isupper() else None
@@ -367,11 +368,13 @@ def _resolve(question: str, toks: Sequence[_Token], pronoun: _Token | None, prev
     """The question as it is read: the pronoun replaced by its referent, a year swapped for an elliptical "and in
     2004?", or else the question followed by the previous turn's subject."""
     if pronoun is not None:
-        referent = _referent(pronoun, prev, subject)
+        referent = _referent(pronoun, prev)
         if referent:
             nxt = next((t for t in toks if t.start > pronoun.start), None)
-            possessive = pronoun.low in _POSSESSIVE or (pronoun.low == "her" and nxt is not None
-                                                         and nxt.low not in STOP_WORDS and not question[pronoun.end:nxt.start].strip())
+            # "her" is possessive when a content word follows it directly ("her husband"), else an object.
+            her_owns = (pronoun.low == "her" and nxt is not None and nxt.low not in STOP_WORDS
+                        and not question[pronoun.end : nxt.start].strip())
+            possessive = pronoun.low in _POSSESSIVE or her_owns
             word = f"{referent}'s" if possessive else referent
             return question[: pronoun.start] + word + question[pronoun.end :]
     years = _YEAR.findall(question)
