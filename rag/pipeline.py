@@ -956,11 +956,13 @@ _OPEN_LOCK = threading.Lock()
 def query(question: str, index_dir: str | Path | None = None, k: int | None = None, **kwargs: Any) -> Answer:
     """Answer a question from an index folder, keeping the opened index for the next call.
 
-    A newer build of the same folder is picked up automatically.
+    A newer build of the same folder is picked up automatically. Keyword arguments are those of `Index.query`
+    (filters, `history`).
 
     Example:
         >>> from rag import query
-        >>> query("what would lift the pause?", index_dir="index/").text
+        >>> first = query("what would lift the pause?", index_dir="index/")
+        >>> query("Who said so?", index_dir="index/", history=[first]).read_as
     """
     settings = Settings.load()
     key = str(Path(settings.index_dir if index_dir is None else index_dir).resolve())
