@@ -159,3 +159,24 @@ def bbc_index_dir(model_embedder) -> Path:
 
     build_index(BBC, BBC_INDEX, embedder=model_embedder)
     return BBC_INDEX
+
+
+# -- the web tests' local news site (tests/web_server.py) ----------------------------------------------------------
+
+
+@pytest.fixture
+def site():
+    """A small news site on 127.0.0.1 (tests/web_server.py), private to the test; it stops itself after 5 minutes."""
+    from web_server import WebServer, build_site
+
+    with WebServer(lifetime_s=300) as server:
+        build_site(server)
+        yield server
+
+
+def local_fetcher(**kw):
+    """A Fetcher for the local site: 127.0.0.1 allowed, no politeness delay, short timeouts and back-off."""
+    from rag.web.fetch import Fetcher
+
+    return Fetcher(**{"allowed": ["127.0.0.1"], "delay_s": 0.0, "timeout_s": 2.0, "backoff_s": 0.01,
+                      "max_wait_s": 1.0, **kw})

@@ -23,7 +23,7 @@ from rag import build_index, open_index
 from rag.cli import main as cli_main
 from rag.indexdir import PAUSE_ENV, current_version
 from rag.web.commands import parse_every
-from web_server import ARTICLES, WebServer, article_html, build_site, rss
+from web_server import ARTICLES, article_html, rss
 
 TESTS = Path(__file__).resolve().parent
 _FAKE_CLI = f"""
@@ -36,13 +36,6 @@ from rag.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 QUESTION = "When did the harbour authority reopen the northern pier?"
-
-
-@pytest.fixture
-def site():
-    with WebServer(lifetime_s=300) as server:
-        build_site(server)
-        yield server
 
 
 @pytest.fixture

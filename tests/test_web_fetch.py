@@ -8,20 +8,12 @@ import pytest
 
 from rag.errors import FetchError
 from rag.web.fetch import USER_AGENT, Fetcher
-from web_server import WebServer, article_html, build_site
-
-
-@pytest.fixture
-def site():
-    with WebServer(lifetime_s=120) as server:
-        build_site(server)
-        yield server
+from conftest import local_fetcher
+from web_server import WebServer, article_html
 
 
 def fetcher(**kw) -> Fetcher:
-    opts = dict(allowed=["127.0.0.1"], delay_s=0.0, timeout_s=1.0, backoff_s=0.01, max_wait_s=1.0)
-    opts.update(kw)
-    return Fetcher(**opts)
+    return local_fetcher(**{"timeout_s": 1.0, **kw})
 
 
 def test_fetches_a_page_with_the_project_user_agent_and_validators(site):

@@ -11,14 +11,6 @@ from rag import build_index
 from rag.config import Settings
 from rag.errors import ConfigError, FetchError
 from rag.library import Library
-from web_server import WebServer, build_site
-
-
-@pytest.fixture
-def site():
-    with WebServer(lifetime_s=300) as server:
-        build_site(server)
-        yield server
 
 
 def _library(tmp_path, fake_embedder, **settings) -> Library:

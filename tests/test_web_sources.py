@@ -7,29 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEEDS
+from conftest import SEEDS, local_fetcher
 from rag import build_index, open_index
 from rag.catalog import Catalog
 from rag.config import Settings
 from rag.errors import FetchError
 from rag.indexdir import current_version
-from rag.web.fetch import Fetcher
 from rag.web.sources import WebIndex
 from rag.web.store import web_folder
-from web_server import ARTICLES, WebServer, article_html, build_site, rss
+from web_server import ARTICLES, article_html, rss
 
 
-@pytest.fixture
-def site():
-    with WebServer(lifetime_s=300) as server:
-        build_site(server)
-        yield server
-
-
-def make_fetcher(**kw) -> Fetcher:
-    opts = dict(allowed=["127.0.0.1"], delay_s=0.0, timeout_s=2.0, backoff_s=0.01, max_wait_s=1.0)
-    opts.update(kw)
-    return Fetcher(**opts)
+make_fetcher = local_fetcher
 
 
 @pytest.fixture
