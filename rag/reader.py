@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .lexical import content_terms
 from .onnx_export import weights_for_this_cpu
 from .types import Sentence
 
@@ -46,6 +48,9 @@ MODEL_FILE = "reader_int8.onnx"
 MANIFEST_FILE = "manifest.json"
 # Short answers longer than this many tokens are not proposed (a sentence is quoted anyway).
 MAX_ANSWER_TOKENS = 30
+# How many of a sentence's best spans are tried, best first, for one that says something the question does not.
+SPANS_TRIED = 20
+_CHOICE = re.compile(r"\w\s+or\s+\w", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,8 @@ class OnnxReader:
         if not windows:
             return []
         q_ids = self._tok.encode(question, add_special_tokens=False).ids[: self.max_question]
+        # A choice question ("X or Y?") is answered by one of its own words.
+        asked = frozenset() if _CHOICE.search(question) else frozenset(content_terms(question))
         rows = []
         for w in windows:
             text = texts.get(w.doc_id) if texts else None
@@ -209,7 +216,7 @@ class OnnxReader:
             null = float(start_logits[r, 0] + end_logits[r, 0])
             s_log = start_logits[r, first : first + len(ids)]
             e_log = end_logits[r, first : first + len(ids)]
-            out.append(_sentence_readings(s_log, e_log, offsets, sentences, null))
+            out.append(_sentence_readings(s_log, e_log, offsets, sentences, null, asked))
         return out
 
 
@@ -222,8 +229,14 @@ def _stitch(window: Window) -> str:
 
 
 def _sentence_readings(s_log: np.ndarray, e_log: np.ndarray, offsets: list[tuple[int, int]],
-                       sentences: tuple[Sentence, ...], null: float) -> list[Reading]:
-    """For each sentence: the best span (start <= end, at most MAX_ANSWER_TOKENS) among its tokens."""
+                       sentences: tuple[Sentence, ...], null: float, asked: frozenset[str] = frozenset()) -> list[Reading]:
+    """For each sentence: the best span (start <= end, at most MAX_ANSWER_TOKENS) among its tokens that holds a word
+    the question does not (`asked`: the question's content terms).
+
+    A span made only of the question's own words ("consumer goods giant Unilever" for "who will run Unilever?")
+    restates the question instead of answering it, so the next best span is taken, and its margin is the sentence's
+    score: a sentence whose best span only echoes the question does not rank on that echo. A sentence with no such
+    span among its best SPANS_TRIED keeps the lowest margin it has and no short answer (an empty span)."""
     starts = np.array([o[0] for o in offsets])
     out = []
     for sent in sentences:
@@ -235,11 +248,21 @@ def _sentence_readings(s_log: np.ndarray, e_log: np.ndarray, offsets: list[tuple
         size = hi - lo
         band = np.triu(np.ones((size, size), dtype=bool)) & ~np.triu(np.ones((size, size), dtype=bool), MAX_ANSWER_TOKENS)
         grid = np.where(band, grid, -np.inf)
-        k = int(np.argmax(grid))
-        i, j = divmod(k, size)
-        a_start, a_end = offsets[lo + i][0], min(offsets[lo + j][1], sent.end)
-        a_start, a_end = _whole_words(sent, a_start, a_end)
-        out.append(Reading(sent, float(grid[i, j]) - null, a_start, a_end))
+        flat = grid.ravel()
+        tried = min(SPANS_TRIED, int(band.sum()))
+        best = np.argpartition(-flat, tried - 1)[:tried]
+        reading = None
+        for k in sorted(best.tolist(), key=lambda k: -flat[k]):
+            i, j = divmod(k, size)
+            a_start, a_end = offsets[lo + i][0], min(offsets[lo + j][1], sent.end)
+            a_start, a_end = _whole_words(sent, a_start, a_end)
+            said = content_terms(sent.text[a_start - sent.start : a_end - sent.start])
+            if said - asked:
+                reading = Reading(sent, float(flat[k]) - null, a_start, a_end)
+                break
+        if reading is None:
+            reading = Reading(sent, float(flat[np.isfinite(flat)].min()) - null, sent.start, sent.start)
+        out.append(reading)
     return out
 
 

@@ -74,12 +74,18 @@ def load_blend(folder: str | Path, base: AnswerModel) -> Blend:
         ) from None
 
 
-def windows_for(candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]], top: int) -> list[Window]:
-    """Windows around the `top` best distinct candidate sentences: each with its neighbours in its passage."""
+def windows_for(candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]], top: int,
+                whole: bool = False) -> list[Window]:
+    """Windows around the `top` best distinct candidate sentences: each with its neighbours in its passage.
+
+    With `whole`, each of the passages of those candidates is read whole instead (one window per passage, its
+    sentences in order), so that the model sees every sentence of the passage at once; `tools/passage_reading.py`
+    measures the two (docs/quality.md, "Whole passages or windows")."""
     out: list[Window] = []
     seen: set[Key] = set()
+    passages: set[int] = set()
     for c in candidates:
-        if len(out) >= top:
+        if len(seen) >= top:
             break
         key = (c.sentence.doc_id, c.sentence.start)
         if key in seen:
@@ -90,15 +96,20 @@ def windows_for(candidates: Sequence[Candidate], passage_sentences: Sequence[Seq
         if pos is None:
             out.append(Window((c.sentence,), 0))
             continue
+        if whole:
+            if c.passage not in passages:
+                passages.add(c.passage)
+                out.append(Window(tuple(sents), pos))
+            continue
         lo, hi = max(0, pos - 1), min(len(sents), pos + 2)
         out.append(Window(tuple(sents[lo:hi]), pos - lo))
     return out
 
 
 def read_candidates(question: str, candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]],
-                    reader: Reader, texts: Mapping[str, str], top: int) -> dict[Key, Reading]:
+                    reader: Reader, texts: Mapping[str, str], top: int, whole: bool = False) -> dict[Key, Reading]:
     """The reader's best reading of every sentence it saw, by (doc_id, start)."""
-    windows = windows_for(candidates, passage_sentences, top)
+    windows = windows_for(candidates, passage_sentences, top, whole)
     best: dict[Key, Reading] = {}
     for readings in reader.read(question, windows, dict(texts)):
         for r in readings:

@@ -152,3 +152,55 @@ def test_batched_windows_read_like_single_ones(shipped):
         # are far from zero, least near it, where the answer path's decisions lie; their sign never changes.
         assert all((a.score > 0) == (b.score > 0) for a, b in zip(alone, together))
         assert all(abs(a.score - b.score) < 0.15 * max(abs(a.score), abs(b.score), 2.0) for a, b in zip(alone, together))
+
+
+def _grid_for(sent: Sentence, favour: list[tuple[str, float]]):
+    """Start/end logits over `sent`'s words (one token per word) that favour the given words' spans in order."""
+    import re
+
+    import numpy as np
+
+    words = [(m.start() + sent.start, m.end() + sent.start, m.group()) for m in re.finditer(r"\w+", sent.text)]
+    s_log, e_log = np.zeros(len(words)), np.zeros(len(words))
+    for phrase, value in favour:
+        first = next(i for i, w in enumerate(words) if w[2] == phrase.split()[0])
+        last = first + len(phrase.split()) - 1
+        s_log[first] += value
+        e_log[last] += value
+    return s_log, e_log, [(a, b) for a, b, _ in words]
+
+
+def test_a_short_answer_is_never_only_the_questions_words():
+    from rag.lexical import content_terms
+    from rag.reader import _sentence_readings
+
+    # More than MAX_ANSWER_TOKENS words apart, so that no span joins the two.
+    text = "Unilever, " + "so the report said, " * 8 + "will be run by Patrick Cescau alone."
+    sent = Sentence("u", 0, len(text), text)
+    s_log, e_log, offsets = _grid_for(sent, [("Unilever", 5.0), ("Patrick Cescau", 3.0)])
+    asked = frozenset(content_terms("Who will run Unilever?"))
+    (reading,) = _sentence_readings(s_log, e_log, offsets, (sent,), 0.0, asked)
+    assert text[reading.answer_start:reading.answer_end] == "Patrick Cescau"
+    # The sentence scores by the span it answers with, not by the echo of the question.
+    assert reading.score == pytest.approx(6.0)
+    # Without the question's words to avoid, the model's best span stands.
+    (plain,) = _sentence_readings(s_log, e_log, offsets, (sent,), 0.0)
+    assert text[plain.answer_start:plain.answer_end] == "Unilever"
+
+
+def test_a_sentence_of_only_question_words_has_no_short_answer():
+    from rag.lexical import content_terms
+    from rag.reader import _sentence_readings
+
+    text = "Unilever runs Unilever."
+    sent = Sentence("u", 0, len(text), text)
+    s_log, e_log, offsets = _grid_for(sent, [("Unilever", 5.0)])
+    (reading,) = _sentence_readings(s_log, e_log, offsets, (sent,), 0.0, frozenset(content_terms("Who runs Unilever?")))
+    assert reading.answer_start == reading.answer_end
+    assert reading.score < 5.0
+
+
+def test_a_choice_question_may_be_answered_by_its_own_words(shipped):
+    sents = _sentences()
+    (readings,) = shipped.read("Was the Eiffel Tower finished in 1889 or 1901?", [Window((sents[0],), 0)], {"t": TEXT})
+    assert TEXT[readings[0].answer_start:readings[0].answer_end] == "1889"

@@ -73,3 +73,17 @@ def test_reader_features_read_the_quoted_sentence(fake_embedder):
     g = reader_features(Candidate(other.sentence, other.passage, other.features, 0.0), readings)
     assert g["reader_top"] < 0 < g["reader_max"]
     assert reader_features(best, {})["reader_positive"] == 0.0
+
+
+def test_whole_passage_windows_read_each_passage_once():
+    from rag.ranking import Candidate
+    from rag.reading import windows_for
+    from rag.types import Sentence
+
+    a = [Sentence("d", i * 10, i * 10 + 9, f"Sentence{i}.") for i in range(5)]
+    b = [Sentence("e", i * 10, i * 10 + 9, f"Other{i}.") for i in range(3)]
+    cands = [Candidate(a[3], 0, {}, 3.0), Candidate(b[1], 1, {}, 2.0), Candidate(a[0], 0, {}, 1.0)]
+    windows = windows_for(cands, [a, b], 3)
+    assert [w.sentences for w in windows] == [tuple(a[2:5]), tuple(b[0:3]), tuple(a[0:2])]
+    whole = windows_for(cands, [a, b], 3, whole=True)
+    assert [(w.sentences, w.focus) for w in whole] == [(tuple(a), 3), (tuple(b), 1)]
