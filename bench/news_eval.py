@@ -49,6 +49,7 @@ class Outcome:
     short_answer: str | None
     quote_has_answer: bool
     ms: float
+    kind: str | None = None
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ def ask_all(idx: Any, questions: list[dict[str, Any]], threshold: float) -> list
         out.append(Outcome(
             q["id"], q["question"], q["answers"], q.get("doc_id"), answer.confidence < threshold, answer.confidence,
             first.doc_id if first else None, first.quote if first else None, first.answer if first else None,
-            bool(first and golds and _contains(first.quote, golds)), ms,
+            bool(first and golds and _contains(first.quote, golds)), ms, q.get("kind"),
         ))
     return out
 
@@ -94,6 +95,8 @@ def metrics(outcomes: list[Outcome]) -> dict[str, float]:
         "auroc": auroc([o.confidence for o in ans], [o.confidence for o in una]),
         "short_em": sum(em for em, _ in shorts) / n,
         "short_f1": sum(f1 for _, f1 in shorts) / n,
+        **{f"abstain_{kind}": sum(o.abstained for o in una if o.kind == kind) / max(1, sum(o.kind == kind for o in una))
+           for kind in sorted({o.kind for o in una if o.kind})},
         "latency_p50_ms": _percentile(ms, 50),
         "latency_p95_ms": _percentile(ms, 95),
     }
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=SOURCE, help="articles to index when the folder holds none")
     parser.add_argument("--reader", default="default", help="default, none, or a reader folder")
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--split", choices=("fit", "report", "all"), default="all",
+                        help="ask only the questions of this part (sets whose lines carry a `split`)")
     parser.add_argument("--json", action="store_true", help="print the figures and every question's outcome as JSON")
     args = parser.parse_args(argv)
 
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {args.index}: {stats.documents} articles in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     idx = rag.open_index(args.index, settings=Settings.load({"reader": args.reader}))
     try:
-        outcomes = ask_all(idx, load_questions(args.questions), idx.settings.abstain_threshold)
+        questions = [q for q in load_questions(args.questions) if args.split == "all" or q.get("split") == args.split]
+        outcomes = ask_all(idx, questions, idx.settings.abstain_threshold)
     finally:
         idx.close()
     report = metrics(outcomes)

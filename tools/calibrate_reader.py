@@ -76,6 +76,13 @@ def readings_upto(per_window, m: int) -> dict:
     return best
 
 
+class _NewsQuestion:
+    """A news question as the blend fit reads a SQuAD one: gold answers by text only (no offsets)."""
+
+    def __init__(self, q: dict):
+        self.question, self.answers, self.answerable = q["question"], [], bool(q["answers"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path")
@@ -85,6 +92,10 @@ def main() -> int:
     ap.add_argument("--max-candidates", type=int, default=8, help="the most candidates the latency budget allows")
     ap.add_argument("--blend-from", default=None,
                     help="fit the blend and the candidate count on this SQuAD-format folder's fit half (step 3)")
+    ap.add_argument("--news", default=None,
+                    help="a news question set (bench/news_calibration.jsonl): its fit part joins the blend and the "
+                         "confidence fit, weighted as much as the SQuAD fit half")
+    ap.add_argument("--news-index", default=None, help="the index of the articles the --news questions are asked of")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
@@ -157,6 +168,26 @@ def main() -> int:
     else:
         blend_set = [(q, cands, per_window, golds) for (q, _, cands, per_window, golds, _), fit in zip(rows, is_fit)
                      if fit and q.answerable]
+    # The news fit part: read once here, then in the blend (answerable questions) and the confidence fit (all).
+    news_rows = []
+    if args.news:
+        from rag import open_index
+
+        with open(args.news, encoding="utf-8") as f:
+            news = [json.loads(line) for line in f if line.strip()]
+        news = [q for q in news if q.get("split") == "fit"]
+        news_idx = open_index(args.news_index, settings=settings, embedder=emb)
+        news_vecs = emb.embed_documents([q["question"] for q in news], 64)
+        for q, v in zip(news, news_vecs):
+            passages, cands, per_window = read_pool(news_idx, reader, q["question"], v, settings.k, top)
+            golds = [normalize_answer(a) for a in q["answers"]]
+            news_rows.append((q, cands, per_window, golds))
+        news_lexical = news_idx.lexical
+        for q, cands, per_window, golds in news_rows:
+            if golds:
+                blend_set.append((_NewsQuestion(q), cands, per_window, golds))
+        print(f"news: {len(news_rows)} fit questions of {args.news}, "
+              f"{sum(1 for r in news_rows if r[3])} answerable (joined to the blend set)", flush=True)
     choice = None
     for m in counts:
         if m > args.max_candidates:
@@ -201,6 +232,15 @@ def main() -> int:
         return feats, first_hit, span, text, short
 
     results = [judged(*row) for row in rows]
+    news_feats = []
+    for q, cands, per_window, golds in news_rows:
+        if not cands:
+            continue
+        readings = readings_upto(per_window, m)
+        scored = rescore(cands, readings, blend)
+        f = confidence_features(q["question"], scored, news_lexical.idf_of)
+        f.update(reader_features(scored[0], readings))
+        news_feats.append((f, float(bool(golds))))
     absent_feats = []
     for (q, *_), a in zip(rows, absent_rows):
         if a is None or not a[1]:
@@ -217,7 +257,13 @@ def main() -> int:
         cnames = [k for k in next(r for r in results if r)[0] if k != "bias" and k not in dropped] + ["bias"]
         Xc = np.array([[r[0][k] for k in cnames] for r, fit in zip(results, is_fit) if r and fit])
         yc = np.array([float(row[0].answerable) for row, r, fit in zip(rows, results, is_fit) if r and fit])
-        cweights = dict(zip(cnames, logistic_fit(Xc, yc, L2).tolist()))
+        wc = np.ones(len(yc))
+        if news_feats:
+            # News weighs as much as the SQuAD fit half in all, so that neither kind of text sets the confidence alone.
+            Xc = np.vstack([Xc, np.array([[f[k] for k in cnames] for f, _ in news_feats])])
+            yc = np.concatenate([yc, [y for _, y in news_feats]])
+            wc = np.concatenate([wc, np.full(len(news_feats), len(wc) / len(news_feats))])
+        cweights = dict(zip(cnames, logistic_fit(Xc, yc, L2, wc).tolist()))
         present = [r[0] for row, r, fit in zip(rows, results, is_fit) if r and fit and row[0].answerable]
         gone = [f for f, fit in zip(absent_feats, is_fit) if f is not None and fit]
         Xp = np.array([[f[k] for k in cnames] for f in present + gone])
@@ -229,10 +275,25 @@ def main() -> int:
             return [model.confidence(r[0]) if r else 0.0
                     for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
 
+        def news_confidences(shift):
+            model = AnswerModel({}, {**cweights, "bias": cweights["bias"] + shift}, 1.0, pweights)
+            return [model.confidence(f) for f, y in news_feats if y]
+
+        def reached(shift) -> float:
+            """The confidence 92% of answerable fit questions reach (SQuAD and news weighing the same)."""
+            if not news_feats:
+                return float(np.percentile(confidences(shift), 8))
+            a, b = confidences(shift), news_confidences(shift)
+            values = np.array(a + b)
+            weights = np.concatenate([np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b))])
+            order = np.argsort(values)
+            cum = np.cumsum(weights[order]) / weights.sum()
+            return float(values[order][np.searchsorted(cum, 0.08)])
+
         lo, hi = -20.0, 20.0
         for _ in range(60):
             mid = (lo + hi) / 2
-            if np.percentile(confidences(mid), 8) < TARGET_THRESHOLD:
+            if reached(mid) < TARGET_THRESHOLD:
                 lo = mid
             else:
                 hi = mid
@@ -243,6 +304,11 @@ def main() -> int:
         model = AnswerModel({}, cweights, 1.0, pweights)
         a = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
         u = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and not row[0].answerable]
+        if news_feats:
+            # The mean of the two AUROCs, so that a cue that only helps one kind of text is judged on both.
+            na = [model.confidence(f) for f, y in news_feats if y]
+            nu = [model.confidence(f) for f, y in news_feats if not y]
+            return (auroc(a, u) + auroc(na, nu)) / 2
         return auroc(a, u)
 
     # Hand-made unanswerability cues are left out when, with the reader's features in, they do not lift the
@@ -290,13 +356,22 @@ def main() -> int:
         }
         report[name] = {k: round(float(v), 4) for k, v in figs.items()}
         print(f"{name:8s} " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()), flush=True)
+    if news_feats:
+        na = [final.confidence(f) for f, y in news_feats if y]
+        nu = [final.confidence(f) for f, y in news_feats if not y]
+        figs = {"answered": np.mean(np.array(na) >= TARGET_THRESHOLD),
+                "abstain_unanswerable": np.mean(np.array(nu) < TARGET_THRESHOLD), "abstain_auroc": auroc(na, nu)}
+        report["news_fit"] = {k: round(float(v), 4) for k, v in figs.items()}
+        print("news fit " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()), flush=True)
     print(f"candidates {m}, blend linear {blend.linear:.4f} reader {blend.reader:.4f}")
     print("confidence weights", json.dumps({k: round(v, 3) for k, v in cweights.items()}))
     if args.write:
         doc = {
             "about": (
                 "Written by tools/calibrate_reader.py on the fit half of the SQuAD 2.0 dev articles (even positions in "
-                "articles.jsonl); blend_from: where the blend and candidates were fitted instead, if anywhere. A read "
+                "articles.jsonl); blend_from: where the blend and candidates were fitted instead, if anywhere; news: the "
+                "news question set whose fit part joined the blend and the confidence fit (weighing as much as the "
+                "SQuAD fit half). A read "
                 "sentence scores linear * (linear model score) + reader * (reader margin); "
                 "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
                 "logistic coefficients over rag.ranking.confidence_features + rag.reading.reader_features (confidence "
@@ -305,6 +380,7 @@ def main() -> int:
             ),
             "linear": round(blend.linear, 6), "reader": round(blend.reader, 6), "candidates": m,
             "blend_from": Path(args.blend_from).name if args.blend_from else None,
+            "news": Path(args.news).name if args.news else None,
             "confidence_weights": {k: round(v, 6) for k, v in cweights.items()},
             "presence_weights": {k: round(v, 6) for k, v in pweights.items()},
             "margin": base.margin,
