@@ -34,10 +34,12 @@ def main() -> int:
     ap.add_argument("--questions", default=str(ROOT / "bench" / "news_calibration.jsonl"))
     ap.add_argument("--split", choices=("fit", "report", "all"), default="fit")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--reader", default="default", help="default, or a calibrated reader folder")
     args = ap.parse_args()
 
     import rag.pipeline as pipeline
     from rag import open_index
+    from rag.config import Settings
     from rag.evaluation import _contains, _percentile, normalize_answer, short_answer_scores
     from rag.reading import read_candidates
 
@@ -46,7 +48,7 @@ def main() -> int:
     questions = [q for q in questions if q["answers"] and (args.split == "all" or q.get("split") == args.split)]
     if args.limit:
         questions = questions[: args.limit]
-    idx = open_index(args.index)
+    idx = open_index(args.index, settings=Settings.load({"reader": args.reader}))
     reader = idx.reader
     if reader is None:
         print("the index's settings name no reader", file=sys.stderr)
