@@ -96,6 +96,8 @@ def main() -> int:
                     help="a news question set (bench/news_calibration.jsonl): its fit part joins the blend and the "
                          "confidence fit, weighted as much as the SQuAD fit half")
     ap.add_argument("--news-index", default=None, help="the index of the articles the --news questions are asked of")
+    ap.add_argument("--news-weight", type=float, default=1.0,
+                    help="the news fit part's weight in the confidence fit, as a share of the SQuAD fit half's")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
@@ -259,10 +261,11 @@ def main() -> int:
         yc = np.array([float(row[0].answerable) for row, r, fit in zip(rows, results, is_fit) if r and fit])
         wc = np.ones(len(yc))
         if news_feats:
-            # News weighs as much as the SQuAD fit half in all, so that neither kind of text sets the confidence alone.
+            # News weighs --news-weight times the SQuAD fit half in all, so that neither kind of text sets the
+            # confidence alone.
             Xc = np.vstack([Xc, np.array([[f[k] for k in cnames] for f, _ in news_feats])])
             yc = np.concatenate([yc, [y for _, y in news_feats]])
-            wc = np.concatenate([wc, np.full(len(news_feats), len(wc) / len(news_feats))])
+            wc = np.concatenate([wc, np.full(len(news_feats), args.news_weight * len(wc) / len(news_feats))])
         cweights = dict(zip(cnames, logistic_fit(Xc, yc, L2, wc).tolist()))
         present = [r[0] for row, r, fit in zip(rows, results, is_fit) if r and fit and row[0].answerable]
         gone = [f for f, fit in zip(absent_feats, is_fit) if f is not None and fit]
@@ -285,7 +288,7 @@ def main() -> int:
                 return float(np.percentile(confidences(shift), 8))
             a, b = confidences(shift), news_confidences(shift)
             values = np.array(a + b)
-            weights = np.concatenate([np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b))])
+            weights = np.concatenate([np.full(len(a), 1 / len(a)), np.full(len(b), args.news_weight / len(b))])
             order = np.argsort(values)
             cum = np.cumsum(weights[order]) / weights.sum()
             return float(values[order][np.searchsorted(cum, 0.08)])
@@ -305,10 +308,11 @@ def main() -> int:
         a = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
         u = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and not row[0].answerable]
         if news_feats:
-            # The mean of the two AUROCs, so that a cue that only helps one kind of text is judged on both.
+            # The two AUROCs weighed as the fit weighs the two kinds of text, so that a cue that only helps one
+            # kind is judged on both.
             na = [model.confidence(f) for f, y in news_feats if y]
             nu = [model.confidence(f) for f, y in news_feats if not y]
-            return (auroc(a, u) + auroc(na, nu)) / 2
+            return (auroc(a, u) + args.news_weight * auroc(na, nu)) / (1 + args.news_weight)
         return auroc(a, u)
 
     # Hand-made unanswerability cues are left out when, with the reader's features in, they do not lift the
@@ -370,8 +374,8 @@ def main() -> int:
             "about": (
                 "Written by tools/calibrate_reader.py on the fit half of the SQuAD 2.0 dev articles (even positions in "
                 "articles.jsonl); blend_from: where the blend and candidates were fitted instead, if anywhere; news: the "
-                "news question set whose fit part joined the blend and the confidence fit (weighing as much as the "
-                "SQuAD fit half). A read "
+                "news question set whose fit part joined the blend and the confidence fit (news_weight: its weight "
+                "there, as a share of the SQuAD fit half's). A read "
                 "sentence scores linear * (linear model score) + reader * (reader margin); "
                 "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
                 "logistic coefficients over rag.ranking.confidence_features + rag.reading.reader_features (confidence "
@@ -381,6 +385,7 @@ def main() -> int:
             "linear": round(blend.linear, 6), "reader": round(blend.reader, 6), "candidates": m,
             "blend_from": Path(args.blend_from).name if args.blend_from else None,
             "news": Path(args.news).name if args.news else None,
+            "news_weight": args.news_weight if args.news else None,
             "confidence_weights": {k: round(v, 6) for k, v in cweights.items()},
             "presence_weights": {k: round(v, 6) for k, v in pweights.items()},
             "margin": base.margin,

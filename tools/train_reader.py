@@ -30,6 +30,10 @@ Training batches are grouped by length (less padding); the learning rate warms u
 planned steps, which are sized to `--minutes` from the measured speed of the first steps. Checkpoints (weights,
 optimizer, step, data order) are written every `--save-every` steps; `--resume` continues from the last one.
 
+The shipped reader's training file is SQuAD 1.1 train plus qa_train, written by tools/training_set.py; a fit that
+continues the shipped reader starts from `--init` of the folder tools/reader_from_onnx.py rebuilds from its int8
+ONNX (docs/quality.md, "Reader, third round"). On a CPU without bfloat16 units `--bf16` is far slower, not faster.
+
 The source `squadshifts_reddit` is held out of the fit and reported, as text unlike the rest; everything uses
 `--seed`. SQuAD 2.0 dev is not read here: calibration on its fit half is `tools/fit_answer_model.py`'s job.
 """
