@@ -23,7 +23,7 @@ from .catalog import DocumentInfo
 from .listing import Listing, list_documents
 from .config import Settings
 from .embedding import Embedder
-from .errors import BuildLockedError, IngestError, RagError, SourceError, UploadError
+from .errors import BuildLockedError, ConfigError, IngestError, RagError, SourceError, UploadError
 from .pipeline import Index, ProgressFn, build_index, open_index
 from .types import Answer, BuildStats, Document, Passage
 
@@ -324,19 +324,28 @@ class Library:
 
     def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
             since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
-            outlet: str | Sequence[str] | None = None, sort: str = "relevance", history: Any = None) -> Answer:
-        """Index.query on the live version (see there for the filters and `history`)."""
+            outlet: str | Sequence[str] | None = None, sort: str = "relevance", history: Any = None,
+            sources: Sequence[str] | None = None, abstain_threshold: float | None = None) -> Answer:
+        """Index.query on the live version (see there for the filters and `history`).
+
+        Raises:
+            ConfigError: abstain_threshold is outside [0, 1] (the message `rag ask --threshold` gives).
+        """
+        if abstain_threshold is not None and not 0.0 <= abstain_threshold <= 1.0:
+            raise ConfigError(f"abstain_threshold must be in [0, 1], got {abstain_threshold}")
         return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
                                 until=until or None, section=section or None, outlet=outlet or None,
-                                sort=sort or "relevance", history=history or None)
+                                sort=sort or "relevance", history=history or None,
+                                sources=list(sources) if sources else None, abstain_threshold=abstain_threshold)
 
     def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
                since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
-               outlet: str | Sequence[str] | None = None, sort: str = "relevance") -> list[Passage]:
+               outlet: str | Sequence[str] | None = None, sort: str = "relevance",
+               sources: Sequence[str] | None = None) -> list[Passage]:
         """Index.search on the live version."""
         return self.index.search(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
                                  until=until or None, section=section or None, outlet=outlet or None,
-                                 sort=sort or "relevance")
+                                 sort=sort or "relevance", sources=list(sources) if sources else None)
 
     def documents(self) -> list[DocumentInfo]:
         idx = self.index

@@ -32,13 +32,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve create_app(library) on a free port until the block ends; yields the base URL (with a trailing /)."""
+def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1",
+                cors_origins=()) -> Iterator[str]:
+    """Serve create_app(library) and the JSON API on a free port until the block ends; yields the base URL (with a
+    trailing /)."""
     from ui.app import create_app, launch
 
     demo = create_app(library, mcp=mcp)
     port = free_port()
-    launch(demo, library, host=host, port=port, mcp=mcp, auth=auth, block=False)
+    served = launch(demo, library, host=host, port=port, mcp=mcp, auth=auth, cors_origins=cors_origins, block=False)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 30
     while True:
@@ -52,7 +54,7 @@ def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1
     try:
         yield url
     finally:
-        demo.close()
+        served.close()
 
 
 def require_chromium() -> None:

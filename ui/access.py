@@ -13,7 +13,7 @@ from typing import Mapping
 
 from rag.errors import ConfigError
 
-__all__ = ["Credentials", "resolve_auth", "is_loopback", "exposure_warning", "DEFAULT_HOST"]
+__all__ = ["Credentials", "resolve_auth", "resolve_cors_origins", "is_loopback", "exposure_warning", "DEFAULT_HOST"]
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -66,6 +66,31 @@ def resolve_auth(flag: str | None, env: Mapping[str, str] | None = None) -> Cred
             raise ConfigError(f"RAG_AUTH_FILE {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
         return _parse(first[0] if first else "", f"RAG_AUTH_FILE {path}")
     return None
+
+
+def resolve_cors_origins(env: Mapping[str, str] | None = None) -> list[str]:
+    """The browser origins RAG_CORS_ORIGINS allows to call the JSON API from their pages (comma-separated).
+
+    Returns:
+        the origins ("https://tools.example.org", "http://localhost:3000"); none when the variable is unset.
+
+    Raises:
+        ConfigError: an entry is not scheme://host[:port] (a path, "*" or a bare host is refused: name each origin).
+    """
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    origins = []
+    for raw in (env.get("RAG_CORS_ORIGINS") or "").split(","):
+        origin = raw.strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
+            raise ConfigError(f"RAG_CORS_ORIGINS: {raw.strip()!r} is not an origin; name each one as "
+                              "scheme://host[:port], e.g. https://tools.example.org (comma-separated)")
+        origins.append(origin)
+    return origins
 
 
 def is_loopback(host: str) -> bool:

@@ -17,6 +17,7 @@ import html  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
@@ -26,11 +27,14 @@ from rag.library import UPLOAD_EXTENSIONS, Library, excerpt  # noqa: E402
 from rag.types import Answer  # noqa: E402
 
 from . import render  # noqa: E402
-from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth  # noqa: E402
+from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth, resolve_cors_origins  # noqa: E402
+from .api import create_api  # noqa: E402
+from .server import Served, start  # noqa: E402
 
 __all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 7860
+QUEUE_WORKERS = 4  # questions answered at once, by the chat and by the JSON API alike; more wait their turn
 PER_PAGE = 50  # rows of the Library table per page
 
 
@@ -487,9 +491,9 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole, since, until, section_filter, outlet_filter, sort]
         chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
         msg.submit(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
-                   concurrency_limit=4)
+                   concurrency_limit=QUEUE_WORKERS)
         ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
-                      concurrency_limit=4)
+                      concurrency_limit=QUEUE_WORKERS)
         panel.click(on_ref_click, [turns, whole], [panel, ref, cite_radio, tabs], api_visibility="private").then(
             None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
         cite_radio.input(on_radio, [cite_radio, turns, whole], [panel, ref], api_visibility="private").then(
@@ -608,24 +612,30 @@ def _check_access(mcp: bool, auth: Credentials | None) -> None:
 
 
 def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-           share: bool = False, mcp: bool = False, auth: Credentials | None = None, block: bool = True) -> gr.Blocks:
-    """Start the app: loopback by default, uploads capped, no files served from disk, optional login.
+           share: bool = False, mcp: bool = False, auth: Credentials | None = None,
+           cors_origins: Sequence[str] | None = None, block: bool = True) -> Served:
+    """Start the app and its JSON API (/api): loopback by default, uploads capped, no files served from disk,
+    optional login (the same one for the page and the API).
 
     Args:
+        cors_origins: origins whose pages may call the API (default: RAG_CORS_ORIGINS; none: no CORS).
         block: wait until the server stops (False returns at once, for tests).
 
+    Returns:
+        the running server (close() stops it).
+
     Raises:
-        ConfigError: --mcp together with a login (Gradio's MCP endpoint is not behind the login).
+        ConfigError: --mcp together with a login (Gradio's MCP endpoint is not behind the login), a bad
+            RAG_CORS_ORIGINS, or an address that cannot be bound.
     """
     _check_access(mcp, auth)
+    origins = resolve_cors_origins() if cors_origins is None else list(cors_origins)
     warning = exposure_warning(host, auth, share)
     if warning:
         print(warning, file=sys.stderr)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
+    demo.queue(default_concurrency_limit=QUEUE_WORKERS)
+    api = create_api(library, credentials=auth, workers=QUEUE_WORKERS, cors_origins=origins)
+    gradio_options = dict(
         auth=auth.as_tuple() if auth else None,
         auth_message="This index is protected: sign in." if auth else None,
         mcp_server=mcp,
@@ -640,10 +650,11 @@ def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port:
         ssr_mode=False,
         pwa=False,
         enable_monitoring=False,
-        prevent_thread_lock=not block,
-        quiet=not block,
     )
-    return demo
+    served = start(demo, api, host=host, port=port, gradio_options=gradio_options, share=share, quiet=not block)
+    if block:
+        served.wait()
+    return served
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, share: bool = False,
@@ -663,8 +674,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     """
     credentials = resolve_auth(auth)
     _check_access(mcp, credentials)  # before the model loads
+    origins = resolve_cors_origins()
     library = Library(settings.index_dir, settings)
     demo = create_app(library, mcp=mcp)
     launch(demo, library, host=host or DEFAULT_HOST, port=port or DEFAULT_PORT, share=share, mcp=mcp,
-           auth=credentials, block=True)
+           auth=credentials, cors_origins=origins, block=True)
     return 0
