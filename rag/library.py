@@ -113,19 +113,27 @@ class Excerpt:
         return self.text[self.mark_start : self.mark_end]
 
 
-def shown_path(path: str | Path) -> str:
-    """A folder as the web app may show it: relative to the working folder when inside it, else its name only.
+def shown_path(path: str | Path, beside: str | Path | None = None) -> str:
+    """A folder as the web app may show it: relative to the working folder when inside it, else relative to the
+    folder that holds `beside` (the index folder) when inside that, else its name only.
 
-    The page is for whoever can open it; where files live on the server is none of their business.
+    The page is for whoever can open it; where files live on the server is none of their business. The middle case
+    keeps the default uploads folder recognisable ("data/uploads/idx", not "idx", the index's own name).
+
+    Example:
+        >>> shown_path("/srv/news/data/uploads/idx", beside="/srv/news/idx")  # working folder elsewhere
+        'data/uploads/idx'
     """
     p = Path(path)
-    try:
-        cwd = Path.cwd().resolve()
-        rel = p.resolve().relative_to(cwd)
-        if cwd != Path(cwd.anchor):
+    anchors = [Path.cwd()] + ([Path(beside).resolve().parent] if beside is not None else [])
+    for anchor in anchors:
+        try:
+            anchor = anchor.resolve()
+            rel = p.resolve().relative_to(anchor)
+        except (OSError, ValueError):
+            continue
+        if anchor != Path(anchor.anchor):
             return rel.as_posix() or "."
-    except (OSError, ValueError):
-        pass
     return p.name or "."
 
 
@@ -447,7 +455,7 @@ class Library:
             index_dir=shown_path(self.index_dir), version=str(info.get("version", "")), model=str(info.get("model", "")),
             documents=int(info.get("documents") or 0), chunks=int(info.get("chunks") or 0),
             built_at=str(info.get("built_at", "")), source=shown_path(self.source()),
-            uploads_dir=shown_path(self.uploads_dir), pending_uploads=pending, building=self.building,
+            uploads_dir=shown_path(self.uploads_dir, beside=self.index_dir), pending_uploads=pending, building=self.building,
         )
 
     def examples(self, limit: int = 3) -> list[str]:

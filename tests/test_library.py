@@ -246,9 +246,23 @@ def test_status_shows_no_absolute_server_path(lib, tmp_path, monkeypatch):
     status = lib.status()
     shown = " ".join([status.index_dir, status.source, status.uploads_dir])
     assert str(tmp_path) not in shown
-    assert (status.index_dir, status.source, status.uploads_dir) == ("index", "articles", "uploads")
+    # The uploads folder beside the index is shown from the folder holding the index, never by its name alone
+    # (with the default uploads folder, that name is the index's own).
+    assert (status.index_dir, status.source, status.uploads_dir) == ("index", "articles", "data/uploads")
     monkeypatch.chdir(tmp_path)  # inside the working folder: relative paths
     assert (lib.status().source, lib.status().uploads_dir) == ("articles", "data/uploads")
+
+
+def test_status_names_the_default_uploads_folder_not_the_index(tmp_path, fake_embedder, monkeypatch):
+    from rag import build_index
+
+    settings = Settings.load({"source": str(SEEDS), "index_dir": str(tmp_path / "idx")})
+    build_index(SEEDS, settings.index_dir, settings, embedder=fake_embedder)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    status = Library(settings.index_dir, settings, embedder=fake_embedder).status()
+    assert (status.index_dir, status.uploads_dir) == ("idx", "data/uploads/idx")
+    assert str(tmp_path) not in status.uploads_dir
 
 
 def test_listing_and_type_ahead_follow_the_live_index(lib, fake_embedder):

@@ -217,7 +217,7 @@ def test_upload_rebuild_then_answer_from_the_new_article(page, library, tmp_path
     expect(page.locator("#upload-msg")).to_contain_text("Refused: scan.txt")
     upload.set_input_files(str(good))
     expect(page.locator("#upload-msg")).to_contain_text("Kestrel Valley.md: added (1 article)")
-    expect(page.locator("#index-status")).to_contain_text("Waiting for a rebuild")
+    expect(page.locator("#index-status")).to_contain_text("Uploads waiting for a rebuild")
     before = library.index.version
     page.locator("#rebuild").click()
     expect(page.locator("#rebuild-msg")).to_contain_text("Rebuilt: 2 articles (1 added", timeout=120_000)

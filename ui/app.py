@@ -112,6 +112,9 @@ CSS = """
 .docs-table .num { text-align: right; }
 .docs-table .src-path { overflow-wrap: anywhere; color: var(--body-text-color-subdued); }
 .uploads .up-refused { color: var(--error-text-color); }
+/* A long job's one progress bar shows in its message under the button: room for it while it runs. */
+#rebuild-msg:has(.pending), #add-url-msg:has(.pending), #sources-msg:has(.pending), #upload-msg:has(.pending) {
+  min-height: 64px; }
 """
 
 
@@ -270,24 +273,20 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         status = library.status()
         return render.uploads_html(stored, refused), gr.File(value=None), render.status_html(status)
 
-    def on_rebuild(query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
-        listing_state = (query, section, outlet, sort_by, descending, page)
-        labels = {"read": "Reading articles", "embed": "Reading and embedding articles", "write": "Writing the index"}
+    # A long job (rebuild, add by URL, update sources) outputs only its own message, where its one progress bar
+    # shows; the listing and status are refreshed afterwards (.then) from the tab as it is by then, so browsing
+    # meanwhile is neither covered by progress bars nor undone when the job ends.
 
-        def report(stage: str, done: int, total: int) -> None:
-            progress((done, max(total, 1)), desc=labels.get(stage, stage))
-
+    def on_rebuild(progress=gr.Progress()):
         try:
-            stats = library.rebuild(progress=report)
+            stats = library.rebuild(progress=_progress_fn(progress))
         except RagError as exc:
-            msg = f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
-            return (msg, *library_view(*listing_state))
+            return f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
         # Only the file's name: the page must not tell its readers where files live on the server.
         skipped = "".join(f"<li>{html.escape(Path(s.path).name)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
-        msg = (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
-               f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
-               f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
-        return (msg, *library_view(*listing_state))
+        return (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
+                f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
+                f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
 
     # -- articles from the web (rag.web through the library) --------------------------------------------------------
 
@@ -305,14 +304,13 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
         return report
 
-    def on_add_urls(text, query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
-        listing_state = (query, section, outlet, sort_by, descending, page)
+    def on_add_urls(text, progress=gr.Progress()):
         try:
             msg = render.web_report_html(library.add_urls(text, progress=_progress_fn(progress)))
             text = ""
         except RagError as exc:
             msg = f"<p class='up-refused'>Not added: {html.escape(str(exc))}</p>"
-        return (msg, text, _sources_table(), *library_view(*listing_state))
+        return msg, text, _sources_table()
 
     def on_source_add(url: str):
         try:
@@ -331,13 +329,12 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         return (f"<p>No longer following {html.escape(src.url)}; its articles stay in the index.</p>", "",
                 _sources_table())
 
-    def on_sources_update(query, section, outlet, sort_by, descending, page, progress=gr.Progress()):
-        listing_state = (query, section, outlet, sort_by, descending, page)
+    def on_sources_update(progress=gr.Progress()):
         try:
             msg = render.web_report_html(library.update_web_sources(progress=_progress_fn(progress)))
         except RagError as exc:
             msg = f"<p class='up-refused'>Update failed: {html.escape(str(exc))}</p>"
-        return (msg, _sources_table(), *library_view(*listing_state))
+        return msg, _sources_table()
 
     # -- API endpoints ---------------------------------------------------------------------------------------------
 
@@ -517,20 +514,25 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         lib_page.submit(lambda *a: on_page(*a, 0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
         doc_search.change(on_pick, [doc_search, doc_filter], doc_filter, api_visibility="private",
                           trigger_mode="always_last")
-        files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private")
-        rebuild_btn.click(on_rebuild, [*listing_inputs, lib_page], [rebuild_msg, *view_outputs],
-                          api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
-        url_btn.click(on_add_urls, [url_box, *listing_inputs, lib_page], [url_msg, url_box, sources_table, *view_outputs],
-                      api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
-        url_box.submit(on_add_urls, [url_box, *listing_inputs, lib_page],
-                       [url_msg, url_box, sources_table, *view_outputs], api_visibility="private",
-                       concurrency_id="rebuild", concurrency_limit=1)
-        add_src_btn.click(on_source_add, source_box, [sources_msg, source_box, sources_table], api_visibility="private",
-                          concurrency_id="rebuild", concurrency_limit=1)
-        remove_src_btn.click(on_source_remove, source_box, [sources_msg, source_box, sources_table],
-                             api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
-        update_src_btn.click(on_sources_update, [*listing_inputs, lib_page], [sources_msg, sources_table, *view_outputs],
-                             api_visibility="private", concurrency_id="rebuild", concurrency_limit=1)
+        files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private",
+                     show_progress_on=[upload_msg])
+
+        def job(trigger, fn, inputs, outputs, message, refresh: bool = True):
+            """A long job: one at a time, its progress on its message only, then the tab refreshed."""
+            event = trigger(fn, inputs, outputs, api_visibility="private", concurrency_id="rebuild",
+                            concurrency_limit=1, show_progress_on=[message])
+            if refresh:
+                event.then(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private",
+                           show_progress="hidden")
+
+        job(rebuild_btn.click, on_rebuild, None, [rebuild_msg], rebuild_msg)
+        for trigger in (url_btn.click, url_box.submit):
+            job(trigger, on_add_urls, [url_box], [url_msg, url_box, sources_table], url_msg)
+        job(add_src_btn.click, on_source_add, [source_box], [sources_msg, source_box, sources_table], sources_msg,
+            refresh=False)
+        job(remove_src_btn.click, on_source_remove, [source_box], [sources_msg, source_box, sources_table],
+            sources_msg, refresh=False)
+        job(update_src_btn.click, on_sources_update, None, [sources_msg, sources_table], sources_msg)
 
         # With --mcp, Gradio turns public endpoints into MCP tools named after the function and returns str() of the
         # result, so the tools return JSON text; the dict-returning endpoints stay callable but leave the tool list.

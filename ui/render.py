@@ -191,16 +191,17 @@ def status_html(status: LibraryStatus) -> str:
     """The index status table of the library view (HTML)."""
     e = html.escape
     rows = [
-        ("Index", f"{status.index_dir} ({status.version})"),
-        ("Model", status.model),
-        ("Articles", str(status.documents)),
+        ("Index folder", status.index_dir),
+        ("Index version", status.version),
+        ("Embedding model", status.model),
+        ("Articles indexed", str(status.documents)),
         ("Passages", str(status.chunks)),
         ("Built at", status.built_at),
-        ("Built from", status.source),
+        ("Articles folder", status.source),
         ("Uploads folder", status.uploads_dir),
     ]
     if status.pending_uploads:
-        rows.append(("Waiting for a rebuild", ", ".join(status.pending_uploads)))
+        rows.append(("Uploads waiting for a rebuild", ", ".join(status.pending_uploads)))
     if status.building:
         rows.append(("Build", "running"))
     cells = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
