@@ -257,6 +257,11 @@ def test_openapi_document_and_page(api, library):
     doc = api.get("openapi.json").json()
     assert set(doc["paths"]) == {"/ask", "/search", "/articles", "/articles/{doc_id}", "/health"}
     assert doc["servers"] == [{"url": "/api"}]
+    # The answers listed are those the API gives: a body it cannot read is a 400 with an ErrorOut, never a 422.
+    responses = {(path, method): set(op["responses"]) for path, ops in doc["paths"].items() for method, op in ops.items()}
+    assert all("422" not in codes for codes in responses.values())
+    assert responses[("/ask", "post")] == {"200", "400", "401", "413", "503"}
+    assert responses[("/articles/{doc_id}", "get")] == {"200", "400", "401", "404", "503"}
     schemas = doc["components"]["schemas"]
     for name in ("AskRequest", "SearchRequest"):
         assert schemas[name]["examples"], name

@@ -85,6 +85,28 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+POSTED = {**ERRORS, 413: {"model": ErrorOut, "description": "the body is over 1 MB"}}
+
+
+def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """app.openapi with FastAPI's automatic 422 answers left out: this API answers a request it cannot read with
+    400 and an ErrorOut, like every other bad request."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = plain()
+            for methods in doc.get("paths", {}).values():
+                for op in methods.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                doc.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return openapi
+
+
 def library_of(request: Request) -> Library:
     return request.app.state.library
 
@@ -97,7 +119,7 @@ async def run_engine(request: Request, fn: Callable[..., Any], *args: Any, **kwa
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=state.limiter)
 
 
-@router.post("/ask", response_model=AnswerOut, responses=ERRORS, summary="Answer a question with cited quotes",
+@router.post("/ask", response_model=AnswerOut, responses=POSTED, summary="Answer a question with cited quotes",
              description="The answer `rag ask --json` prints: the quoted sentences with their citations (article, "
                          "character span, short answer), or an abstention with the nearest passages. With "
                          "`history`, a follow-up is read in the light of the earlier turns (`read_as`, `follows`).")
@@ -110,7 +132,7 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse:
     return JSONResponse(answer.to_dict())
 
 
-@router.post("/search", response_model=list[PassageOut], responses=ERRORS, summary="Ranked passages for a query",
+@router.post("/search", response_model=list[PassageOut], responses=POSTED, summary="Ranked passages for a query",
              description="The passages `rag search --json` prints, best first (or newest article first), with scores.")
 async def search(body: SearchRequest, request: Request) -> JSONResponse:
     library = library_of(request)
@@ -218,6 +240,7 @@ def create_api(library: Library, *, credentials: Credentials | None = None, work
     app.state.limiter = None
     install_error_handlers(app, check_login)
     app.include_router(router)
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +23,14 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #ddd; vert
 code, pre { font-family: ui-monospace, monospace; } pre { background: #f5f5f5; padding: 8px; overflow-x: auto; }
 .muted { color: #666; }
 """
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _prose(text: str) -> str:
+    """Escaped text with its `code` spans (as the OpenAPI descriptions write them) set in code."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(text))
 
 
 def _resolve(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
@@ -54,13 +63,15 @@ def _fields_table(model: dict[str, Any]) -> str:
         if "default" in prop and prop["default"] is not None:
             about += f" (default {json.dumps(prop['default'])})"
         rows.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(_type(prop))}</td>"
-                    f"<td>{'yes' if name in required else ''}</td><td>{html.escape(about)}</td></tr>")
+                    f"<td>{'yes' if name in required else ''}</td><td>{_prose(about)}</td></tr>")
     return ("<table><tr><th>field</th><th>type</th><th>required</th><th>meaning</th></tr>" + "".join(rows) +
             "</table>")
 
 
 def _curl(method: str, url: str, body: Any, login: bool) -> str:
     parts = ["curl"] + (["-u user:password"] if login else [])
+    if isinstance(body, dict):  # the question first, as a person writes it
+        body = dict(sorted(body.items(), key=lambda kv: kv[0] != "question"))
     if body is not None:
         parts += ["-H 'Content-Type: application/json'", f"-d '{json.dumps(body, ensure_ascii=False)}'"]
     elif method != "get":
@@ -72,7 +83,7 @@ def _operation(path: str, method: str, op: dict[str, Any], doc: dict[str, Any], 
     out = [f"<h2><span class='method'>{method.upper()}</span> <code>/api{html.escape(path)}</code> "
            f"<span class='muted'>{html.escape(op.get('summary', ''))}</span></h2>"]
     if op.get("description"):
-        out.append(f"<p>{html.escape(op['description'])}</p>")
+        out.append(f"<p>{_prose(op['description'])}</p>")
     params = [p for p in op.get("parameters", []) if p.get("in") in ("query", "path")]
     example_path, query = path, {}
     if params:
@@ -90,7 +101,7 @@ def _operation(path: str, method: str, op: dict[str, Any], doc: dict[str, Any], 
             default = f" (default {json.dumps(schema['default'])})" if "default" in schema else ""
             rows.append(f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
                         f"<td>{html.escape(_type(schema))}</td>"
-                        f"<td>{html.escape(p.get('description', '') + default)}</td></tr>")
+                        f"<td>{_prose(p.get('description', '') + default)}</td></tr>")
         out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>" + "".join(rows) +
                    "</table>")
     body_examples: list[Any] = [None]
@@ -117,7 +128,7 @@ def _models(doc: dict[str, Any]) -> str:
         if name.endswith("Request") or name in ("HTTPValidationError", "ValidationError"):
             continue
         shown.append(f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3>"
-                     f"<p>{html.escape(model.get('description', ''))}</p>{_fields_table(model)}")
+                     f"<p>{_prose(model.get('description', ''))}</p>{_fields_table(model)}")
     return "<h2>Answers</h2>" + "".join(shown)
 
 
@@ -126,7 +137,7 @@ def docs_html(doc: dict[str, Any], base: str, *, login: bool) -> str:
     info = doc.get("info", {})
     ops = [_operation(path, method, op, doc, base, login)
            for path, methods in doc.get("paths", {}).items() for method, op in methods.items()]
-    intro = "".join(f"<p>{html.escape(p)}</p>" for p in info.get("description", "").split("\n\n") if p.strip())
+    intro = "".join(f"<p>{_prose(p)}</p>" for p in info.get("description", "").split("\n\n") if p.strip())
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(info.get('title', 'API'))}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(info.get('title', 'API'))} "
             f"<span class='muted'>{html.escape(str(info.get('version', '')))}</span></h1>{intro}"
