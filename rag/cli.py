@@ -80,8 +80,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"including the web articles in {web.articles}", file=sys.stderr)
     stats = build_index(sources, settings.index_dir, settings, full=args.full, progress=_progress_bar(show))
+    from .watch_commands import print_new_answers, report_dict
+    from .watching import after_build
+
+    watched = after_build(settings.index_dir, settings)  # the saved questions, against the new and changed articles
     if args.json:
-        print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps({**stats.to_dict(), "watched": report_dict(watched)}, indent=2, ensure_ascii=False))
         return 0
     for s in stats.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
@@ -89,6 +93,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         f"indexed {stats.documents} documents ({stats.added} added, {stats.updated} updated, {stats.removed} removed), "
         f"{stats.chunks} chunks, {stats.sentences} sentences in {stats.seconds:.1f} s -> {settings.index_dir}"
     )
+    print_new_answers(watched)
     return 0
 
 
@@ -408,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMAND_MODULES = ("evaluation", "bench", "web.commands")
+COMMAND_MODULES = ("evaluation", "bench", "web.commands", "watch_commands")
 
 
 def configure_logging(verbose: bool) -> None:

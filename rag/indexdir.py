@@ -37,6 +37,8 @@ __all__ = [
     "prepare_index_dir",
     "pause_point",
     "PAUSE_ENV",
+    "WATCHED",
+    "write_atomic",
 ]
 
 # 2: the catalog keeps each article's section, tags and raw date, and sources relative to the folder built from.
@@ -45,7 +47,9 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
-_OWN = {CURRENT, LOCK, "README.md", ".gitkeep"}
+WATCHED = "watched"
+"""The folder of saved questions and their answers (rag.watched): beside the versions, never inside one."""
+_OWN = {CURRENT, LOCK, WATCHED, "README.md", ".gitkeep"}
 SELF_CHECKSUM = "manifest_sha256"
 PAUSE_ENV = "RAG_PAUSE_AT"
 PAUSE_STAGES = ("embed", "write", "swap", "published")
@@ -57,7 +61,8 @@ def pause_point(stage: str) -> None:
     Crash tests set RAG_PAUSE_AT to one of PAUSE_STAGES, wait for the line "paused at <stage>" on stderr, and
     kill the process there: embed (chunks embedded, sentences not yet), write (files half written in the work
     folder), swap (new version folder renamed, CURRENT not yet replaced), published (CURRENT replaced, older
-    versions not yet removed). The pause ends after an hour so a forgotten variable cannot hang a build forever.
+    versions not yet removed). rag.watching holds at "watched" after a build (answers found, not yet recorded).
+    The pause ends after an hour so a forgotten variable cannot hang a build forever.
     """
     if os.environ.get(PAUSE_ENV) != stage:
         return
@@ -158,6 +163,12 @@ def _write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) so that a reader, or a crash, sees the old content or the new, never a mix."""
+    _write_atomic(Path(path), text)
+    _fsync_dir(Path(path).parent)
 
 
 def new_work_dir(index_dir: Path) -> Path:

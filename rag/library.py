@@ -26,6 +26,7 @@ from .embedding import Embedder
 from .errors import BuildLockedError, ConfigError, IngestError, RagError, SourceError, UploadError
 from .pipeline import Index, ProgressFn, build_index, open_index
 from .types import Answer, BuildStats, Document, Passage
+from .watching import WatchReport, after_build
 
 __all__ = [
     "UPLOAD_EXTENSIONS",
@@ -320,6 +321,8 @@ class Library:
         self._index = open_index(self.index_dir, settings=self.settings, embedder=embedder)
         self._embedder = self._index.embedder
         self._listed: tuple[str, list[DocumentInfo]] = ("", [])
+        self.watched: WatchReport | None = None
+        """What the saved questions got from the last build made here (rebuild, or the web sources' report)."""
 
     @property
     def index(self) -> Index:
@@ -437,9 +440,10 @@ class Library:
             settings = idx.settings.with_(source=self.source())
             stats = build_index(self.rebuild_sources(), self.index_dir, settings, embedder=self._embedder,
                                 progress=progress)
+            # The saved questions, against the new and changed articles of the version just reopened.
+            self.watched = after_build(self.index_dir, self.settings, index=self.index, embedder=self._embedder)
         finally:
             self._build_lock.release()
-        self.index  # noqa: B018 - reopen now, so the next question does not pay for it
         return stats
 
     @property
@@ -537,6 +541,7 @@ class Library:
         finally:
             self._build_lock.release()
         self.index  # noqa: B018 - reopen now, so the next question does not pay for it
+        self.watched = getattr(result, "watched", None)
         return result
 
     def _upload_files(self) -> list[Path]:

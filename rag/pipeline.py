@@ -39,7 +39,7 @@ from .sentvecs import SentenceVectors, SentenceVectorWriter
 from .stores import VectorStore, create_store, open_store
 from .types import Answer, BuildStats, Document, Passage, Sentence, SkippedFile
 
-__all__ = ["build_index", "open_index", "query", "Index", "ProgressFn"]
+__all__ = ["build_index", "open_index", "query", "check_question", "Index", "ProgressFn"]
 
 # Passages retrieved before ranking by best sentence (30 and 40 measured alike on the SQuAD 2.0 dev fit half).
 RANK_POOL = 30
@@ -572,6 +572,7 @@ class Index:
         sort: str = "relevance",
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
+        read: bool = True,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
 
@@ -588,6 +589,8 @@ class Index:
                 strings, or objects with "question" (and "answer": an `Answer.to_dict()`). A question that leans on
                 the last of them is read with it (`Answer.read_as` says how); None or [] answers it alone. The
                 last `rag.followup.MAX_TURNS` turns are kept; history is never stored.
+            read: False answers with the linear sentence model alone, as `reader="none"` would: a fraction of the
+                time, for a first look that decides whether the reader is worth running (rag.watching).
 
         Raises:
             QuestionError: the question is empty or too long, or the history is malformed.
@@ -602,7 +605,7 @@ class Index:
         """
         return self.query_ranked(question, k, doc_ids=doc_ids, sources=sources, abstain_threshold=abstain_threshold,
                                  since=since, until=until, section=section, outlet=outlet, sort=sort,
-                                 filters=filters, history=history)[0]
+                                 filters=filters, history=history, read=read)[0]
 
     def query_ranked(
         self,
@@ -619,6 +622,7 @@ class Index:
         sort: str = "relevance",
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
+        read: bool = True,
     ) -> tuple[Answer, list[Passage]]:
         """`query`'s answer and the whole ranked pool it came from (best first; the answer shows the first k).
 
@@ -632,7 +636,7 @@ class Index:
                                           sources=sources)
         followup = self._followup(question, history)
         qvec = self._query_vector(question, followup)
-        passages, candidates, docs, readings = self._rank(question, qvec, k, filters, followup)
+        passages, candidates, docs, readings = self._rank(question, qvec, k, filters, followup, read)
         answer = compose_answer(
             question,
             passages,
@@ -644,7 +648,7 @@ class Index:
             index_version=self.version,
             idf=self._idf,
             reranker=self.reranker,
-            model=self.blend.model if self.blend is not None else None,
+            model=self.blend.model if self.blend is not None and readings is not None else None,
             readings=readings,
         )
         if followup is not None:
@@ -742,17 +746,7 @@ class Index:
     # -- internals --------------------------------------------------------------------------------------------
 
     def _check_question(self, question: str) -> str:
-        if not isinstance(question, str):
-            raise QuestionError("the question must be text")
-        cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question).strip()
-        if not cleaned:
-            raise QuestionError("the question is empty; type a question about the indexed articles")
-        if len(cleaned) > self.settings.max_question_chars:
-            raise QuestionError(
-                f"the question is {len(cleaned):,} characters long; the limit is {self.settings.max_question_chars:,} "
-                "(max_question_chars)"
-            )
-        return cleaned
+        return check_question(question, self.settings.max_question_chars)
 
     def _followup(self, question: str, history: Any) -> FollowUp | None:
         """How `question` leans on the history (None: it is read alone, exactly as without history)."""
@@ -786,7 +780,7 @@ class Index:
         return self.lexical.idf_of if self.lexical is not None else None
 
     def _rank(
-        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None
+        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None, read: bool = True
     ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
         """Retrieve a pool, score every sentence (`rag.ranking`), let the reader re-read the best (`rag.reading`),
         and rank the passages by their best sentence; the passages come back best first, with the readings.
@@ -804,7 +798,7 @@ class Index:
             # Before the reader picks what to read, so the previous articles' best sentences are read too.
             candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_LINEAR)
         readings = None
-        if self.reader is not None and self.blend is not None and candidates:
+        if read and self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
             texts = {d: doc.text for d, doc in docs.items()}
             read = followup.read_as if followup is not None else question
@@ -911,6 +905,24 @@ class Index:
             idx = np.array([r.row for r in rows], dtype=np.int64)
             all_vecs.append(np.asarray(self.sentence_matrix[idx], dtype=np.float32) if len(idx) else np.zeros((0, 1), np.float32))
         return all_sents, all_vecs
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """The question with control characters blanked and outer spaces removed.
+
+    Raises:
+        QuestionError: not text, empty, or longer than `max_chars` (the `max_question_chars` setting).
+    """
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question).strip()
+    if not cleaned:
+        raise QuestionError("the question is empty; type a question about the indexed articles")
+    if len(cleaned) > max_chars:
+        raise QuestionError(
+            f"the question is {len(cleaned):,} characters long; the limit is {max_chars:,} (max_question_chars)"
+        )
+    return cleaned
 
 
 def _check_sort(sort: str | None) -> str:

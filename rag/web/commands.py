@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, RagError
+from ..watch_commands import print_new_answers, report_dict
 
 __all__ = ["register", "parse_every"]
 
@@ -61,6 +62,7 @@ def _report_dict(report) -> dict[str, Any]:
         "fetch_seconds": round(report.fetch_seconds, 3),
         "build_seconds": round(report.build_seconds, 3),
         "errors": report.errors,
+        "watched": report_dict(report.watched),
     }
 
 
@@ -74,6 +76,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             line = f"{p.status:>9}  {p.url}"
             print(line + (f"  ({p.error})" if p.error else f"  {p.title}" if p.title else ""))
     print(_summary(report))
+    print_new_answers(report.watched)
     return 0 if not report.count("failed") else 9
 
 
@@ -110,6 +113,7 @@ def cmd_sources_update(args: argparse.Namespace) -> int:
         print(json.dumps(_report_dict(report), indent=2, ensure_ascii=False))
         return 0
     print(_summary(report))
+    print_new_answers(report.watched)
     failed = [s for s in report.sources if s.status == "error"]
     return 9 if failed and len(failed) == len(report.sources) else 0
 
@@ -128,6 +132,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             try:
                 report = _web(args).update()  # a fresh fetcher each round: robots.txt is read again
                 print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {_summary(report)}", flush=True)
+                print_new_answers(report.watched)
             except RagError as exc:  # one bad round (a build running elsewhere, a missing folder) is reported
                 print(f"error: {exc}", file=sys.stderr, flush=True)
             rounds += 1

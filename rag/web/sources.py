@@ -22,6 +22,7 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..errors import BuildLockedError, ConfigError, FetchError, SourceError
 from ..types import BuildStats
+from ..watching import WatchReport, after_build
 from .feeds import Feed, FeedItem, discover_feeds, looks_like_feed, parse_feed
 from .fetch import Fetcher, FetchResult
 from .pages import decode_page, read_page
@@ -66,14 +67,15 @@ class SourceReport:
 
 @dataclass
 class UpdateReport:
-    """The result of add / update: per source, the pages, and the build that published them (None: nothing
-    published, e.g. stopped)."""
+    """The result of add / update: per source, the pages, the build that published them (None: nothing
+    published, e.g. stopped), and the answers the saved questions got from them."""
 
     sources: list[SourceReport] = field(default_factory=list)
     build: BuildStats | None = None
     fetch_seconds: float = 0.0
     build_seconds: float = 0.0
     requests: int = 0
+    watched: WatchReport | None = None  # the saved questions asked against what the build published
 
     def count(self, status: str) -> int:
         return sum(s.count(status) for s in self.sources)
@@ -403,6 +405,7 @@ class WebIndex:
         report.build = build_index(sources, self.index_dir, settings, embedder=self.embedder, progress=progress,
                                    web_state=state.rows())
         report.build_seconds = time.perf_counter() - t0
+        report.watched = after_build(self.index_dir, self.settings, embedder=self.embedder)
 
     def _build_inputs(self) -> tuple[Settings, list[Path]]:
         """The settings and folders a build reads: the index's own source (as its manifest records it), the uploads
