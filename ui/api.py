@@ -239,6 +239,7 @@ def create_api(library: Library, *, credentials: Credentials | None = None, work
     app.state.workers = max(1, int(workers))
     app.state.limiter = None
     install_error_handlers(app, check_login)
+    from . import api_watched  # noqa: F401 - its routes (/questions, /answers) join the router first
     app.include_router(router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit)

@@ -29,7 +29,9 @@ from rag.types import Answer  # noqa: E402
 from . import render  # noqa: E402
 from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth, resolve_cors_origins  # noqa: E402
 from .api import create_api  # noqa: E402
+from .atom import feed_route  # noqa: E402
 from .server import Served, start  # noqa: E402
+from .watched import watched_tab  # noqa: E402
 
 __all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
 
@@ -484,6 +486,7 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                             update_src_btn = gr.Button("Update sources", size="sm", variant="primary",
                                                        elem_id="source-update")
                         sources_msg = gr.HTML("", elem_id="sources-msg")
+            watched_tab(library, panel=panel, tabs=tabs)  # saved questions and the answers new articles gave them
 
         chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole, since, until, section_filter, outlet_filter, sort]
         chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
@@ -653,7 +656,8 @@ def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port:
         pwa=False,
         enable_monitoring=False,
     )
-    served = start(demo, api, host=host, port=port, gradio_options=gradio_options, share=share, quiet=not block)
+    served = start(demo, api, host=host, port=port, gradio_options=gradio_options, share=share, quiet=not block,
+                   routes=[feed_route(library, auth)])
     if block:
         served.wait()
     return served

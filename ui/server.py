@@ -13,12 +13,13 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from gradio import networking
+from starlette.routing import BaseRoute
 
 from rag.errors import ConfigError
 
@@ -81,12 +82,13 @@ def _check_port(host: str, port: int) -> None:
 
 
 def start(demo: gr.Blocks, api: FastAPI, *, host: str, port: int, gradio_options: dict[str, Any],
-          share: bool = False, quiet: bool = False) -> Served:
+          share: bool = False, quiet: bool = False, routes: Sequence[BaseRoute] = ()) -> Served:
     """Serve `api` at /api and `demo` at / on host:port, in a background thread.
 
     Args:
         gradio_options: keyword arguments of gr.mount_gradio_app (login, css, blocked paths, upload size, MCP).
         share: also ask Gradio's share service for a public link.
+        routes: more routes at the root (the Atom feed of ui.atom), each with its own login check.
 
     Raises:
         ConfigError: the address cannot be bound.
@@ -94,6 +96,7 @@ def start(demo: gr.Blocks, api: FastAPI, *, host: str, port: int, gradio_options
     _check_port(host, port)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/api", api)  # before Gradio's mount at /, which would otherwise take every path
+    app.router.routes.extend(routes)
     gr.mount_gradio_app(app, demo, path="/", server_name=host, server_port=port, **gradio_options)
     gradio_app = app.routes[-1].app
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on",
