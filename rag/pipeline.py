@@ -27,7 +27,7 @@ from .followup import FollowUp, Turn, parse_history, prefer_articles, read_follo
 from .ingest import find_files, iter_documents
 from .lexical import FOLDER as LEXICAL_FOLDER
 from .lexical import TOKENIZER, LexicalBuilder, LexicalIndex, saved_tokenizer
-from .ranking import Candidate, Signals, load_model, rank_pool, score_candidates
+from .ranking import Candidate, Signals, confidence_features, load_model, rank_pool, score_candidates
 from .reader import Reading, load_reader
 from .reading import load_blend, read_candidates, rescore
 from .recency import newest_first, order_citations, prefer_cued, time_cue
@@ -572,7 +572,7 @@ class Index:
         sort: str = "relevance",
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
-        read: bool = True,
+        read: bool | float = True,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
 
@@ -589,8 +589,9 @@ class Index:
                 strings, or objects with "question" (and "answer": an `Answer.to_dict()`). A question that leans on
                 the last of them is read with it (`Answer.read_as` says how); None or [] answers it alone. The
                 last `rag.followup.MAX_TURNS` turns are kept; history is never stored.
-            read: False answers with the linear sentence model alone, as `reader="none"` would: a fraction of the
-                time, for a first look that decides whether the reader is worth running (rag.watching).
+            read: False answers with the linear sentence model alone, as `reader="none"` would (a fraction of the
+                time); a number answers so unless the linear model's confidence reaches it, and reads otherwise: for
+                many questions of which few are answered (rag.watching).
 
         Raises:
             QuestionError: the question is empty or too long, or the history is malformed.
@@ -622,7 +623,7 @@ class Index:
         sort: str = "relevance",
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
-        read: bool = True,
+        read: bool | float = True,
     ) -> tuple[Answer, list[Passage]]:
         """`query`'s answer and the whole ranked pool it came from (best first; the answer shows the first k).
 
@@ -780,7 +781,7 @@ class Index:
         return self.lexical.idf_of if self.lexical is not None else None
 
     def _rank(
-        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None, read: bool = True
+        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None, read: bool | float = True
     ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
         """Retrieve a pool, score every sentence (`rag.ranking`), let the reader re-read the best (`rag.reading`),
         and rank the passages by their best sentence; the passages come back best first, with the readings.
@@ -798,11 +799,18 @@ class Index:
             # Before the reader picks what to read, so the previous articles' best sentences are read too.
             candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_LINEAR)
         readings = None
+        if read is not True and read is not False and candidates:
+            # A floor: the reader reads only when the linear model alone is that confident (the answer it would give).
+            linear = candidates if followup is None else \
+                prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)
+            cued = rank_pool(passages, prefer_cued(linear, docs, time_cue(question)))[1]
+            read = any(c.passage < k for c in cued) and \
+                load_model().confidence(confidence_features(question, cued, self._idf)) >= float(read)
         if read and self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
             texts = {d: doc.text for d, doc in docs.items()}
-            read = followup.read_as if followup is not None else question
-            readings = read_candidates(read, candidates, sentences, self.reader, texts, top)
+            asked = followup.read_as if followup is not None else question
+            readings = read_candidates(asked, candidates, sentences, self.reader, texts, top)
             candidates = rescore(candidates, readings, self.blend)
         if followup is not None:
             candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)

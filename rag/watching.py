@@ -61,7 +61,8 @@ class WatchReport:
     Attributes:
         version: the index version asked against (None: nothing to ask).
         articles: new or changed articles in it; questions: saved questions.
-        screened: (question, article) pairs past the cosine and word screens; read: questions the reader read.
+        screened: (question, article) pairs past the cosine and word screens; asked: questions asked (the
+            reader reads those whose linear confidence reaches LINEAR_FLOOR).
         answers: the answers recorded (the new ones only).
         seconds: time spent; skipped: why nothing was asked when a build held the index.
         error: why the step failed after a build (`after_build`); the next step asks them again.
@@ -71,7 +72,7 @@ class WatchReport:
     articles: int = 0
     questions: int = 0
     screened: int = 0
-    read: int = 0
+    asked: int = 0
     answers: list[WatchedAnswer] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str | None = None
@@ -180,7 +181,7 @@ def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list
             if opened is None:
                 opened = _open(index_dir, version, settings, index, embedder)
                 if manifest.get("model") == GATE_MODEL:
-                    close = _holding_the_words(questions, close, docs, opened)
+                    close = _holding_the_words(questions, close, opened)
                     if not close.get(q.id):
                         continue
             report.screened += len(close[q.id])
@@ -237,25 +238,41 @@ def _question_vectors(questions: Sequence[SavedQuestion], manifest: dict[str, An
     return vectors
 
 
-def _holding_the_words(questions: Sequence[SavedQuestion], close: dict[int, list[str]], docs: dict[str, "Document"],
-                       idx: "Index") -> dict[int, list[str]]:
-    """Of the close articles, those holding at least GATE_COVERAGE of the question's idf weight (BM25's idf)."""
+def _holding_the_words(questions: Sequence[SavedQuestion], close: dict[int, list[str]], idx: "Index"
+                       ) -> dict[int, list[str]]:
+    """Of the close articles, those holding at least GATE_COVERAGE of the question's idf weight (BM25's idf).
+
+    Which articles hold a word is read from the BM25 index (a word's scores are positive on the passages that hold
+    it), not by splitting the articles' text again."""
     from .lexical import content_terms
 
-    if idx.lexical is None:
+    lex = idx.lexical
+    if lex is None:
         return close
-    terms = {d: content_terms(docs[d].text) for d in {d for ds in close.values() for d in ds}}
+    wanted = sorted({d for ds in close.values() for d in ds})
+    position = {int(c): i for i, c in enumerate(lex.chunk_ids)}
+    owned = [(position[r.id], r.doc_id) for r in idx.catalog.chunks_of(wanted) if r.id in position]
+    rows = np.array([p for p, _ in owned], dtype=np.int64)
+    holders: dict[str, set[str]] = {}
+
+    def holding(term: str) -> set[str]:
+        if term not in holders:
+            ids = lex.term_ids([term])
+            hits = np.asarray(lex.bm25.get_scores_from_ids(ids))[rows] > 0 if ids and len(rows) else []
+            holders[term] = {owned[i][1] for i in np.nonzero(hits)[0]} if len(hits) else set()
+        return holders[term]
+
     out = {}
     for q in questions:
         if not close.get(q.id):
             continue
-        weights = {t: idx.lexical.idf_of(t) for t in content_terms(q.question)}
+        weights = {t: lex.idf_of(t) for t in content_terms(q.question)}
         total = sum(weights.values())
         if total <= 0:
             out[q.id] = close[q.id]
             continue
-        out[q.id] = [d for d in close[q.id] if sum(w for t, w in weights.items() if t in terms[d]) / total
-                     >= GATE_COVERAGE]
+        out[q.id] = [d for d in close[q.id]
+                     if sum(w for t, w in weights.items() if d in holding(t)) / total >= GATE_COVERAGE]
     return out
 
 
@@ -271,17 +288,17 @@ def _open(index_dir: Path, version: Path, settings: Settings, index: "Index | No
 
 
 def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], report: WatchReport) -> "Answer | None":
-    """The question's answer from these articles when it reaches its threshold, else None."""
+    """The question's answer from these articles when it reaches its threshold, else None.
+
+    The reader reads only when the linear model's confidence reaches LINEAR_FLOOR (one retrieval either way), so no
+    answer under the floor is recorded, whatever the question's own threshold."""
     from .errors import FilterError, QuestionError
 
     threshold = q.min_confidence if q.min_confidence is not None else idx.settings.abstain_threshold
+    report.asked += 1
     try:
-        if idx.reader is not None:
-            first = idx.query(q.question, doc_ids=doc_ids, abstain_threshold=1.0, read=False)
-            if first.confidence < LINEAR_FLOOR:
-                return None
-            report.read += 1
-        answer = idx.query(q.question, doc_ids=doc_ids, abstain_threshold=threshold)
+        answer = idx.query(q.question, doc_ids=doc_ids, abstain_threshold=max(threshold, LINEAR_FLOOR),
+                           read=LINEAR_FLOOR)
     except (FilterError, QuestionError):  # an article gone meanwhile, or a limit lowered since it was saved
         return None
     return None if answer.abstained or not answer.citations else answer

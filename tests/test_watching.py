@@ -224,3 +224,37 @@ def test_a_build_running_elsewhere_leaves_the_asking_to_it(fake_index, fake_embe
     with build_lock(fake_index):
         report = ask_new_articles(fake_index, embedder=fake_embedder)
     assert report.skipped and "build is running" in report.skipped
+
+
+@pytest.mark.model
+def test_reading_above_a_floor_is_reading_or_not_reading(seed_index):
+    """`read=<floor>` (the step's one query per question) gives the reader's answer when the linear model reaches
+    the floor, else the linear model's, exactly as read=True and read=False do."""
+    from conftest import SEED_QUESTION
+
+    read, linear = seed_index.query(SEED_QUESTION), seed_index.query(SEED_QUESTION, read=False)
+    assert read.to_dict() != linear.to_dict()  # else the test could not tell them apart
+    assert seed_index.query(SEED_QUESTION, read=0.0).to_dict() == read.to_dict()
+    assert seed_index.query(SEED_QUESTION, read=1.01).to_dict() == linear.to_dict()
+
+
+def test_the_word_screen_reads_the_bm25_index_as_the_text_would(fake_index, fake_embedder, tmp_path):
+    """Which articles hold a question's words, read from BM25's passages, is what splitting their text gives."""
+    from rag.lexical import content_terms
+    from rag.watched import SavedQuestion
+    from rag.watching import GATE_COVERAGE, _holding_the_words
+
+    for slug, title, _, _, body in ARTICLES:
+        (tmp_path / "articles" / f"{slug}.txt").write_text(f"{title}\n\n{body}\n", encoding="utf-8")
+    build_index(tmp_path / "articles", fake_index, embedder=fake_embedder)
+    idx = open_index(fake_index, embedder=fake_embedder)
+    docs = [d.id for d in idx.documents()]
+    questions = [SavedQuestion(i, text) for i, text in enumerate((QUESTION, STORM, SILENT, "Who is the librarian?",
+                                                                   "What did the mayor say about the cost?"), 1)]
+    got = _holding_the_words(questions, {q.id: docs for q in questions}, idx)
+    for q in questions:
+        weights = {t: idx.lexical.idf_of(t) for t in content_terms(q.question)}
+        expected = [d for d in docs if sum(w for t, w in weights.items() if t in content_terms(idx.document(d).text))
+                    / sum(weights.values()) >= GATE_COVERAGE]
+        assert got[q.id] == expected, q.question
+    assert any(got.values()) and not all(len(v) == len(docs) for v in got.values())
