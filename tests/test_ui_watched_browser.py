@@ -111,6 +111,10 @@ def test_the_answer_shows_in_the_tab_and_opens_in_the_sources_panel(site, librar
         expect(page.locator("#watch-msg")).to_contain_text("No longer watching [2]")
         expect(board).not_to_contain_text("librarian")
 
+    # The feed's link for an article without a web address: the app opened at #answer-<id> shows that answer.
+    with running_app(library) as app, chromium() as browser, app_page(browser, app + "#answer-1") as page:
+        expect(page.locator("#sources mark.src-quote")).to_contain_text("reopened the northern pier", timeout=30_000)
+
 
 def test_the_feed_and_the_api_hold_the_answer_once_behind_the_login(site, library):
     import httpx

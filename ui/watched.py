@@ -26,8 +26,7 @@ __all__ = ["watched_tab", "questions_html", "tab_label", "REFRESH_S"]
 REFRESH_S = 15.0
 _REF = re.compile(r"^(answer|unwatch)-(\d{1,9})$")
 
-# Clicks on an answer or on "Stop watching" become this component's click event with the link as data; a page
-# opened at #answer-<id> (the feed's link) opens that answer once the app is ready.
+# Clicks on an answer or on "Stop watching" become this component's click event with the link as data.
 WATCH_JS = """
 element.addEventListener('click', (e) => {
   const a = e.target.closest && e.target.closest('a[href^="#answer-"], a[href^="#unwatch-"]');
@@ -35,11 +34,9 @@ element.addEventListener('click', (e) => {
   e.preventDefault(); e.stopPropagation();
   trigger('click', {ref: a.getAttribute('href').slice(1)});
 }, true);
-if (/^#answer-\\d+$/.test(location.hash)) {
-  const ref = location.hash.slice(1);
-  setTimeout(() => trigger('click', {ref}), 400);
-}
 """
+# At page load, the address's fragment (the feed links to <app>/#answer-<id>) is handed to the server.
+FRAGMENT_JS = "(ignored) => window.location.hash"
 
 CSS = """
 .watch-q { border-bottom: 1px solid var(--border-color-primary); padding: 8px 0; }
@@ -156,6 +153,7 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
         msg = gr.HTML("", elem_id="watch-msg")
         board = gr.HTML(listing(), elem_id="watched", js_on_load=WATCH_JS, css_template=CSS)
         timer = gr.Timer(REFRESH_S)
+        fragment = gr.Textbox(visible=False)
 
     def on_open(_: gr.SelectData | None = None):
         before = _seen(store)
@@ -205,7 +203,15 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
     def on_load():
         return listing(), gr.Tab(label=tab_label(unseen()))
 
+    def on_fragment(hash_: str | None):
+        m = re.fullmatch(r"#answer-(\d{1,9})", hash_ or "")
+        found = next((a for a in store.answers() if a.id == int(m.group(1))), None) if m else None
+        if found is None:
+            return gr.skip(), gr.skip()
+        return _answer_panel(library, found), gr.Tabs(selected="chat")
+
     gr.on(None, on_load, None, [board, tab], api_visibility="private")  # each page load: as the store is now
+    gr.on(None, on_fragment, fragment, [panel, tabs], js=FRAGMENT_JS, api_visibility="private")
     tab.select(on_open, None, [board, shown_seen, tab], api_visibility="private")
     timer.tick(on_tick, shown_seen, [board, tab], api_visibility="private")
     add_btn.click(on_add, [box, conf, sections, outlets, shown_seen], [msg, box, board], api_visibility="private")
