@@ -41,20 +41,24 @@ L2 = 1.0
 ZERO = AnswerModel({}, {}, 1.0)
 
 
-def clogit_fit(groups: list[tuple[np.ndarray, np.ndarray]], dim: int, l2: float) -> np.ndarray:
-    """Conditional logit with several positives: maximize sum log sum_{positives} softmax(X w) - l2/2 |w|^2."""
+def clogit_fit(groups: list[tuple[np.ndarray, np.ndarray]], dim: int, l2: float,
+               weights: list[float] | None = None) -> np.ndarray:
+    """Conditional logit with several positives: maximize sum_g weight_g log sum_{positives} softmax(X w)
+    - l2/2 |w|^2 (every group weighing 1 when `weights` is None)."""
     from scipy.optimize import minimize
+
+    weights = [1.0] * len(groups) if weights is None else weights
 
     def loss(w):
         total, grad = 0.5 * l2 * w @ w, l2 * w
-        for X, y in groups:
+        for (X, y), g_w in zip(groups, weights):
             z = X @ w
             p = np.exp(z - z.max())
             p /= p.sum()
             pos = p * y
             mass = pos.sum()
-            total -= np.log(mass + 1e-300)
-            grad = grad - ((pos / mass) @ X - p @ X)
+            total -= g_w * np.log(mass + 1e-300)
+            grad = grad - g_w * ((pos / mass) @ X - p @ X)
         return total, grad
 
     return minimize(loss, np.zeros(dim), jac=True, method="L-BFGS-B").x
