@@ -42,14 +42,14 @@ def _store_params(index_dir):
 
 
 def _collections(index_dir):
-    from rag.stores.milvus import _CONNECTIONS, _target_from_params
+    from rag.stores.milvus_connection import CONNECTIONS, target_from_params
 
-    target = _target_from_params(_store_params(index_dir), index_dir)
-    client = _CONNECTIONS.acquire(target)
+    target = target_from_params(_store_params(index_dir), index_dir)
+    client = CONNECTIONS.acquire(target)
     try:
         return set(client.list_collections())
     finally:
-        _CONNECTIONS.release(target)
+        CONNECTIONS.release(target)
 
 
 def test_milvus_index_answers_like_faiss(tmp_path, monkeypatch, milvus):

@@ -1,5 +1,6 @@
 """Vector stores behind one Protocol: `base` (the contract and chunk metadata), `faiss` (the embedded default),
-`milvus` (Milvus Lite, a server or a cluster), `factory` (which one a kind or a manifest names).
+`milvus` (Milvus Lite, a server or a cluster; `milvus_connection`: where its vectors live, logins, one client per
+process), `factory` (which one a kind or a manifest names).
 
 Backends are imported only when used: `rag ask` on a FAISS index never imports pymilvus.
 """

@@ -1,9 +1,7 @@
 """Milvus vector store: one collection per index version, on a Milvus server or cluster, or in a Milvus Lite folder.
 
-The same pymilvus code talks to both. A URI ending in `.db` is a Milvus Lite data folder (an embedded engine run
-inside this process behind a local gRPC thread); `http(s)://host:19530` is a server. Credentials for a server come
-from the environment only (`RAG_MILVUS_TOKEN`, or `RAG_MILVUS_USER` and `RAG_MILVUS_PASSWORD`): they are never
-logged, never put in an error message and never written into the manifest.
+The same pymilvus code talks to both (rag/stores/milvus_connection.py: where the vectors live, logins, the one
+client per process).
 
 How this maps onto versioned index folders (rag/indexdir.py):
 - Every index version owns one collection, named `<family>_<12 hex>`; the manifest records its name, so the
@@ -25,29 +23,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
-import socket
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from ..errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
 from .base import ChunkFilter, ChunkMeta, date_key
+from .milvus_connection import (
+    CONNECTIONS,
+    DEFAULT_LITE_NAME,
+    DEFAULT_TIMEOUT_S,
+    PASSWORD_ENV,
+    TOKEN_ENV,
+    USER_ENV,
+    Target,
+    reason,
+    resolve_target,
+    target_from_params,
+)
 
 __all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV",
            "DEFAULT_LITE_NAME", "DEFAULT_TIMEOUT_S", "INDEX_TYPES"]
-
-TOKEN_ENV = "RAG_MILVUS_TOKEN"
-USER_ENV = "RAG_MILVUS_USER"
-PASSWORD_ENV = "RAG_MILVUS_PASSWORD"
-DEFAULT_LITE_NAME = "milvus.db"
-_SERVER_SCHEMES = ("http", "https", "tcp", "unix", "grpc")
 
 # index type -> (build parameters, search parameters); see docs/scaling.md for which to choose by corpus size.
 INDEX_TYPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -57,209 +56,11 @@ INDEX_TYPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 32}),
 }
 
-DEFAULT_TIMEOUT_S = 30.0
 _LOAD_TIMEOUT_S = 600.0  # loading a large collection into query nodes legitimately takes minutes
 _BATCH = 2000  # rows per insert/upsert call: far below the 256 MB gRPC message limit at 384 dimensions
 _ID_BATCH = 4000  # ids per `id in [...]` expression
 _MAX_VARCHAR = 65535
 _FIELDS = ("id", "vector", "doc_id", "source", "date")
-
-
-def _quiet_client_logs() -> None:
-    # pymilvus logs every failed call with a traceback, and the Lite server logs its own side; the errors are
-    # raised to us anyway and turned into one-line messages. Set after import: pymilvus configures its logger then.
-    # grpc._server: the Lite server answers pymilvus's timestamp request (query_iterator) with "not implemented"
-    # and grpc logs that with a traceback; the iterator then carries on with a client-side timestamp.
-    for name in ("pymilvus", "milvus_lite", "grpc._server"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where the vectors live: `connect` is what pymilvus gets, `record` what the manifest keeps."""
-
-    connect: str
-    lite: bool
-    record: dict[str, str]
-
-    @property
-    def shown(self) -> str:
-        return self.connect
-
-
-def _resolve(uri: str, index_dir: Path) -> _Target:
-    """Turn a settings URI into a connection target; an empty URI means a Lite folder inside the index folder."""
-    uri = (uri or "").strip()
-    if not uri:
-        uri = str(index_dir / DEFAULT_LITE_NAME)
-    parts = urlsplit(uri)
-    if parts.scheme in _SERVER_SCHEMES:
-        if parts.username or parts.password or "@" in parts.netloc:
-            raise ConfigError(
-                "the Milvus URI holds credentials; remove them from --milvus-uri and set "
-                f"{TOKEN_ENV} (or {USER_ENV} and {PASSWORD_ENV}) instead"
-            )
-        return _Target(uri, False, {"uri": uri})
-    if not uri.endswith(".db"):
-        raise ConfigError(
-            f"--milvus-uri {uri!r} is neither a Milvus Lite path ending in .db nor a server address "
-            "(http://host:19530); pass one of those"
-        )
-    path = Path(uri).expanduser().resolve()
-    if not path.parent.is_dir():
-        raise ConfigError(f"the folder of the Milvus Lite path {path} does not exist; create it or pass another --milvus-uri")
-    try:
-        inside = path.relative_to(Path(index_dir).resolve())
-    except ValueError:
-        return _Target(str(path), True, {"uri": str(path)})
-    # Kept relative to the index folder, so that a copied or moved index folder keeps working.
-    return _Target(str(path), True, {"uri": inside.as_posix(), "uri_base": "index_dir"})
-
-
-def _target_from_params(params: dict[str, Any], index_dir: Path) -> _Target:
-    uri = str(params.get("uri") or "")
-    if params.get("uri_base") == "index_dir":
-        path = (Path(index_dir) / uri).resolve()
-        return _Target(str(path), True, {"uri": uri, "uri_base": "index_dir"})
-    if not uri:
-        raise IndexCorruptError(f"{index_dir}: the manifest names no Milvus URI; run `rag rebuild-index`")
-    return _resolve(uri, index_dir)
-
-
-class _Connections:
-    """One pymilvus client per target (and login) per process, shared by every store on it and closed with the last.
-
-    Closing a Lite client alone leaves its server thread holding the folder's lock until the process exits;
-    releasing the server when the last user closes lets another process (a later `rag rebuild-index`) open it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, list[Any]] = {}  # connect -> [client, users]
-
-    @staticmethod
-    def key(target: _Target) -> str:
-        # Another login (the environment changed) gets its own client; the key holds a digest, not the secret.
-        login = "" if target.lite else hashlib.sha256(json.dumps(_credentials(), sort_keys=True).encode()).hexdigest()
-        return f"{target.connect}#{login[:16]}"
-
-    def acquire(self, target: _Target, timeout_s: float = DEFAULT_TIMEOUT_S, key: str | None = None) -> Any:
-        key = key or self.key(target)
-        with self._lock:
-            entry = self._open.get(key)
-            if entry is not None:
-                entry[1] += 1
-                return entry[0]
-            client = _connect(target, timeout_s)
-            self._open[key] = [client, 1]
-            return client
-
-    def release(self, target: _Target, key: str | None = None) -> None:
-        key = key or self.key(target)
-        with self._lock:
-            entry = self._open.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del self._open[key]
-        try:
-            entry[0].close()
-        except Exception:  # noqa: BLE001 - closing a dead channel is not an error worth raising
-            pass
-        if target.lite:
-            from milvus_lite import server_manager_instance
-
-            server_manager_instance.release_server(target.connect)
-
-
-_CONNECTIONS = _Connections()
-
-
-def _credentials() -> dict[str, str]:
-    """pymilvus keyword arguments for a server's credentials, from the environment only."""
-    token = os.environ.get(TOKEN_ENV, "")
-    user, password = os.environ.get(USER_ENV, ""), os.environ.get(PASSWORD_ENV, "")
-    if token:
-        return {"token": token}
-    if user:
-        return {"user": user, "password": password}
-    return {}
-
-
-def scrub(text: str) -> str:
-    """`text` with every credential value from the environment replaced by ***, for messages and logs."""
-    secrets = {os.environ.get(TOKEN_ENV, ""), os.environ.get(PASSWORD_ENV, "")}
-    token = os.environ.get(TOKEN_ENV, "")
-    if ":" in token:
-        secrets.add(token.split(":", 1)[1])  # a user:password token: the password alone is secret too
-    for secret in sorted((x for x in secrets if len(x) >= 3), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _reachable(uri: str, timeout_s: float = 3.0) -> bool:
-    """Whether anything accepts a TCP connection at the server URI's host and port."""
-    parts = urlsplit(uri)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 19530)
-        with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def _connect(target: _Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
-    try:
-        from pymilvus import MilvusClient
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise ConfigError("the Milvus store needs pymilvus and milvus-lite; run `make install`") from None
-    _quiet_client_logs()
-    credentials = {} if target.lite else _credentials()
-    try:
-        return MilvusClient(target.connect, timeout=timeout_s, **credentials)
-    except Exception as exc:  # noqa: BLE001 - pymilvus raises several unrelated classes here
-        if target.lite and _lite_locked(target.connect):
-            raise StoreUnavailableError(
-                f"the Milvus Lite folder {target.connect} is open in another process (Milvus Lite allows one "
-                "process per folder); stop that process (`rag serve`, a running build), or use a Milvus server"
-            ) from None
-        # The messages name the URI and the exception class only: pymilvus messages may echo connection details.
-        if target.lite or not _reachable(target.connect):
-            raise StoreUnavailableError(
-                f"cannot reach Milvus at {target.shown} ({type(exc).__name__}): start the Milvus server there, or "
-                "rebuild the index with --milvus-uri naming a running one"
-            ) from None
-        if "token" in credentials:
-            raise StoreUnavailableError(
-                f"Milvus at {target.shown} refused the connection with the token in {TOKEN_ENV}: set a valid "
-                f"token (user:password or an API key)"
-            ) from None
-        if credentials:
-            raise StoreUnavailableError(
-                f"Milvus at {target.shown} refused the user and password in {USER_ENV} / {PASSWORD_ENV}: set the "
-                "right ones"
-            ) from None
-        raise StoreUnavailableError(
-            f"Milvus at {target.shown} refused the connection; it may require a login: set {TOKEN_ENV} "
-            f"(or {USER_ENV} and {PASSWORD_ENV})"
-        ) from None
-
-
-def _lite_locked(path: str) -> bool:
-    import fcntl
-
-    lock = Path(path) / "LOCK"
-    if not lock.exists():
-        return False
-    try:
-        with open(lock, "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
 
 
 def _in_list(field: str, values: Iterable[Any]) -> str:
@@ -304,7 +105,7 @@ class MilvusStore:
 
     def __init__(
         self,
-        target: _Target,
+        target: Target,
         dimension: int,
         collection: str,
         family: str,
@@ -324,8 +125,8 @@ class MilvusStore:
         self.owner = owner
         self.timeout_s = float(timeout_s)
         self._target = target
-        self._login = _CONNECTIONS.key(target)  # released under the same key even if the environment changes
-        self._client = _CONNECTIONS.acquire(target, self.timeout_s, self._login)
+        self._login = CONNECTIONS.key(target)  # released under the same key even if the environment changes
+        self._client = CONNECTIONS.acquire(target, self.timeout_s, self._login)
         self._owned = owned  # False: the collection belongs to a published version and is never written
         self._write_lock = threading.Lock()
         self._closed = False
@@ -346,7 +147,7 @@ class MilvusStore:
             folder: the version's work folder; its parent is the index folder.
         """
         index_dir = Path(folder).parent if folder is not None else Path.cwd()
-        target = _resolve(getattr(settings, "milvus_uri", "") or "", index_dir)
+        target = resolve_target(getattr(settings, "milvus_uri", "") or "", index_dir)
         owner = _owner_of(index_dir)
         family = _family_of_live_version(index_dir, target, owner) or _new_family()
         index_type = getattr(settings, "milvus_index", "FLAT") or "FLAT"
@@ -363,7 +164,7 @@ class MilvusStore:
             settings: rag Settings for the time limit of each call (None: DEFAULT_TIMEOUT_S).
         """
         folder = Path(folder)
-        target = _target_from_params(params, folder.parent)
+        target = target_from_params(params, folder.parent)
         for key in ("collection", "family", "dimension"):
             if key not in params:
                 raise IndexCorruptError(f"{folder}: the manifest's store entry lacks {key!r}; run `rag rebuild-index`")
@@ -562,7 +363,7 @@ class MilvusStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            _CONNECTIONS.release(self._target, self._login)
+            CONNECTIONS.release(self._target, self._login)
 
     # -- internals --------------------------------------------------------------------------------------------
 
@@ -596,13 +397,13 @@ class MilvusStore:
         except (ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError):
             raise
         except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors alike
-            reason = _reason(exc)
-            if what in ("search", "count") and "not loaded" in reason:
+            why = reason(exc)
+            if what in ("search", "count") and "not loaded" in why:
                 # A restarted server reloads its collections on its own only after a while (half a minute here);
                 # asking for it now lets the first question after the restart answer.
                 return self._reload_and_retry(what, fn, args, kwargs)
             raise StoreUnavailableError(
-                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason}); check "
+                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({why}); check "
                 "that the Milvus server is running and reachable, then try again"
             ) from None
 
@@ -612,22 +413,11 @@ class MilvusStore:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            reason = _reason(exc)
+            why = reason(exc)
             raise StoreUnavailableError(
-                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({reason}); check "
+                f"Milvus {what} on collection {self.collection} at {self._target.shown} failed ({why}); check "
                 "that the Milvus server is running and reachable, then try again"
             ) from None
-
-
-def _reason(exc: BaseException) -> str:
-    """One line on why a pymilvus or gRPC call failed, with any credential from the environment masked."""
-    details = getattr(exc, "details", None)
-    if callable(details) and callable(getattr(exc, "code", None)):  # a raw grpc.RpcError
-        text = f"{exc.code().name}: {details()}"
-    else:
-        text = str(getattr(exc, "message", "") or exc)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return scrub(lines[0][:200] if lines else type(exc).__name__)
 
 
 def _new_name(family: str) -> str:
@@ -648,7 +438,7 @@ def _timeout_of(settings: Any) -> float:
     return float(value) if value else DEFAULT_TIMEOUT_S
 
 
-def _family_of_live_version(index_dir: Path, target: _Target, owner: str) -> str | None:
+def _family_of_live_version(index_dir: Path, target: Target, owner: str) -> str | None:
     """The collection family of the index folder's live version when it used the same Milvus and belongs to this
     folder, so a full rebuild keeps the alias and can drop the old collections."""
     from .. import indexdir
@@ -666,7 +456,7 @@ def _family_of_live_version(index_dir: Path, target: _Target, owner: str) -> str
     if store.get("owner") and store["owner"] != owner and not store.get("uri_base"):
         return None  # a copy of another index folder: the family is the original's
     try:
-        same = _target_from_params(store, index_dir).connect == target.connect
+        same = target_from_params(store, index_dir).connect == target.connect
     except RagError:
         return None
     return str(store["family"]) if same else None
@@ -675,8 +465,8 @@ def _family_of_live_version(index_dir: Path, target: _Target, owner: str) -> str
 def same_location(params: dict[str, Any], settings: Any, index_dir: Path) -> bool:
     """Whether a manifest's Milvus store lives where `settings` (milvus_uri) would put a new one."""
     try:
-        recorded = _target_from_params(params, Path(index_dir))
-        wanted = _resolve(getattr(settings, "milvus_uri", "") or "", Path(index_dir))
+        recorded = target_from_params(params, Path(index_dir))
+        wanted = resolve_target(getattr(settings, "milvus_uri", "") or "", Path(index_dir))
     except (ConfigError, IndexCorruptError):
         return False
     return recorded.connect == wanted.connect and params.get("index_type", "FLAT") == getattr(settings, "milvus_index", "FLAT")
