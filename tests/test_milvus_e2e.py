@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from rag import build_index, open_index
 from rag.config import Settings
 from rag.errors import SourceError
 from rag.indexdir import current_version, read_manifest
-from rag.stores.milvus import TOKEN_ENV
+from rag.stores.milvus import PUBLISHED_READS, TOKEN_ENV, MilvusStore
 
 QUESTIONS = [SEED_QUESTION, "intelligence sharing with Ukraine", "military aid suspension", "peace talks"]
 MILVUS = Settings(store="milvus")
@@ -198,3 +199,152 @@ def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, c
         assert (again.citations[0].start, again.citations[0].end) == (first["start"], first["end"])
     finally:
         idx.close()
+
+
+# -- reads of a published version: no wait for the server, nothing missed ---------------------------------------
+
+
+def _finds_every_passage(index_dir, emb) -> None:
+    """A reader that opens the live version finds and counts every chunk of its catalog, and nothing else."""
+    idx = open_index(index_dir, embedder=emb)
+    try:
+        want = {r.id for r in idx.catalog.all_chunks()}
+        probe = np.full(idx.store.dimension, 1.0 / np.sqrt(idx.store.dimension), np.float32)
+        ids = idx.store.search(probe, len(want) + 5)[1][0]
+        assert set(ids[ids >= 0].tolist()) == want and (ids == -1).sum() == 5
+        assert len(idx.store) == len(want) == _store_params(index_dir)["count"]
+    finally:
+        idx.close()
+
+
+def test_a_search_right_after_publish_sees_every_passage(tmp_path, milvus):
+    """Readers of a published version do not wait for the server's latest writes (PUBLISHED_READS): what makes them
+    see all of it is the build's own Strong count, done before the version went live."""
+    src, emb, index_dir = _articles(tmp_path), FakeEmbedder(), tmp_path / "index"
+    build_index(src, index_dir, milvus, embedder=emb)
+    _finds_every_passage(index_dir, emb)
+    # An incremental build publishes a collection copied and changed moments before.
+    (src / "cats.txt").unlink()
+    (src / "owls.txt").write_text("Owls hunt at night and sleep through the day in hollow trees.")
+    build_index(src, index_dir, milvus, embedder=emb)
+    _finds_every_passage(index_dir, emb)
+    idx = open_index(index_dir, embedder=emb)
+    try:
+        assert idx.search("owls hunt at night", k=1)[0].text.startswith("Owls hunt")
+    finally:
+        idx.close()
+
+
+def _spy_reads(monkeypatch, client) -> list[tuple[str, str, str | None]]:
+    """Record (call, collection, consistency level) of every search and query through the process's client."""
+    calls: list[tuple[str, str, str | None]] = []
+    for name in ("search", "query"):
+        real = getattr(client, name)
+
+        def spy(collection, *args, _real=real, _name=name, **kwargs):
+            calls.append((_name, collection, kwargs.get("consistency_level")))
+            return _real(collection, *args, **kwargs)
+
+        monkeypatch.setattr(client, name, spy)
+    return calls
+
+
+def test_published_versions_are_read_without_waiting_and_builds_wait_for_their_writes(tmp_path, milvus,
+                                                                                      monkeypatch):
+    src, emb, index_dir = _articles(tmp_path), FakeEmbedder(), tmp_path / "index"
+    build_index(src, index_dir, milvus, embedder=emb)
+    live = open_index(index_dir, embedder=emb)
+    try:
+        calls = _spy_reads(monkeypatch, live.store._client)
+        live.query(SEED_QUESTION)
+        live.search("cats purr", k=3, sources=[str(src / "cats.txt")])
+        assert len(live.store) == _store_params(index_dir)["count"]
+        mine = [c for c in calls if c[1] == live.store.collection]
+        assert {c[0] for c in mine} == {"search", "query"}
+        assert {c[2] for c in mine} == {PUBLISHED_READS} and PUBLISHED_READS != "Strong"
+
+        # The next build copies the live collection and writes the copy: its reads there wait for its writes.
+        calls.clear()
+        (src / "owls.txt").write_text("Owls hunt at night and sleep through the day in hollow trees.")
+        (src / "cats.txt").unlink()
+        build_index(src, index_dir, milvus, embedder=emb)
+        new = _store_params(index_dir)["collection"]
+        built = [c for c in calls if c[1] == new]
+        assert built and {c[2] for c in built} == {"Strong"}
+        # The collection itself is Strong too, for any other client that reads it without saying.
+        if milvus.milvus_uri:  # Milvus Lite keeps no consistency level (every read sees every write)
+            assert live.store._client.describe_collection(new)["consistency_level"] == 0  # Strong
+    finally:
+        live.close()
+
+
+def test_questions_reuse_the_process_client(tmp_path, milvus, monkeypatch):
+    """One pymilvus client per server and login per process: questions, and a second reader, open no connection."""
+    import pymilvus
+
+    src, emb, index_dir = _articles(tmp_path), FakeEmbedder(), tmp_path / "index"
+    build_index(src, index_dir, milvus, embedder=emb)
+    first = open_index(index_dir, embedder=emb)
+
+    def no_new_client(*args, **kwargs):
+        raise AssertionError("a new Milvus client was opened while one was open")
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", no_new_client)
+    second = open_index(index_dir, embedder=emb)
+    try:
+        for q in QUESTIONS:
+            assert [p.doc_id for p in first.search(q, k=3)] == [p.doc_id for p in second.search(q, k=3)]
+        assert second.store._client is first.store._client
+    finally:
+        second.close()
+        first.close()
+
+
+def test_the_live_version_answers_while_the_next_build_runs(tmp_path, milvus, monkeypatch):
+    src, emb, index_dir = _articles(tmp_path), FakeEmbedder(), tmp_path / "index"
+    build_index(src, index_dir, milvus, embedder=emb)
+    live = open_index(index_dir, embedder=emb)
+
+    def answers():
+        return [[(p.doc_id, p.start, p.end, round(p.score, 5)) for p in live.search(q, k=5)] for q in QUESTIONS]
+
+    want, count = answers(), len(live.store)
+    written, asked = threading.Event(), threading.Event()
+    real_add = MilvusStore.add
+
+    def add_then_hold(self, *args, **kwargs):
+        # The build has copied the live collection and written its changes, and has not published yet.
+        real_add(self, *args, **kwargs)
+        written.set()
+        asked.wait(timeout=300)
+
+    monkeypatch.setattr(MilvusStore, "add", add_then_hold)
+    (src / "owls.txt").write_text("Owls hunt at night and sleep through the day in hollow trees.")
+    (src / "cats.txt").unlink()
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            build_index(src, index_dir, milvus, embedder=emb)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    try:
+        assert written.wait(timeout=300), errors
+        assert answers() == want and len(live.store) == count and not live.is_stale()
+    finally:
+        asked.set()
+        thread.join(timeout=600)
+    assert not errors and not thread.is_alive()
+    # Published: the reader still answers from the version it has open until it reopens.
+    try:
+        assert live.is_stale() and answers() == want and len(live.store) == count
+    finally:
+        live.close()
+    new = open_index(index_dir, embedder=emb)
+    try:
+        assert new.search("owls hunt at night", k=1)[0].text.startswith("Owls hunt")
+    finally:
+        new.close()

@@ -216,6 +216,44 @@ def test_two_index_folders_sharing_collections_are_kept_apart(tmp_path, milvus_l
             idx.close()
 
 
+def test_open_loads_a_released_collection_and_leaves_a_loaded_one(tmp_path, milvus_login, monkeypatch):
+    """The load state is asked once, at open: a collection released on the server (as after a restart) is loaded
+    then, and a loaded one is not asked to load again."""
+    from pymilvus.client.types import LoadState
+
+    from rag.stores.milvus_connection import CONNECTIONS, target_from_params
+
+    settings, emb = _settings(milvus_login), FakeEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(_articles(tmp_path), index_dir, settings, embedder=emb)
+    params = _store_params(index_dir)
+    target = target_from_params(params, index_dir)
+    client = CONNECTIONS.acquire(target, TIMEOUT_S)  # the client the index will share, to watch its calls
+    try:
+        loads: list[str] = []
+        real_load = client.load_collection
+
+        def load(name, *args, **kwargs):
+            loads.append(name)
+            return real_load(name, *args, **kwargs)
+
+        monkeypatch.setattr(client, "load_collection", load)
+        for released in (True, False):
+            if released:
+                client.release_collection(params["collection"])
+                assert client.get_load_state(params["collection"])["state"] == LoadState.NotLoad
+            loads.clear()
+            idx = open_index(index_dir, settings=settings, embedder=emb)
+            try:
+                assert loads == ([params["collection"]] if released else [])
+                assert "Cats purr" in idx.search("cats purr", k=1)[0].text
+                assert loads == ([params["collection"]] if released else [])
+            finally:
+                idx.close()
+    finally:
+        CONNECTIONS.release(target)
+
+
 # -- logins ---------------------------------------------------------------------------------------------------------
 
 

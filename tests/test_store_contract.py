@@ -294,6 +294,27 @@ def test_metadata_filter_combines_with_allowed_ids(with_meta):
     assert (ids[mask.sum():] == -1).all()
 
 
+def test_filters_in_turn_each_get_their_own_results(with_meta):
+    """The store keeps the expressions of recent filters: asked in turn, each filter still gets its own results."""
+    wheres = [None, ChunkFilter(doc_ids=("doc-1", "doc-4")), ChunkFilter(sources=("src/2.jsonl",)),
+              ChunkFilter(doc_ids=("doc-1", "doc-4"))]
+    alloweds = [None, IDS[::2], IDS[1::2], IDS[::2].copy()]
+    for _ in range(2):
+        for where in wheres:
+            for allowed in alloweds:
+                mask = np.ones(N, bool)
+                if where is not None and where.doc_ids:
+                    mask &= np.isin(DOCS, where.doc_ids)
+                if where is not None and where.sources:
+                    mask &= np.isin(SOURCES, where.sources)
+                if allowed is not None:
+                    mask &= np.isin(IDS, allowed)
+                k = min(5, int(mask.sum()))
+                ids = with_meta.search(Q[:2], 5, allowed_ids=allowed, where=where)[1]
+                np.testing.assert_array_equal(ids[:, :k], brute_force(X[mask], IDS[mask], Q[:2], k)[1])
+                assert (ids[:, k:] == -1).all()
+
+
 def test_metadata_survives_copy_on_write(lite, with_meta):
     folder, params = lite.save(with_meta)
     draft = lite.load(folder, params)
