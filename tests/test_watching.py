@@ -258,3 +258,15 @@ def test_the_word_screen_reads_the_bm25_index_as_the_text_would(fake_index, fake
                     / sum(weights.values()) >= GATE_COVERAGE]
         assert got[q.id] == expected, q.question
     assert any(got.values()) and not all(len(v) == len(docs) for v in got.values())
+
+
+def test_rag_watch_prints_the_new_answers_of_each_round(two_articles, fake_index, capsys):
+    site = two_articles
+    index = str(fake_index)
+    run(capsys, "sources", "add", site.url("/feed.xml"), "--index", index, "--allow-private-urls")
+    run(capsys, "questions", "add", QUESTION, "--index", index)
+    code, out, err = run(capsys, "watch", "--every", "1s", "--max-updates", "2", "--index", index,
+                         "--allow-private-urls")
+    assert code == 0, err
+    assert out.count("New answers:") == 1 and f"[1] {QUESTION} ->" in out and _url(site, HARBOUR) in out
+    assert out.index("New answers:") > out.index("2 added")  # after the round's summary line
