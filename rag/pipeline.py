@@ -573,6 +573,7 @@ class Index:
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
         read: bool | float = True,
+        vector: np.ndarray | None = None,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences from the indexed articles, or abstain.
 
@@ -592,6 +593,8 @@ class Index:
             read: False answers with the linear sentence model alone, as `reader="none"` would (a fraction of the
                 time); a number answers so unless the linear model's confidence reaches it, and reads otherwise: for
                 many questions of which few are answered (rag.watching).
+            vector: the question's vector, (dimension,) float32, when the caller kept it (`embed_query` of this
+                model gave it); None embeds the question. Ignored for a follow-up.
 
         Raises:
             QuestionError: the question is empty or too long, or the history is malformed.
@@ -606,7 +609,7 @@ class Index:
         """
         return self.query_ranked(question, k, doc_ids=doc_ids, sources=sources, abstain_threshold=abstain_threshold,
                                  since=since, until=until, section=section, outlet=outlet, sort=sort,
-                                 filters=filters, history=history, read=read)[0]
+                                 filters=filters, history=history, read=read, vector=vector)[0]
 
     def query_ranked(
         self,
@@ -624,6 +627,7 @@ class Index:
         filters: Filters | None = None,
         history: Sequence[Turn | Answer | str | dict] | None = None,
         read: bool | float = True,
+        vector: np.ndarray | None = None,
     ) -> tuple[Answer, list[Passage]]:
         """`query`'s answer and the whole ranked pool it came from (best first; the answer shows the first k).
 
@@ -636,7 +640,7 @@ class Index:
         filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
                                           sources=sources)
         followup = self._followup(question, history)
-        qvec = self._query_vector(question, followup)
+        qvec = vector if vector is not None and followup is None else self._query_vector(question, followup)
         passages, candidates, docs, readings = self._rank(question, qvec, k, filters, followup, read)
         answer = compose_answer(
             question,

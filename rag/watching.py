@@ -166,8 +166,10 @@ def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list
         docs = {d: doc for d in changed if (doc := catalog.document(d, cache=False)) is not None}
         wanted = {q.id: [d for d, doc in docs.items() if q.matches(doc.section, doc.outlet)
                          and d not in answered.get(q.id, set())] for q in questions}
+        vectors: dict[int, np.ndarray] = {}
         if manifest.get("model") == GATE_MODEL:
-            close = _close_articles(questions, wanted, catalog, version, manifest, store, settings, embedder)
+            vectors = _question_vectors(questions, manifest, store, settings, embedder)
+            close = _close_articles(questions, wanted, catalog, version, manifest, vectors)
         else:
             close = wanted
     finally:
@@ -185,7 +187,7 @@ def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list
                     if not close.get(q.id):
                         continue
             report.screened += len(close[q.id])
-            answer = _answer(opened, q, close[q.id], report)
+            answer = _answer(opened, q, close[q.id], vectors.get(q.id), report)
             if answer is not None:
                 found.append(_record(q, answer, docs, version.name))
     finally:
@@ -195,8 +197,7 @@ def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list
 
 
 def _close_articles(questions: Sequence[SavedQuestion], wanted: dict[int, list[str]], catalog: "Catalog",
-                    version: Path, manifest: dict[str, Any], store: WatchStore, settings: Settings,
-                    embedder) -> dict[int, list[str]]:
+                    version: Path, manifest: dict[str, Any], vectors: dict[int, np.ndarray]) -> dict[int, list[str]]:
     """For each question, the articles whose best sentence has a cosine of at least GATE_COSINE with it.
 
     One product of the questions' vectors (kept in the store, made once per question) with the new articles'
@@ -210,7 +211,6 @@ def _close_articles(questions: Sequence[SavedQuestion], wanted: dict[int, list[s
     if not rows:
         return {}
     sentences = SentenceVectors(version / FILE, int(manifest.get("dimension") or 0))[[r.row for r in rows]]
-    vectors = _question_vectors(questions, manifest, store, settings, embedder)
     order = [q for q in questions if wanted.get(q.id)]
     cos = np.stack([vectors[q.id] for q in order]) @ sentences.T  # (questions, sentences)
     doc_of = [r.doc_id for r in rows]
@@ -287,7 +287,8 @@ def _open(index_dir: Path, version: Path, settings: Settings, index: "Index | No
     return opened
 
 
-def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], report: WatchReport) -> "Answer | None":
+def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], vector: np.ndarray | None,
+            report: WatchReport) -> "Answer | None":
     """The question's answer from these articles when it reaches its threshold, else None.
 
     The reader reads only when the linear model's confidence reaches LINEAR_FLOOR (one retrieval either way), so no
@@ -298,7 +299,7 @@ def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], report: WatchRep
     report.asked += 1
     try:
         answer = idx.query(q.question, doc_ids=doc_ids, abstain_threshold=max(threshold, LINEAR_FLOOR),
-                           read=LINEAR_FLOOR)
+                           read=LINEAR_FLOOR, vector=vector)
     except (FilterError, QuestionError):  # an article gone meanwhile, or a limit lowered since it was saved
         return None
     return None if answer.abstained or not answer.citations else answer

@@ -229,13 +229,16 @@ def test_a_build_running_elsewhere_leaves_the_asking_to_it(fake_index, fake_embe
 @pytest.mark.model
 def test_reading_above_a_floor_is_reading_or_not_reading(seed_index):
     """`read=<floor>` (the step's one query per question) gives the reader's answer when the linear model reaches
-    the floor, else the linear model's, exactly as read=True and read=False do."""
+    the floor, else the linear model's, exactly as read=True and read=False do; `vector=` is the question's own."""
     from conftest import SEED_QUESTION
 
     read, linear = seed_index.query(SEED_QUESTION), seed_index.query(SEED_QUESTION, read=False)
     assert read.to_dict() != linear.to_dict()  # else the test could not tell them apart
     assert seed_index.query(SEED_QUESTION, read=0.0).to_dict() == read.to_dict()
     assert seed_index.query(SEED_QUESTION, read=1.01).to_dict() == linear.to_dict()
+    # A kept vector (a saved question's) stands for embedding the question again.
+    kept = seed_index.embedder.embed_query(SEED_QUESTION).copy()
+    assert seed_index.query(SEED_QUESTION, vector=kept).to_dict() == read.to_dict()
 
 
 def test_the_word_screen_reads_the_bm25_index_as_the_text_would(fake_index, fake_embedder, tmp_path):
