@@ -191,4 +191,7 @@ def report_dict(report) -> dict[str, Any] | None:
     """A build step's answers for a command's --json output."""
     if report is None:
         return None
-    return {"answers": [a.to_dict() for a in report.answers], "error": report.error}
+    return {"answers": [a.to_dict() for a in report.answers], "error": report.error, "version": report.version,
+            "articles": report.articles, "questions": report.questions, "screened": report.screened,
+            "asked": report.asked,
+            "seconds": round(report.seconds, 3)}
