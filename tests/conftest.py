@@ -80,6 +80,22 @@ def fake_seed_index(tmp_path, fake_embedder):
 
 
 @pytest.fixture
+def fake_cli_index(tmp_path, monkeypatch, fake_embedder) -> Path:
+    """A copy of seeds/ indexed with the fake embedder, which the CLI's own builds use too (so `rag` commands run in
+    the test process need no model); the articles folder is a private copy that a test may add to."""
+    import rag.pipeline
+    from rag import build_index
+
+    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
+    monkeypatch.setenv("RAG_FETCH_DELAY_S", "0")
+    src = tmp_path / "articles"
+    shutil.copytree(SEEDS, src)
+    folder = tmp_path / "index"
+    build_index(src, folder, embedder=fake_embedder)
+    return folder
+
+
+@pytest.fixture
 def copy_index(tmp_path):
     """Copy an index folder into the test's own tmp dir (so a test may damage it)."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS
+from conftest import ROOT
 from rag import build_index, open_index
 from rag.cli import main as cli_main
 from rag.indexdir import PAUSE_ENV, current_version
@@ -101,16 +100,8 @@ def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(two_art
 
 
 @pytest.fixture
-def fake_index(tmp_path, monkeypatch, fake_embedder):
-    import rag.pipeline
-
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
-    monkeypatch.setenv("RAG_FETCH_DELAY_S", "0")
-    src = tmp_path / "articles"
-    shutil.copytree(SEEDS, src)
-    folder = tmp_path / "index"
-    build_index(src, folder, embedder=fake_embedder)
-    return folder
+def fake_index(fake_cli_index):
+    return fake_cli_index
 
 
 # The command line in a subprocess, with the tests' embedder (the step and the build are otherwise the real ones).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS
-from rag import build_index, open_index
+from conftest import ROOT
+from rag import open_index
 from rag.cli import main as cli_main
 from rag.indexdir import PAUSE_ENV, current_version
 from rag.web.commands import parse_every
@@ -39,16 +38,8 @@ QUESTION = "When did the harbour authority reopen the northern pier?"
 
 
 @pytest.fixture
-def index(tmp_path, monkeypatch, fake_embedder):
-    import rag.pipeline
-
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
-    monkeypatch.setenv("RAG_FETCH_DELAY_S", "0")
-    src = tmp_path / "articles"
-    shutil.copytree(SEEDS, src)
-    folder = tmp_path / "index"
-    build_index(src, folder, embedder=fake_embedder)
-    return folder
+def index(fake_cli_index):
+    return fake_cli_index
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
