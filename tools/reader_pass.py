@@ -273,7 +273,8 @@ def prepare_data(args, tokenizer) -> PassData:
 
 # --- hard examples first --------------------------------------------------------------------------------------
 
-def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int = 0, per_group: int = 2) -> np.ndarray:
+def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int = 0, per_group: int = 2,
+                 partial: Path | None = None) -> np.ndarray:
     """Per group: [answer window read best of the group's first `per_group` windows (0/1), span F1 of the answer
     window, its margin, the best margin of those windows], by the int8 ONNX reader in `reader_dir`; F1 and margin
     are nan for an unanswerable group. The first negative is the paragraph's window most like the question, so two
@@ -291,7 +292,14 @@ def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int
     spans = np.zeros((n, 2), dtype=np.int32)
     order = chosen[np.argsort(data.a["lengths"][chosen], kind="stable")]
     t0 = time.time()
-    for b in range(0, len(order), batch):
+    begin, digest = 0, data.digest()
+    # Scoring takes most of an hour on two cores: a killed run picks up from its last partial save.
+    if partial is not None and partial.exists():
+        with np.load(partial, allow_pickle=False) as saved:
+            if int(saved["windows"]) == n and str(saved["digest"]) == digest:
+                margins, spans, begin = saved["margins"].copy(), saved["spans"].copy(), int(saved["done"])
+                print(f"resumed scoring at {begin}/{len(order)} windows", flush=True)
+    for b in range(begin, len(order), batch):
         idx = order[b:b + batch]
         rows = [data.row(int(r)) for r in idx]
         width = max(len(r[0]) for r in rows)
@@ -310,6 +318,10 @@ def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int
             spans[r] = (i0, j0)
         if (b // batch) % 500 == 0:
             print(f"scored {b + len(idx)}/{len(order)} windows, {time.time() - t0:.0f} s", flush=True)
+        if partial is not None and (b // batch) % 100 == 99:
+            tmp = partial.with_name(partial.name + ".tmp.npz")
+            np.savez(tmp, margins=margins, spans=spans, done=b + len(idx), windows=n, digest=digest)
+            os.replace(tmp, partial)
     out = np.full((data.groups, 4), np.nan, dtype=np.float32)
     for g in range(data.groups):
         rows = data.group_rows(g)
@@ -618,8 +630,10 @@ def prepare(args) -> int:
     scores_file = args.work / "scores.npy"
     if not scores_file.exists():
         t0 = time.time()
-        scores = score_groups(data, args.reader, threads=args.threads)
+        partial = args.work / "scores.partial.npz"
+        scores = score_groups(data, args.reader, threads=args.threads, partial=partial)
         np.save(scores_file, scores, allow_pickle=False)
+        partial.unlink(missing_ok=True)
         print(f"scored {data.groups} groups ({len(data.a['lengths'])} windows) in {time.time() - t0:.0f} s", flush=True)
     scores = np.load(scores_file)
     hard = hard_mask(scores)
