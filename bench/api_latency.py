@@ -42,9 +42,9 @@ def main() -> int:
 
     import httpx
 
-    from rag.bench import QUESTIONS
     from rag.config import Settings
-    from rag.library import Library
+    from rag.evaluation.bench import QUESTIONS
+    from rag.library.library import Library
     from ui.app import create_app, launch
 
     settings = Settings.load({"index_dir": args.index})

@@ -58,7 +58,7 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
 
 
 def ask_all(idx: Any, questions: list[dict[str, Any]], threshold: float) -> list[Outcome]:
-    from rag.evaluation import _contains, normalize_answer
+    from rag.evaluation.metrics import contains_answer, normalize_answer
 
     out = []
     for q in questions:
@@ -72,13 +72,13 @@ def ask_all(idx: Any, questions: list[dict[str, Any]], threshold: float) -> list
         out.append(Outcome(
             q["id"], q["question"], q["answers"], q.get("doc_id"), answer.confidence < threshold, answer.confidence,
             first.doc_id if first else None, first.quote if first else None, first.answer if first else None,
-            bool(first and golds and _contains(first.quote, golds)), ms, q.get("kind"),
+            bool(first and golds and contains_answer(first.quote, golds)), ms, q.get("kind"),
         ))
     return out
 
 
 def metrics(outcomes: list[Outcome]) -> dict[str, float]:
-    from rag.evaluation import _percentile, auroc, short_answer_scores
+    from rag.evaluation.metrics import auroc, percentile, short_answer_scores
 
     ans = [o for o in outcomes if o.answers]
     una = [o for o in outcomes if not o.answers]
@@ -97,8 +97,8 @@ def metrics(outcomes: list[Outcome]) -> dict[str, float]:
         "short_f1": sum(f1 for _, f1 in shorts) / n,
         **{f"abstain_{kind}": sum(o.abstained for o in una if o.kind == kind) / max(1, sum(o.kind == kind for o in una))
            for kind in sorted({o.kind for o in una if o.kind})},
-        "latency_p50_ms": _percentile(ms, 50),
-        "latency_p95_ms": _percentile(ms, 95),
+        "latency_p50_ms": percentile(ms, 50),
+        "latency_p95_ms": percentile(ms, 95),
     }
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import rag
     from rag.config import Settings
-    from rag.indexdir import current_version
+    from rag.index.indexdir import current_version
 
     if current_version(args.index) is None:
         if not args.source.exists():

@@ -43,7 +43,7 @@ def questions(folder: Path, limit: int | None) -> list[dict]:
 def hit_at_k(backend: str, source: Path, qs: list[dict], k: int = 5, retriever: str = "dense") -> dict:
     from rag import build_index, open_index
     from rag.config import Settings
-    from rag.embedding import make_embedder
+    from rag.index.embedding import make_embedder
 
     # Dense retrieval alone by default: BM25 in a hybrid would mask differences between the embeddings.
     settings = Settings.load({"backend": backend, "sentence_vectors": False, "retriever": retriever})

@@ -5,7 +5,7 @@ Setup (fixed seed): a copy of the full BBC index (.rag-cache/bbc-index, built on
 100 questions of bench/news_calibration.jsonl saved on it; then, each round, 50 articles change (a new first
 sentence), of which `--gold` (default none) are the articles some saved questions were written from, the rest drawn at random. A
 round is the build (`build_index`, incremental) followed by the step every build command runs
-(`rag.watching.after_build`), in one process as `rag rebuild-index` does it.
+(`rag.watch.asking.after_build`), in one process as `rag rebuild-index` does it.
 
 `--naive` also asks, in one round, every saved question against all 50 articles with the reader (what the step
 would cost without its screens) and compares the answers. `--recall` replays the screens on every answered
@@ -62,8 +62,8 @@ def _write_update(records: list[dict], changed: set[str], round_no: int, path: P
 def rounds(n_rounds: int, naive: bool, n_gold: int = GOLD, cli: bool = False) -> dict:
     from rag import build_index
     from rag.config import Settings
-    from rag.watched import WatchStore
-    from rag.watching import after_build
+    from rag.watch.asking import after_build
+    from rag.watch.store import WatchStore
 
     records = _records()
     ids = [r["id"] for r in records]
@@ -78,7 +78,7 @@ def rounds(n_rounds: int, naive: bool, n_gold: int = GOLD, cli: bool = False) ->
         shutil.copytree(CACHE, index)
         settings = Settings.load({"index_dir": str(index)})
         store = WatchStore(index)
-        from rag import indexdir
+        from rag.index import indexdir
 
         version = indexdir.current_version(index)
         baseline = (version.name, indexdir.read_manifest(version)["documents"])
@@ -144,7 +144,7 @@ def _command(source: Path, index: Path):
     import subprocess
     from types import SimpleNamespace
 
-    from rag.watched import WatchedAnswer
+    from rag.watch.store import WatchedAnswer
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run([str(ROOT / ".venv" / "bin" / "rag"), "rebuild-index", "--source", str(source), "--index",
@@ -176,8 +176,8 @@ def _naive(index: Path, settings, store, changed: list[str]) -> dict:
 def recall() -> dict:
     """The screens replayed on every calibration question answered from its article among 49 others."""
     from rag import open_index
-    from rag.lexical import content_terms
-    from rag.watching import GATE_COSINE, GATE_COVERAGE, LINEAR_FLOOR
+    from rag.index.lexical import content_terms
+    from rag.watch.asking import GATE_COSINE, GATE_COVERAGE, LINEAR_FLOOR
 
     idx = open_index(CACHE, verify=False)
     ids = [d.id for d in idx.documents()]
@@ -192,7 +192,7 @@ def recall() -> dict:
         full = idx.query(q["question"], doc_ids=docs)
         if full.abstained:
             continue
-        # The screens of rag.watching, in order: cosine, idf share, linear confidence; then the reader.
+        # The screens of rag.watch.asking, in order: cosine, idf share, linear confidence; then the reader.
         rows = idx.catalog.sentences_of(docs)
         vec = idx.embedder.embed_query(q["question"])
         best: dict[str, float] = {}

@@ -51,7 +51,7 @@ def _embedder(fake: bool):
 
         return FakeEmbedder()
     from rag.config import Settings
-    from rag.embedding import make_embedder
+    from rag.index.embedding import make_embedder
 
     emb = make_embedder("all-MiniLM-L6-v2", Settings().backend)
     emb.embed_query("warm up")

@@ -25,14 +25,15 @@ __all__ = [
     "RagError",
     "Filters",
     "make_filters",
+    "__version__",
 ]
-__version__ = "0.1.0"
+from rag.config import VERSION as __version__
 
 _LAZY = {
-    "build_index": "pipeline",
-    "open_index": "pipeline",
-    "query": "pipeline",
-    "Index": "pipeline",
+    "build_index": "index.build",
+    "open_index": "answer.engine",
+    "query": "answer.engine",
+    "Index": "answer.engine",
     "Settings": "config",
     "Answer": "types",
     "Citation": "types",
@@ -41,16 +42,17 @@ _LAZY = {
     "Chunk": "types",
     "BuildStats": "types",
     "RagError": "errors",
-    "Filters": "filters",
-    "make_filters": "filters",
+    "Filters": "answer.filters",
+    "make_filters": "answer.filters",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Settings
-    from .errors import RagError
-    from .filters import Filters, make_filters
-    from .pipeline import Index, build_index, open_index, query
-    from .types import Answer, BuildStats, Chunk, Citation, Document, Passage
+    from rag.config import Settings
+    from rag.errors import RagError
+    from rag.answer.filters import Filters, make_filters
+    from rag.index.build import build_index
+    from rag.answer.engine import Index, open_index, query
+    from rag.types import Answer, BuildStats, Chunk, Citation, Document, Passage
 
 
 def __getattr__(name: str) -> Any:

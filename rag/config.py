@@ -6,9 +6,12 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from rag.errors import ConfigError
 
-__all__ = ["Settings", "DEFAULT_MODEL", "INDEX_KEYS", "resolve_model_path"]
+# The package version (rag.__version__), here so that modules low in the package can name it.
+VERSION = "0.1.0"
+
+__all__ = ["Settings", "DEFAULT_MODEL", "INDEX_KEYS", "offline_env", "resolve_model_path"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -220,6 +223,14 @@ def _coerce(name: str, type_name: Any, raw: str) -> Any:
     except ValueError:
         raise ConfigError(f"RAG_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+def offline_env() -> None:
+    """Keep huggingface libraries from reaching for a hub, whatever the user's environment says."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def resolve_model_path(model: str) -> str:

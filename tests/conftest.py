@@ -42,9 +42,8 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def model_embedder():
     """The real bundled MiniLM, loaded once for the whole session."""
-    from rag.embedding import make_embedder
-
     from rag.config import Settings
+    from rag.index.embedding import make_embedder
 
     # The default backend, so that indexes built here match those the CLI builds in the same session.
     emb = make_embedder("all-MiniLM-L6-v2", Settings().backend)
@@ -83,10 +82,13 @@ def fake_seed_index(tmp_path, fake_embedder):
 def fake_cli_index(tmp_path, monkeypatch, fake_embedder) -> Path:
     """A copy of seeds/ indexed with the fake embedder, which the CLI's own builds use too (so `rag` commands run in
     the test process need no model); the articles folder is a private copy that a test may add to."""
-    import rag.pipeline
+    import rag.answer.engine
+    import rag.index.build
+    import rag.index.version
     from rag import build_index
 
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
+    for module in (rag.index.build, rag.index.version):
+        monkeypatch.setattr(module, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
     monkeypatch.setenv("RAG_FETCH_DELAY_S", "0")
     src = tmp_path / "articles"
     shutil.copytree(SEEDS, src)

@@ -64,7 +64,7 @@ class FakeReader:
         self.windows_read = 0
 
     def read(self, question, windows, texts=None):
-        from rag.reader import Reading
+        from rag.answer.reader import Reading
 
         q_words = {w.lower() for w in _WORD.findall(question)}
         out = []

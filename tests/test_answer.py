@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
 from places import DOC, TEXT, pool
-from rag.answer import ABSTAIN_TEXT, compose_answer
-from rag.ranking import AnswerModel, load_model, rank_pool, score_candidates
+
+from rag.answer.compose import ABSTAIN_TEXT, compose_answer
+from rag.answer.ranking import AnswerModel, load_model, rank_pool, score_candidates
 
 
 def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
@@ -74,7 +74,7 @@ def test_reranker_reorders_candidates(fake_embedder):
 
 
 def test_missing_reranker_folder_names_the_flag(tmp_path):
-    from rag.answer import load_reranker
+    from rag.answer.compose import load_reranker
     from rag.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--reranker"):
@@ -112,7 +112,8 @@ def test_questions_about_subjects_the_seed_never_mentions_abstain(seed_index, qu
 
 def test_short_answers_come_from_the_readings_with_exact_offsets(fake_embedder):
     from fakes import FakeReader
-    from rag.reading import read_candidates
+
+    from rag.answer.reading import read_candidates
 
     passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon struck by an earthquake?"

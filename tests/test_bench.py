@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from rag.bench import (
+from rag.cli.commands import build_parser, main
+from rag.evaluation.bench import (
     QUESTIONS,
     BenchConfig,
     RssSampler,
@@ -24,7 +25,6 @@ from rag.bench import (
     run_bench,
     write_synthetic_collection,
 )
-from rag.cli import build_parser, main
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds():
@@ -144,7 +144,7 @@ def test_command_line(capsys, tmp_path):
 
 def test_query_latency_reports_the_first_pass_separately(fake_seed_index):
     from rag import open_index
-    from rag.bench import _query_latency
+    from rag.evaluation.bench import _query_latency
 
     folder, emb = fake_seed_index
     idx = open_index(folder, embedder=emb)
@@ -191,7 +191,7 @@ def test_tutorial_is_timed_beside_the_engine_and_its_speedup_reported(long_sourc
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from rag.config import Settings
-    from rag.ingest import load_documents
+    from rag.ingest.files import load_documents
 
     model = FakeSentenceTransformer(fake_embedder)
     configs = parse_configs(["tutorial", "torch"], Settings())
@@ -250,7 +250,7 @@ def _records(folder):
 
 
 def test_synthetic_collection_is_deterministic_and_has_no_two_equal_articles(small_source, tmp_path):
-    from rag.ingest import load_documents
+    from rag.ingest.files import load_documents
 
     first = write_synthetic_collection(small_source, tmp_path / "a", 25, per_file=10)
     again = write_synthetic_collection(small_source, tmp_path / "b", 25, per_file=10)
@@ -345,7 +345,7 @@ def test_scale_command_line():
 
 
 def test_command_line_passes_scale_and_tutorial_through(monkeypatch, capsys):
-    import rag.bench as bench
+    import rag.evaluation.bench as bench
 
     seen = {}
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from fakes import FakeEmbedder
 
-from rag.chunking import chunk_document, locate_spans
 from rag.errors import ConfigError
-from rag.ingest import content_hash
+from rag.ingest.chunking import chunk_document, locate_spans
+from rag.ingest.files import content_hash
 from rag.types import Document
 
 

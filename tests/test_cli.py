@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
-from rag.cli import main
+
+from rag.cli.commands import main
 
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -65,7 +65,7 @@ def test_ask_search_and_check_on_a_built_index(seed_index_dir, capsys):
 @pytest.mark.model
 def test_rebuild_index_console_script(tmp_path):
     exe = ROOT / ".venv" / "bin" / "rebuild-index"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from rag.cli import rebuild_main; sys.exit(rebuild_main())"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from rag.cli.commands import rebuild_main; sys.exit(rebuild_main())"]
     out = subprocess.run([*cmd, "--source", str(SEEDS), "--index", str(tmp_path / "ix"), "--json"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -88,7 +88,7 @@ def test_huge_history_is_trimmed_not_fatal(conv_index):
 
 
 def test_eval_conversations_reports_each_way_of_asking(conv_index, tmp_path):
-    from rag.conversation_eval import format_conversations, load_conversations, run_conversations
+    from rag.evaluation.conversations import format_conversations, load_conversations, run_conversations
 
     rows = [
         {"id": "c1", "kind": "followup", "split": "fit", "turns": [
@@ -113,7 +113,7 @@ def test_eval_conversations_reports_each_way_of_asking(conv_index, tmp_path):
 
 
 def test_eval_conversations_refuses_bad_sets(tmp_path, conv_index):
-    from rag.conversation_eval import load_conversations, run_conversations
+    from rag.evaluation.conversations import load_conversations, run_conversations
 
     with pytest.raises(SourceError, match="does not exist"):
         load_conversations(tmp_path / "missing.jsonl")
@@ -151,7 +151,7 @@ def test_conversation_floor_on_the_report_part(bbc_index_dir, model_embedder):
     """The report part of bench/conversations.jsonl over the full BBC index (docs/quality.md, "Follow-up
     questions"): follow-ups read with history stay well above asking them alone, and topic shifts lose nothing."""
     from rag import open_index
-    from rag.conversation_eval import load_conversations, run_conversations
+    from rag.evaluation.conversations import load_conversations, run_conversations
 
     floor = json.loads((Path(__file__).parent / "quality_floor.json").read_text(encoding="utf-8"))["conversations"]
     idx = open_index(bbc_index_dir, embedder=model_embedder)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from rag.dates import month_of, normalize_date, parse_bound
+from rag.ingest.dates import month_of, normalize_date, parse_bound
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-from rag.cli import build_parser
+from rag.cli.commands import build_parser
 from rag.config import Settings
-from rag.embedding import make_embedder, resolve_device
 from rag.errors import ConfigError
+from rag.index.embedding import make_embedder, resolve_device
 
 
 def _torch_with_cuda(monkeypatch, available: bool) -> None:

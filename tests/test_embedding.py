@@ -60,7 +60,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_cache(tmp_path_factory, tiny_model) -> Path:
     """Exports the tiny model once for the session into a private cache folder."""
-    from rag.onnx_export import ensure_export
+    from rag.index.onnx_export import ensure_export
 
     cache = tmp_path_factory.mktemp("onnx-cache")
     old = os.environ.get("RAG_ONNX_CACHE")
@@ -82,7 +82,7 @@ def use_cache(onnx_cache, monkeypatch) -> Path:
 
 
 def test_export_writes_both_files_once_into_the_cache(use_cache, tiny_model):
-    from rag.onnx_export import BACKEND_FILES, ensure_export, export_dir
+    from rag.index.onnx_export import BACKEND_FILES, ensure_export, export_dir
 
     folder = export_dir(tiny_model)
     assert folder.parent == use_cache
@@ -99,7 +99,7 @@ def test_export_writes_both_files_once_into_the_cache(use_cache, tiny_model):
 
 
 def test_onnx_vectors_match_sentence_transformers(use_cache, tiny_model):
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.index.embedding import SentenceTransformerEmbedder
 
     torch_emb = SentenceTransformerEmbedder(str(tiny_model), "torch")
     onnx_emb = SentenceTransformerEmbedder(str(tiny_model), "onnx")
@@ -120,7 +120,7 @@ def test_onnx_vectors_match_sentence_transformers(use_cache, tiny_model):
 
 def test_backend_switch_through_settings_builds_and_answers(use_cache, tiny_model, tmp_path):
     from rag import build_index, open_index
-    from rag.embedding import make_embedder
+    from rag.index.embedding import make_embedder
 
     src = tmp_path / "src"
     src.mkdir()
@@ -143,7 +143,7 @@ def test_backend_switch_through_settings_builds_and_answers(use_cache, tiny_mode
 def test_asking_with_onnx_never_imports_torch(use_cache, tiny_model):
     code = (
         "import sys\n"
-        "from rag.embedding import SentenceTransformerEmbedder\n"
+        "from rag.index.embedding import SentenceTransformerEmbedder\n"
         f"e = SentenceTransformerEmbedder({str(tiny_model)!r}, 'onnx-int8')\n"
         "v = e.embed_query('what would lift the pause?')\n"
         "print(v.shape[0], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
@@ -155,7 +155,7 @@ def test_asking_with_onnx_never_imports_torch(use_cache, tiny_model):
 
 
 def test_unsupported_pipelines_are_refused_with_the_fix(tmp_path, tiny_model, monkeypatch):
-    from rag.onnx_export import ensure_export
+    from rag.index.onnx_export import ensure_export
 
     monkeypatch.setenv("RAG_ONNX_CACHE", str(tmp_path / "cache"))
     odd = tmp_path / "odd"
@@ -175,7 +175,7 @@ def test_unsupported_pipelines_are_refused_with_the_fix(tmp_path, tiny_model, mo
 @pytest.mark.slow
 def test_bundled_model_onnx_matches_torch():
     """The default model: ONNX fp32 equals PyTorch; int8 stays close (its retrieval cost is in docs/benchmarks.md)."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.index.embedding import SentenceTransformerEmbedder
 
     torch_emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", "torch")
     onnx_emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", "onnx")
@@ -187,7 +187,7 @@ def test_bundled_model_onnx_matches_torch():
 
 
 def test_batches_side_by_side_give_the_vectors_of_one_at_a_time(use_cache, tiny_model):
-    from rag.onnx_export import BACKEND_FILES, OnnxEncoder, export_dir
+    from rag.index.onnx_export import BACKEND_FILES, OnnxEncoder, export_dir
 
     onnx_file = export_dir(tiny_model) / BACKEND_FILES["onnx-int8"]
     texts = TEXTS * 5
@@ -202,7 +202,7 @@ def test_signed_copy_of_unsigned_int8_weights_computes_the_same(use_cache, tiny_
     import onnx
     import onnxruntime as ort
 
-    from rag import onnx_export as ox
+    from rag.index import onnx_export as ox
 
     native = ox.int8_weights()
     unsigned = tmp_path / "u8.onnx"

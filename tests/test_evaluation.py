@@ -8,20 +8,11 @@ import random
 from pathlib import Path
 
 import pytest
-
 from conftest import SQUAD, require_shared
-from rag.evaluation import (
-    QuestionResult,
-    auroc,
-    format_report,
-    load_beir,
-    load_squad,
-    ndcg_at,
-    normalize_answer,
-    run_beir,
-    run_squad,
-    squad_metrics,
-)
+
+from rag.evaluation.beir import load_beir, run_beir
+from rag.evaluation.metrics import auroc, ndcg_at, normalize_answer
+from rag.evaluation.squad import QuestionResult, format_report, load_squad, run_squad, squad_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "squad_tiny"
@@ -183,7 +174,8 @@ def test_run_beir_on_tiny_fixture(fake_embedder, tmp_path):
 
 
 def test_cli_eval_json(fake_embedder, tmp_path, monkeypatch, capsys):
-    from rag import cli, embedding
+    from rag.cli import commands as cli
+    from rag.index import embedding
 
     monkeypatch.setattr(embedding, "make_embedder", lambda *a, **k: fake_embedder)
     assert cli.main(["eval", "squad", str(TINY), "--json", "--limit", "4", "--work", str(tmp_path / "c")]) == 0
@@ -206,7 +198,7 @@ def test_quality_floor_on_two_articles(model_embedder, tmp_path):
 
 
 def test_short_answer_scores_follow_the_official_squad_rules():
-    from rag.evaluation import short_answer_scores
+    from rag.evaluation.metrics import short_answer_scores
 
     assert short_answer_scores("the Normans", ["Normans"]) == (1.0, 1.0)
     em, f1 = short_answer_scores("in the 10th century", ["10th century", "the 10th and 11th centuries"])

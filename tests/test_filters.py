@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakes import FakeEmbedder
+
+from rag.answer.filters import Filters, make_filters
 from rag.errors import FilterError
-from rag.filters import Filters, make_filters
 
 NEWS = Path(__file__).parent / "fixtures" / "news"
 QUESTION = "What did the Chancellor say about the Budget?"
@@ -124,8 +124,8 @@ def test_sections_and_outlets_merge_spellings(news_index):
 
 
 def test_time_cue_nudges_articles_of_that_time(news_index, monkeypatch):
-    from rag import pipeline
-    from rag.recency import CUE_BONUS, TimeCue
+    from rag.answer import engine as pipeline
+    from rag.answer.recency import CUE_BONUS, TimeCue
 
     plain = {p.doc_id: p.score for p in news_index.search(QUESTION, 6)}
     monkeypatch.setattr(pipeline, "time_cue", lambda q: TimeCue(year=2023))

@@ -1,12 +1,12 @@
-"""rag.followup: when a question leans on the previous turn, how it is read, and history validation."""
+"""rag.answer.followup: when a question leans on the previous turn, how it is read, and history validation."""
 
 from __future__ import annotations
 
 import pytest
 
+from rag.answer.followup import MAX_TURNS, Turn, parse_history, prefer_articles, read_followup
+from rag.answer.ranking import Candidate
 from rag.errors import QuestionError
-from rag.followup import MAX_TURNS, Turn, parse_history, prefer_articles, read_followup
-from rag.ranking import Candidate
 from rag.types import Answer, Citation, Sentence
 
 ABN = ("Dutch bank ABN Amro is to cut 2,850 jobs, it has said. Of the jobs to go, 1,500 will be in IT and "
@@ -122,7 +122,7 @@ def test_prefer_articles_moves_the_previous_articles_up():
 
 
 def test_names_keep_their_particles_and_skip_sentence_openers():
-    from rag.followup import _entities
+    from rag.answer.followup import _entities
 
     assert _entities("Where was Theo van Gogh murdered?") == ["Theo van Gogh"]
     assert _entities("Since when has ABN Amro cut jobs in IT?") == ["ABN Amro"]

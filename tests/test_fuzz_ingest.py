@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import FakeEmbedder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes import FakeEmbedder
 from rag import build_index, open_index
-from rag.chunking import chunk_document
-from rag.ingest import SUPPORTED_EXTENSIONS, decode_text, load_documents, read_file
+from rag.ingest.chunking import chunk_document
+from rag.ingest.files import SUPPORTED_EXTENSIONS, decode_text, load_documents, read_file
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MIB = 1024 * 1024
@@ -223,7 +223,7 @@ def _uncovered(text: str, spans: list[tuple[int, int]]) -> int:
 
 @pytest.mark.parametrize("text", ["word " * 20_000, "a" * 40_000])
 def test_chunks_cover_periodic_text(text):
-    from rag.ingest import _finish
+    from rag.ingest.files import _finish
 
     emb = FakeEmbedder()
     doc = _finish({"text": text}, "periodic.txt", "periodic.txt")
@@ -260,7 +260,7 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
 
 
 def test_parse_time_cap_holds_in_a_background_thread(tmp_path, monkeypatch):
-    import rag.ingest as ingest
+    import rag.ingest.files as ingest
 
     def endless(path, html):
         while True:

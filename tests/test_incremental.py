@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-
 from spans import assert_spans
 
 from rag import build_index, open_index
-from rag.cli import build_parser
+from rag.cli.commands import build_parser
 
 TOPICS = [
     "The river burst its banks after a week of heavy rain and the valley flooded.",
@@ -156,9 +155,9 @@ def test_full_flag_exists_on_the_command_line():
 
 
 def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_embedding(tmp_path, fake_embedder):
-    from rag import indexdir
     from rag.errors import IndexMismatchError
-    from rag.lexical import TOKENIZER
+    from rag.index import indexdir
+    from rag.index.lexical import TOKENIZER
 
     src = tmp_path / "a.jsonl"
     write_corpus(src, 4)
@@ -167,7 +166,7 @@ def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_emb
     version = indexdir.current_version(folder)
     # What an older version wrote: the same files, but words stemmed another way (checksums kept consistent).
     meta = version / "lexical" / "lexical.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "tokenizer": "rag.lexical.terms"}))
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "tokenizer": "rag.index.lexical.terms"}))
     manifest = indexdir.read_manifest(version)
     manifest["files"].update(indexdir.checksums(version, ["lexical/lexical.json"]))
     indexdir.write_manifest(version, manifest)
@@ -183,7 +182,7 @@ def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_emb
 
 def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, monkeypatch):
     """Articles stream through in batches; however they are cut, the index is the same, first build and rebuild."""
-    import rag.pipeline
+    import rag.index.build
 
     src = tmp_path / "articles.jsonl"
     records = write_corpus(src, n=9)
@@ -199,7 +198,7 @@ def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, 
             idx.close()
 
     build_index(src, tmp_path / "one", embedder=fake_embedder)
-    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 2)
+    monkeypatch.setattr(rag.index.build, "BATCH_DOCUMENTS", 2)
     build_index(src, tmp_path / "many", embedder=fake_embedder)
     assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")
 
@@ -207,7 +206,7 @@ def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, 
     gone = records.pop(7)
     save(src, records)
     stats = build_index(src, tmp_path / "many", embedder=fake_embedder)
-    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 64)
+    monkeypatch.setattr(rag.index.build, "BATCH_DOCUMENTS", 64)
     build_index(src, tmp_path / "one", embedder=fake_embedder)
     assert (stats.added, stats.updated, stats.removed) == (0, 1, 1)
     assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")
@@ -215,25 +214,25 @@ def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, 
 
 
 def test_an_error_while_reading_leaves_the_live_index(tmp_path, fake_embedder, monkeypatch):
-    import rag.pipeline
+    import rag.index.build
 
     src = tmp_path / "articles.jsonl"
     records = write_corpus(src, n=6)
     build_index(src, tmp_path / "ix", embedder=fake_embedder)
     records[2]["text"] += " Changed."
     save(src, records)
-    monkeypatch.setattr(rag.pipeline, "BATCH_DOCUMENTS", 1)
-    real = rag.pipeline._split
+    monkeypatch.setattr(rag.index.build, "BATCH_DOCUMENTS", 1)
+    real = rag.index.build._split
     seen = []
 
     def failing(docs, *a):
         seen.append(len(docs))
         raise RuntimeError("disk went away")
 
-    monkeypatch.setattr(rag.pipeline, "_split", failing)
+    monkeypatch.setattr(rag.index.build, "_split", failing)
     with pytest.raises(RuntimeError, match="disk went away"):
         build_index(src, tmp_path / "ix", embedder=fake_embedder)
-    monkeypatch.setattr(rag.pipeline, "_split", real)
+    monkeypatch.setattr(rag.index.build, "_split", real)
     idx = open_index(tmp_path / "ix", embedder=fake_embedder)
     assert "Changed." not in idx.document("art-02").text and idx.manifest["counts"]["documents"] == 6
     idx.close()

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDS
+
 from rag.errors import SourceError
-from rag.ingest import load_documents, parse_byline
+from rag.ingest.files import load_documents, parse_byline
 
 
 def _write(folder: Path, name: str, data: str | bytes) -> Path:
@@ -179,7 +179,7 @@ def test_bbc_topic_is_the_section(tmp_path):
 
 
 def test_documents_stream_one_file_at_a_time_in_load_order(tmp_path):
-    from rag.ingest import find_files, iter_documents, load_documents
+    from rag.ingest.files import find_files, iter_documents, load_documents
 
     (tmp_path / "a.txt").write_text("First article.")
     (tmp_path / "b.jsonl").write_text('{"id": "x", "text": "One."}\n{"id": "y", "text": "Two."}\nnot json\n')
@@ -198,7 +198,7 @@ def test_documents_stream_one_file_at_a_time_in_load_order(tmp_path):
 
 
 def test_streaming_a_missing_source_fails_on_the_first_step(tmp_path):
-    from rag.ingest import iter_documents
+    from rag.ingest.files import iter_documents
 
     with pytest.raises(SourceError, match="no such file or folder"):
         next(iter_documents(tmp_path / "nowhere", []))

@@ -8,12 +8,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDS
+
 from rag import build_index
 from rag.config import Settings
 from rag.errors import BuildLockedError, SourceError, UploadError
-from rag.library import QUESTIONS_FILE, Library, excerpt, safe_upload_name, save_upload, uploads_folder
+from rag.ingest.uploads import safe_upload_name, uploads_folder
+from rag.library.library import QUESTIONS_FILE, Library, excerpt, save_upload
 
 ARTICLE = (
     "# Kestrel Valley solar farm\n\n"
@@ -148,7 +149,7 @@ def test_rebuild_refuses_when_the_original_source_is_gone(lib):
 
 
 def test_a_second_build_is_refused_while_one_runs(lib):
-    from rag import indexdir
+    from rag.index import indexdir
 
     with indexdir.build_lock(lib.index_dir):
         with pytest.raises(BuildLockedError, match="already running"):
@@ -229,10 +230,14 @@ def test_examples_come_from_the_questions_file_and_must_be_answered(lib):
 
 def test_cli_rebuild_keeps_uploaded_articles(lib, tmp_path, fake_embedder, monkeypatch):
     """`rag rebuild-index` reads the uploads folder too, so `make run` does not drop articles added in the app."""
-    from rag import cli, pipeline
+    from rag.cli import commands as cli
 
     stored = lib.save_upload(_upload(tmp_path, "x", ARTICLE), "solar.md")
-    monkeypatch.setattr(pipeline, "make_embedder", lambda *a, **k: fake_embedder)
+    import rag.index.build
+    import rag.index.version
+
+    for module in (rag.index.build, rag.index.version):
+        monkeypatch.setattr(module, "make_embedder", lambda *a, **k: fake_embedder)
     monkeypatch.setenv("RAG_UPLOADS_DIR", str(lib.uploads_dir))
     code = cli.main(["rebuild-index", "--source", lib.source(), "--index", str(lib.index_dir), "--quiet"])
     assert code == 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.catalog import DocumentInfo
 from rag.errors import FilterError
-from rag.listing import list_documents, natural_key
+from rag.index.catalog import DocumentInfo
+from rag.library.listing import list_documents, natural_key
 
 
 def _info(i: str, title: str, section: str | None = None, date: str | None = None, outlet: str | None = None,

@@ -9,13 +9,13 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS, WALTZ
 from fakes import FakeEmbedder
+
 from rag import build_index, open_index
 from rag.config import Settings
 from rag.errors import SourceError
-from rag.indexdir import current_version, read_manifest
+from rag.index.indexdir import current_version, read_manifest
 from rag.stores.milvus import PUBLISHED_READS, TOKEN_ENV, MilvusStore
 
 QUESTIONS = [SEED_QUESTION, "intelligence sharing with Ukraine", "military aid suspension", "peace talks"]
@@ -134,7 +134,7 @@ def test_failed_build_leaves_the_live_milvus_index(tmp_path, monkeypatch, milvus
 
     (src / "owls.txt").write_text("Owls hunt at night.")
     (src / "cats.txt").unlink()
-    import rag.pipeline as pipeline
+    import rag.index.build as pipeline
 
     def boom(*args, **kwargs):
         raise SourceError("disk full while writing the catalog")
@@ -168,7 +168,7 @@ def test_switching_the_milvus_location_rebuilds_everything(tmp_path):
 @pytest.mark.model
 def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, capsys, milvus):
     """`rag rebuild-index --store milvus [--milvus-uri http://...]`, then `rag ask --index DIR` with no store flag."""
-    from rag.cli import main
+    from rag.cli.commands import main
 
     index_dir = tmp_path / "index"
     where = ["--milvus-uri", milvus.milvus_uri] if milvus.milvus_uri else []

@@ -16,13 +16,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import MILVUS_ADMIN_TOKEN, ROOT, SEED_QUESTION, SEEDS, WALTZ, eventually
 from fakes import FakeEmbedder
+
 from rag import build_index, open_index
 from rag.config import Settings
 from rag.errors import StoreUnavailableError
-from rag.indexdir import current_version, read_manifest
+from rag.index.indexdir import current_version, read_manifest
 from rag.stores.milvus import PASSWORD_ENV, TOKEN_ENV, USER_ENV, MilvusStore
 
 pytestmark = pytest.mark.milvus_server
@@ -145,9 +145,9 @@ def test_server_killed_during_a_build_keeps_the_published_version(tmp_path, milv
 
 def test_the_web_app_rides_out_a_server_restart(tmp_path, milvus_server, milvus_login):
     from gradio_client import Client
-
-    from rag.library import Library
     from ui_support import running_app
+
+    from rag.library.library import Library
 
     settings, emb = _settings(milvus_login), FakeEmbedder()
     index_dir = tmp_path / "index"

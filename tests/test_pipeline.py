@@ -6,13 +6,20 @@ import sys
 
 import numpy as np
 import pytest
-from spans import assert_spans
-from fakes import FakeEmbedder
-
 from conftest import BBC, ROOT, SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ, require_shared
+from fakes import FakeEmbedder
+from spans import assert_spans
+
 from rag import build_index, open_index
-from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QuestionError, SourceError
-from rag.indexdir import current_version, write_manifest
+from rag.errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QuestionError,
+    SourceError,
+)
+from rag.index.indexdir import current_version, write_manifest
 
 
 def assert_offsets(idx, answer=None):

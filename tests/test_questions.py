@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import SEED_QUESTION, WALTZ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from spans import assert_spans
-from conftest import SEED_QUESTION, WALTZ
+
 from rag import open_index
-from rag.cli import main as cli_main
+from rag.cli.commands import main as cli_main
 from rag.errors import QuestionError
 
 HOSTILE = {
@@ -101,10 +101,14 @@ def test_any_text_is_answered_or_refused(question, fake_idx):
 
 
 def test_cli_reports_bad_questions_in_one_line(fake_seed_index, monkeypatch, capsys):
-    import rag.pipeline
+    import rag.answer.engine
 
     folder, emb = fake_seed_index
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": emb)
+    import rag.index.build
+    import rag.index.version
+
+    for module in (rag.index.build, rag.index.version):
+        monkeypatch.setattr(module, "make_embedder", lambda model, backend="torch", device="cpu": emb)
     assert cli_main(["ask", "", "--index", str(folder)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert cli_main(["ask", "x" * 100_000, "--index", str(folder)]) == 2

@@ -7,9 +7,9 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
 from places import pool
-from rag.ranking import (
+
+from rag.answer.ranking import (
     AnswerModel,
     Candidate,
     Signals,
@@ -106,8 +106,8 @@ def test_zero_model_scores_zero(fake_embedder):
 
 
 def test_swapped_word_between_the_same_neighbours_counts_as_a_substitution():
-    from rag.lexical import terms
-    from rag.ranking import _substitutions
+    from rag.answer.ranking import _substitutions
+    from rag.index.lexical import terms
 
     q = tuple(terms("What name comes from the English words Normans?"))
     assert _substitutions(q, tuple(terms("The name comes from the French words Normans."))) == 1
@@ -117,7 +117,7 @@ def test_swapped_word_between_the_same_neighbours_counts_as_a_substitution():
 
 
 def test_antonym_swap_and_negation_mismatch_reach_the_confidence(fake_embedder):
-    from rag.ranking import _antonym_swap
+    from rag.answer.ranking import _antonym_swap
 
     assert _antonym_swap("Which is the least important question?", "It is the most important question.")
     assert not _antonym_swap("Which is the most important question?", "It is the most important question.")

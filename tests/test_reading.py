@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fakes import FakeReader
 from places import TEXT, pool
-from rag.ranking import Candidate, score_candidates
-from rag.reader import Reading
-from rag.reading import Blend, read_candidates, reader_features, rescore, windows_for
+
+from rag.answer.ranking import Candidate, score_candidates
+from rag.answer.reader import Reading
+from rag.answer.reading import Blend, read_candidates, reader_features, rescore, windows_for
 
 
 def _scored(fake_embedder, q):
@@ -76,8 +77,8 @@ def test_reader_features_read_the_quoted_sentence(fake_embedder):
 
 
 def test_whole_passage_windows_read_each_passage_once():
-    from rag.ranking import Candidate
-    from rag.reading import windows_for
+    from rag.answer.ranking import Candidate
+    from rag.answer.reading import windows_for
     from rag.types import Sentence
 
     a = [Sentence("d", i * 10, i * 10 + 9, f"Sentence{i}.") for i in range(5)]

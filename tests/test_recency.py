@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ranking import Candidate
-from rag.recency import CUE_BONUS, TimeCue, newest_first, order_citations, prefer_cued, time_cue
+from rag.answer.ranking import Candidate
+from rag.answer.recency import CUE_BONUS, TimeCue, newest_first, order_citations, prefer_cued, time_cue
 from rag.types import Answer, Citation, Document, Passage, Sentence
 
 

@@ -7,10 +7,11 @@ import threading
 import time
 from pathlib import Path
 
-from spans import assert_spans
 from conftest import SEED_QUESTION, SEEDS
+from spans import assert_spans
+
 from rag import build_index, open_index
-from rag.indexdir import current_version
+from rag.index.indexdir import current_version
 
 READERS = 4
 REBUILDS = 6
@@ -127,7 +128,7 @@ def test_an_open_index_serves_new_threads_after_its_folder_is_removed(tmp_path, 
 
 def test_open_retries_when_a_build_removes_the_version_being_opened(tmp_path, fake_embedder, monkeypatch):
     """open_index() read CURRENT, then a build published and removed that version before the files were read."""
-    import rag.indexdir as indexdir
+    import rag.index.indexdir as indexdir
 
     index = tmp_path / "index"
     build_index(_source(tmp_path, 0), index, embedder=fake_embedder)
@@ -150,7 +151,7 @@ def test_open_retries_when_a_build_removes_the_version_being_opened(tmp_path, fa
 
 def test_open_retries_when_the_version_vanishes_while_its_checksums_are_read(tmp_path, fake_embedder, monkeypatch):
     """The manifest was read, then a build published and removed the version between two file checks."""
-    import rag.indexdir as indexdir
+    import rag.index.indexdir as indexdir
 
     index = tmp_path / "index"
     build_index(_source(tmp_path, 0), index, embedder=fake_embedder)
@@ -172,7 +173,7 @@ def test_open_retries_when_the_version_vanishes_while_its_checksums_are_read(tmp
 
 
 def test_a_vanished_file_is_reported_not_raised(tmp_path, fake_embedder, monkeypatch):
-    import rag.indexdir as indexdir
+    import rag.index.indexdir as indexdir
 
     index = tmp_path / "index"
     build_index(_source(tmp_path, 0), index, embedder=fake_embedder)

@@ -1,7 +1,7 @@
 """A build killed with SIGKILL at any stage leaves the previous index usable, and the next build cleans up.
 
 The build runs the real command line (`rag rebuild-index`) in a subprocess. RAG_PAUSE_AT holds it at a named
-stage (rag.indexdir.pause_point); the test waits for the "paused at" line, then kills it there.
+stage (rag.index.indexdir.pause_point); the test waits for the "paused at" line, then kills it there.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
 from spans import assert_spans
+
 from rag import build_index, open_index
-from rag.cli import main as cli_main
-from rag.indexdir import PAUSE_ENV, PAUSE_STAGES, current_version
+from rag.cli.commands import main as cli_main
+from rag.index.indexdir import PAUSE_ENV, PAUSE_STAGES, current_version
 
 TESTS = Path(__file__).resolve().parent
 
@@ -30,9 +30,10 @@ _FAKE_CLI = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
 from fakes import FakeEmbedder
-import rag.pipeline
-rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
-from rag.cli import main
+import rag.index.build
+import rag.index.version
+rag.index.build.make_embedder = rag.index.version.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
+from rag.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -108,9 +109,11 @@ def _check_index(index_dir: Path, capsys) -> tuple[int, str]:
 @pytest.fixture
 def fake_cli_embedder(monkeypatch, fake_embedder):
     """Make in-process CLI calls (check-index) use the fake embedder too."""
-    import rag.pipeline
+    import rag.index.build
+    import rag.index.version
 
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
+    monkeypatch.setattr(rag.index.build, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
+    monkeypatch.setattr(rag.index.version, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
     return fake_embedder
 
 
@@ -172,7 +175,7 @@ def test_second_build_is_refused_while_one_runs(tmp_path, fake_cli_embedder, cap
 
 def test_pause_stages_are_all_reached_in_order(tmp_path, fake_embedder, monkeypatch):
     """Each pause point sits on the build path (a renamed or removed one would make the tests above vacuous)."""
-    import rag.indexdir as indexdir
+    import rag.index.indexdir as indexdir
 
     a, _ = _sources(tmp_path)
     reached: list[str] = []

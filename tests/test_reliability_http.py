@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS
 from fakes import FakeEmbedder
 from ui_support import no_proxy, running_app
@@ -24,7 +23,7 @@ EXTRA = "# Ferry\n\nThe ferry leaves at nine. It returns at noon on weekdays. Th
 def test_api_answers_every_request_during_rebuilds(tmp_path):
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     no_proxy()
     a, b = tmp_path / "a", tmp_path / "b"

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SEED_QUESTION, SEEDS
+
 from rag import build_index, open_index
 from rag.errors import IndexCorruptError
-from rag.indexdir import MANIFEST, current_version, read_manifest
+from rag.index.indexdir import MANIFEST, current_version, read_manifest
 
 TESTS = Path(__file__).resolve().parent
 FIXED_DAMAGES = ("truncate-half", "truncate-empty", "flip-first", "flip-middle", "flip-last", "append", "delete")
@@ -31,13 +31,14 @@ import contextlib, io, json, shutil, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEmbedder
-import rag.pipeline
+import rag.index.build
+import rag.index.version
 from rag import open_index
-from rag.cli import main as cli_main
+from rag.cli.commands import main as cli_main
 from rag.errors import RagError
 
 emb = FakeEmbedder()
-rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": emb
+rag.index.build.make_embedder = rag.index.version.make_embedder = lambda model, backend="torch", device="cpu": emb
 pristine, work, question = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 cases = json.loads(sys.stdin.read())
 

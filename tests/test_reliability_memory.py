@@ -7,8 +7,8 @@ import os
 import random
 
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS
+
 from rag import open_index
 
 QUESTIONS = 1000

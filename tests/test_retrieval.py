@@ -8,9 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.config import Settings
-from rag.lexical import LexicalBuilder, LexicalIndex, terms
-from rag.retrieval import (
+from rag.answer.retrieval import (
     DenseRetriever,
     HybridRetriever,
     LexicalRetriever,
@@ -18,6 +16,8 @@ from rag.retrieval import (
     fuse,
     make_retriever,
 )
+from rag.config import Settings
+from rag.index.lexical import LexicalBuilder, LexicalIndex, terms
 
 TEXTS = [
     "The Rhine flows north through Germany to the North Sea.",
@@ -58,7 +58,7 @@ def test_streamed_fit_is_bm25s_own_matrix_in_any_number_of_steps(monkeypatch, st
     """The builder's fit fills the matrix in slices of documents; every slicing gives bm25s' arrays exactly."""
     import bm25s
 
-    import rag.lexical as lexical
+    import rag.index.lexical as lexical
 
     monkeypatch.setattr(lexical, "_FIT_SLICE", step)
     rng = np.random.default_rng(5)
@@ -80,7 +80,7 @@ def test_streamed_fit_is_bm25s_own_matrix_in_any_number_of_steps(monkeypatch, st
 @pytest.mark.parametrize("step", [1, 7, 1 << 18])
 def test_term_ids_spilled_to_a_file_fit_the_same_matrix(tmp_path, monkeypatch, step):
     """A build appends term ids to a file in its work folder; the fit reads them back a slice at a time."""
-    import rag.lexical as lexical
+    import rag.index.lexical as lexical
 
     monkeypatch.setattr(lexical, "_FIT_SLICE", step)
     rng = np.random.default_rng(9)
@@ -101,7 +101,7 @@ def test_term_ids_spilled_to_a_file_fit_the_same_matrix(tmp_path, monkeypatch, s
 
 
 def test_fit_slices_cover_every_document_once():
-    from rag.lexical import _slices
+    from rag.index.lexical import _slices
 
     for lengths in ([1, 1, 10, 1], [10], [3] * 9, [1, 50, 1, 1, 50], []):
         for size in (1, 2, 4, 100):
@@ -216,7 +216,8 @@ def test_make_retriever_falls_back_to_dense_without_lexical_index(fake_embedder,
 
 
 def test_build_writes_lexical_index_into_the_manifest(fake_seed_index):
-    from rag import indexdir, open_index
+    from rag import open_index
+    from rag.index import indexdir
 
     folder, emb = fake_seed_index
     version = indexdir.current_version(folder)

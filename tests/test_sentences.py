@@ -1,4 +1,4 @@
-from rag.sentences import MAX_SENTENCE_CHARS, split_sentences
+from rag.ingest.sentences import MAX_SENTENCE_CHARS, split_sentences
 
 
 def test_offsets_are_exact_and_lines_end_sentences():
@@ -38,7 +38,7 @@ TRICKY_LINES = [
 
 
 def test_fast_pieces_are_what_pysbd_segment_returns():
-    from rag.sentences import _pieces, _segmenter
+    from rag.ingest.sentences import _pieces, _segmenter
 
     seg = _segmenter()
     for line in TRICKY_LINES:
@@ -50,7 +50,7 @@ def test_pysbd_patterns_are_cached_without_changing_its_sentences():
 
     import pysbd
 
-    from rag.sentences import _segmenter
+    from rag.ingest.sentences import _segmenter
 
     seg = _segmenter()
     patched = [m for name, m in __import__("sys").modules.items() if name.startswith("pysbd") and hasattr(m, "re")]

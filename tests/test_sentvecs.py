@@ -1,4 +1,4 @@
-"""Sentence vectors on disk (rag.sentvecs): 4-bit codes, streamed writes, memory-mapped reads."""
+"""Sentence vectors on disk (rag.index.sentvecs): 4-bit codes, streamed writes, memory-mapped reads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag.errors import IndexCorruptError
-from rag.sentvecs import SentenceVectors, SentenceVectorWriter, code_dtype, decode, encode
+from rag.index.sentvecs import SentenceVectors, SentenceVectorWriter, code_dtype, decode, encode
 
 
 def unit(rows: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -408,7 +408,7 @@ def test_lite_folder_held_by_another_process(lite, with_meta):
 
 
 def test_index_folder_accepts_only_a_real_lite_folder(lite, tmp_path):
-    from rag import indexdir
+    from rag.index import indexdir
 
     lite.create()
     indexdir.prepare_index_dir(lite.index_dir)  # holds milvus.db: still an index folder

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from rag.reader import OnnxReader, Window, reader_manifest
+
+from rag.answer.reader import OnnxReader, Window, reader_manifest
 from rag.types import Sentence
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -99,7 +99,7 @@ def test_averaging_refuses_other_models_and_folders_without_a_fit(tmp_path):
 def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):
     import source_folder
 
-    from rag.evaluation import load_squad
+    from rag.evaluation.squad import load_squad
 
     out = tmp_path / "reddit"
     assert source_folder.main([str(TINY), "squadshifts_reddit", str(out)]) == 0
@@ -184,7 +184,6 @@ def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     import random
 
     import torch
-
     import train_reader
 
     rows = [([0] * n, [0] * n, 1 if k == 0 else 0, 1 if k == 0 else 0) for k, n in ((0, 5), (1, 6), (0, 4), (1, 7))]

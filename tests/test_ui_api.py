@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS, WALTZ
 from fakes import FakeEmbedder
 from ui_support import no_proxy, running_app
@@ -36,7 +35,7 @@ FOLLOW = "Who said it could be lifted?"
 def library(tmp_path_factory):
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     no_proxy()
     root = tmp_path_factory.mktemp("api")
@@ -65,9 +64,12 @@ def same(obj) -> object:
 
 def cli_json(monkeypatch, capsys, library, *argv: str):
     """`rag <argv> --json` on the library's index, with the tests' embedder: (exit code, parsed stdout, stderr)."""
-    from rag import cli, pipeline
+    import rag.index.build
+    import rag.index.version
+    from rag.cli import commands as cli
 
-    monkeypatch.setattr(pipeline, "make_embedder", lambda *a, **k: library.index.embedder)
+    for module in (rag.index.build, rag.index.version):
+        monkeypatch.setattr(module, "make_embedder", lambda *a, **k: library.index.embedder)
     capsys.readouterr()
     code = cli.main([*argv, "--index", str(library.index_dir), "--json"])
     out, err = capsys.readouterr()

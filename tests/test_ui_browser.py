@@ -11,7 +11,6 @@ import statistics
 import time
 
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
@@ -35,7 +34,7 @@ TIMING_QUESTIONS = [
 @pytest.fixture(scope="module")
 def library(seed_index_dir, model_embedder, tmp_path_factory):
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     require_chromium()
     no_proxy()
@@ -121,7 +120,7 @@ def test_seed_question_quotes_waltz_and_citation_highlights_the_exact_quote(page
 def test_unanswerable_question_abstains_and_lists_nearest_passages(page, library):
     from playwright.sync_api import expect
 
-    from rag.answer import ABSTAIN_TEXT
+    from rag.answer.compose import ABSTAIN_TEXT
 
     expected = library.ask(UNANSWERABLE)
     assert expected.abstained

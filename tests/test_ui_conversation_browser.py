@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -19,7 +18,7 @@ ARTICLES = Path(__file__).parent / "fixtures" / "conversation" / "articles.jsonl
 def library(model_embedder, tmp_path_factory):
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     require_chromium()
     no_proxy()

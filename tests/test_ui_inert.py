@@ -6,7 +6,6 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
-
 from ui_support import chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -31,7 +30,7 @@ LIVE = ("script:not([src]):not([type]), img[onerror], [onerror], a[href^='javasc
 def app_url(tmp_path_factory, model_embedder):
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     require_chromium()
     no_proxy()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import BBC, ROOT, require_shared
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
@@ -26,7 +25,7 @@ def library(model_embedder, tmp_path_factory):
     no_proxy()
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     settings = Settings.load({"index_dir": str(BBC_INDEX),
                               "uploads_dir": str(tmp_path_factory.mktemp("bbc-uploads"))})

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from rag.catalog import DocumentInfo
 from rag.errors import ConfigError
-from rag.library import Excerpt
+from rag.index.catalog import DocumentInfo
+from rag.library.library import Excerpt
 from rag.types import Answer, Citation, Passage
 from ui import render
 from ui.access import exposure_warning, is_loopback, resolve_auth
@@ -91,7 +91,7 @@ def test_library_rows_link_to_their_article_and_show_metadata():
 
 
 def test_listing_and_counts_html():
-    from rag.listing import list_documents
+    from rag.library.listing import list_documents
 
     docs = [DocumentInfo(f"business/{i}", f"T{i}", "s", None, None, None, "2005-0%d-01" % (1 + i % 2), "h", 1,
                          section="business") for i in range(1, 8)]
@@ -162,7 +162,7 @@ def test_short_answer_is_bold_in_the_chat_and_marked_in_the_sources_panel():
     out = _markdown_html(render.answer_markdown(Answer("q", f"{quote} [1]", False, 0.9, (c,), ()), 0, 0.5))
     assert "<strong>once peace talks are set</strong>" in out
     assert "&lt;soon&gt;" in out and "<soon>" not in out
-    from rag.library import excerpt
+    from rag.library.library import excerpt
     from rag.types import Document
 
     doc = Document("d1", text, "T", "s.txt", "h")
@@ -176,7 +176,6 @@ def test_short_answer_is_bold_in_the_chat_and_marked_in_the_sources_panel():
 
 def test_a_follow_up_answer_says_how_it_was_read():
     from rag.types import Answer, Citation
-
     from ui.render import answer_markdown, md_escape
 
     c = Citation(1, "bank/001", "t", "s", 0, 10, "1,500 jobs", 0.8)

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from conftest import SEED_QUESTION, SEEDS
 from fakes import FakeEmbedder
 from ui_support import no_proxy, running_app
@@ -24,7 +23,7 @@ gradio_client = pytest.importorskip("gradio_client")
 def library(tmp_path_factory):
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     no_proxy()
     root = tmp_path_factory.mktemp("ui-server")

@@ -11,7 +11,6 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import SEEDS
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 from web_server import ARTICLES, WebServer, build_site
@@ -36,10 +35,11 @@ def library(site, tmp_path_factory):
     as the Library tab's buttons do."""
     from fakes import FakeEmbedder
 
-    from rag import build_index, indexdir
+    from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
-    from rag.watched import WatchStore
+    from rag.index import indexdir
+    from rag.library.library import Library
+    from rag.watch.store import WatchStore
 
     no_proxy()
     root = tmp_path_factory.mktemp("watched-ui")

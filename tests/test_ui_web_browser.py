@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import SEEDS
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 from web_server import WebServer, build_site
@@ -27,7 +26,7 @@ def _library(root, allow_private: bool):
 
     from rag import build_index
     from rag.config import Settings
-    from rag.library import Library
+    from rag.library.library import Library
 
     src = root / "articles"
     shutil.copytree(SEEDS, src)
@@ -85,7 +84,6 @@ def test_a_long_add_by_url_shows_one_progress_bar_and_the_tab_stays_usable(site,
     import time
 
     from playwright.sync_api import expect
-
     from web_server import article_html
 
     require_chromium()

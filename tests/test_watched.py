@@ -1,4 +1,4 @@
-"""rag.watched and `rag questions`: saved questions in the index folder, their limits and errors, answers recorded
+"""rag.watch.store and `rag questions`: saved questions in the index folder, their limits and errors, answers recorded
 once per (question, article), and a store that no build, `--full` included, touches (fake embedder)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import json
 import shutil
 
 import pytest
-
 from conftest import SEEDS
+
 from rag import build_index
-from rag.cli import main as cli_main
+from rag.cli.commands import main as cli_main
 from rag.errors import ConfigError, IndexCorruptError, QuestionError
-from rag.indexdir import current_version, read_manifest
-from rag.watched import MAX_QUESTIONS, Checked, WatchStore, parse_since
+from rag.index.indexdir import current_version, read_manifest
+from rag.watch.store import MAX_QUESTIONS, Checked, WatchStore, parse_since
 
 HARBOUR = """Harbour pier reopens after repairs
 (Jane Roe, Example Wire)
@@ -25,9 +25,12 @@ on the winter timetable until March. The mayor said the repairs cost less than e
 @pytest.fixture
 def index(tmp_path, monkeypatch, fake_embedder):
     """A seed index (fake embedder, also for in-process CLI calls) and its article folder."""
-    import rag.pipeline
+    import rag.answer.engine
+    import rag.index.build
+    import rag.index.version
 
-    monkeypatch.setattr(rag.pipeline, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
+    for module in (rag.index.build, rag.index.version):
+        monkeypatch.setattr(module, "make_embedder", lambda model, backend="torch", device="cpu": fake_embedder)
     src = tmp_path / "articles"
     shutil.copytree(SEEDS, src)
     folder = tmp_path / "index"

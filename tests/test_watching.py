@@ -15,14 +15,14 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from rag import build_index, open_index
-from rag.cli import main as cli_main
-from rag.indexdir import PAUSE_ENV, current_version
-from rag.watched import WatchStore
-from rag.watching import PAUSE, ask_new_articles, pending
 from web_server import ARTICLES, WebServer, article_html, build_site, rss
+
+from rag import build_index, open_index
+from rag.cli.commands import main as cli_main
+from rag.index.indexdir import PAUSE_ENV, current_version
+from rag.watch.asking import PAUSE, ask_new_articles, pending
+from rag.watch.store import WatchStore
 
 TESTS = Path(__file__).resolve().parent
 QUESTION = "When did the harbour authority reopen the northern pier?"
@@ -109,9 +109,10 @@ _FAKE_CLI = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
 from fakes import FakeEmbedder
-import rag.pipeline
-rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
-from rag.cli import main
+import rag.index.build
+import rag.index.version
+rag.index.build.make_embedder = rag.index.version.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
+from rag.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -187,7 +188,7 @@ def test_killed_between_recording_and_marking_the_version_reports_nothing_twice(
                                                                               monkeypatch, tmp_path):
     store = WatchStore(fake_index)
     version = current_version(fake_index)
-    from rag.indexdir import read_manifest
+    from rag.index.indexdir import read_manifest
 
     store.add(QUESTION, baseline=(version.name, read_manifest(version)["documents"]))
     (tmp_path / "articles" / "harbour.txt").write_text(
@@ -207,7 +208,7 @@ def test_killed_between_recording_and_marking_the_version_reports_nothing_twice(
 
 
 def test_a_build_running_elsewhere_leaves_the_asking_to_it(fake_index, fake_embedder):
-    from rag.indexdir import build_lock, read_manifest
+    from rag.index.indexdir import build_lock, read_manifest
 
     store = WatchStore(fake_index)
     version = current_version(fake_index)
@@ -234,9 +235,9 @@ def test_reading_above_a_floor_is_reading_or_not_reading(seed_index):
 
 def test_the_word_screen_reads_the_bm25_index_as_the_text_would(fake_index, fake_embedder, tmp_path):
     """Which articles hold a question's words, read from BM25's passages, is what splitting their text gives."""
-    from rag.lexical import content_terms
-    from rag.watched import SavedQuestion
-    from rag.watching import GATE_COVERAGE, _holding_the_words
+    from rag.index.lexical import content_terms
+    from rag.watch.asking import GATE_COVERAGE, _holding_the_words
+    from rag.watch.store import SavedQuestion
 
     for slug, title, _, _, body in ARTICLES:
         (tmp_path / "articles" / f"{slug}.txt").write_text(f"{title}\n\n{body}\n", encoding="utf-8")

@@ -16,22 +16,23 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from rag import open_index
-from rag.cli import main as cli_main
-from rag.indexdir import PAUSE_ENV, current_version
-from rag.web.commands import parse_every
 from web_server import ARTICLES, article_html, rss
+
+from rag import open_index
+from rag.cli.commands import main as cli_main
+from rag.cli.sources import parse_every
+from rag.index.indexdir import PAUSE_ENV, current_version
 
 TESTS = Path(__file__).resolve().parent
 _FAKE_CLI = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
 from fakes import FakeEmbedder
-import rag.pipeline
-rag.pipeline.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
-from rag.cli import main
+import rag.index.build
+import rag.index.version
+rag.index.build.make_embedder = rag.index.version.make_embedder = lambda model, backend="torch", device="cpu": FakeEmbedder()
+from rag.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 QUESTION = "When did the harbour authority reopen the northern pier?"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from web_server import ARTICLES, atom, rss, sitemap
 
 from rag.errors import FetchError
 from rag.web.feeds import discover_feeds, looks_like_feed, parse_feed
-from web_server import ARTICLES, atom, rss, sitemap
 
 BASE = "http://news.example"
 ITEMS = [(f"/news/{sec}/{slug}.html", title, date, sec) for slug, title, date, sec, _ in ARTICLES]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import local_fetcher
+from web_server import WebServer, article_html
 
 from rag.errors import FetchError
 from rag.web.fetch import USER_AGENT, Fetcher
-from conftest import local_fetcher
-from web_server import WebServer, article_html
 
 
 def fetcher(**kw) -> Fetcher:

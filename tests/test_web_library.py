@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import SEEDS
+
 from rag import build_index
 from rag.config import Settings
 from rag.errors import ConfigError, FetchError
-from rag.library import Library
+from rag.library.library import Library
 
 
 def _library(tmp_path, fake_embedder, **settings) -> Library:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from web_server import ARTICLES, article_html
+
 from rag.web.feeds import FeedItem
 from rag.web.fetch import FetchResult
 from rag.web.pages import decode_page, read_page, section_from_url
-from web_server import ARTICLES, article_html
 
 
 def _result(body: bytes, url="http://news.example/news/business/harbour.html", charset="utf-8", kind="html"):

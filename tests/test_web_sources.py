@@ -6,17 +6,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDS, local_fetcher
-from rag import build_index, open_index
-from rag.catalog import Catalog
-from rag.config import Settings
-from rag.errors import FetchError
-from rag.indexdir import current_version
-from rag.web.sources import WebIndex
-from rag.web.store import web_folder
 from web_server import ARTICLES, article_html, rss
 
+from rag import build_index, open_index
+from rag.config import Settings
+from rag.errors import FetchError
+from rag.index.catalog import Catalog
+from rag.index.indexdir import current_version
+from rag.web.sources import WebIndex
+from rag.web.store import web_folder
 
 make_fetcher = local_fetcher
 

@@ -40,12 +40,14 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from fit_answer_model import clogit_fit, logistic_fit  # noqa: E402
 
+from rag.answer.ranking import AnswerModel, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
+from rag.answer.reader import OnnxReader, packaged_reader_dir  # noqa: E402
+from rag.answer.reading import CALIBRATION_FILE, Blend, reader_features, rescore, windows_for  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embedding import make_embedder  # noqa: E402
-from rag.evaluation import _build, _contains, auroc, load_squad, normalize_answer, short_answer_scores  # noqa: E402
-from rag.ranking import AnswerModel, Candidate, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
-from rag.reader import OnnxReader, packaged_reader_dir  # noqa: E402
-from rag.reading import CALIBRATION_FILE, Blend, reader_features, rescore, windows_for  # noqa: E402
+from rag.evaluation.metrics import auroc, contains_answer, normalize_answer, short_answer_scores  # noqa: E402
+from rag.evaluation.runs import build_collection  # noqa: E402
+from rag.evaluation.squad import load_squad  # noqa: E402
+from rag.index.embedding import make_embedder  # noqa: E402
 
 L2 = 1.0
 TARGET_THRESHOLD = 0.21
@@ -118,7 +120,7 @@ def main() -> int:
     data = load_squad(args.path, limit=args.limit, split=args.split)
     fit_titles = {q.doc_id for q in load_squad(args.path, split="fit").questions}
     work = Path(args.work)
-    idx = _build(data.articles, work, settings, emb, None)
+    idx = build_collection(data.articles, work, settings, emb, None)
     cache = work / f"question_vectors-{args.split}-{args.limit or 'all'}.npy"
     if cache.exists():
         qvecs = np.load(cache, allow_pickle=False)
@@ -142,7 +144,7 @@ def main() -> int:
 
     for n, (q, v) in enumerate(zip(data.questions, qvecs)):
         passages, cands, per_window, golds = read_question(idx, q, v)
-        holds = [bool(golds) and _contains(p.text, golds) for p in passages]
+        holds = [bool(golds) and contains_answer(p.text, golds) for p in passages]
         rows.append((q, passages, cands, per_window, golds, holds))
         absent = None
         if q.answerable:
@@ -154,7 +156,7 @@ def main() -> int:
     def labels(q, golds, cands):
         return np.array([
             any(c.sentence.start <= s and e <= c.sentence.end for s, e in q.answers)
-            or (bool(golds) and _contains(c.sentence.text, golds)) for c in cands
+            or (bool(golds) and contains_answer(c.sentence.text, golds)) for c in cands
         ], dtype=np.float64)
 
     def blend_rows(cands, readings):
@@ -165,7 +167,7 @@ def main() -> int:
     # Steps 2-3: the blend for each candidate count, chosen by fit-half answer@1 (of --blend-from when given).
     if args.blend_from:
         other = load_squad(args.blend_from, split="fit")
-        other_idx = _build(other.articles, work / "blend-from", settings, emb, None)
+        other_idx = build_collection(other.articles, work / "blend-from", settings, emb, None)
         other_vecs = emb.embed_documents([q.question for q in other.questions], 64)
         blend_set = []
         for q, v in zip(other.questions, other_vecs):
@@ -221,7 +223,7 @@ def main() -> int:
             hits: dict[str, list[bool]] = {p: [] for p in names}
             for (q, cands, per_window, golds), part in zip(blend_set, parts):
                 best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
-                hits[part].append(bool(best) and _contains(best[0].sentence.text, golds))
+                hits[part].append(bool(best) and contains_answer(best[0].sentence.text, golds))
             by_part = {p: float(np.mean(h)) for p, h in hits.items()}
             mean = float(np.mean(list(by_part.values()))) if args.blend_mix else \
                 float(np.mean([x for h in hits.values() for x in h]))
@@ -250,7 +252,7 @@ def main() -> int:
             doc_text = idx.document(best.sentence.doc_id).text
             short = doc_text[r.answer_start:r.answer_end]
         span = any(best.sentence.start <= s and e <= best.sentence.end for s, e in q.answers)
-        text = bool(golds) and _contains(best.sentence.text, golds)
+        text = bool(golds) and contains_answer(best.sentence.text, golds)
         return feats, first_hit, span, text, short
 
     results = [judged(*row) for row in rows]
@@ -398,7 +400,7 @@ def main() -> int:
                 "there, as a share of the SQuAD fit half's). A read "
                 "sentence scores linear * (linear model score) + reader * (reader margin); "
                 "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
-                "logistic coefficients over rag.ranking.confidence_features + rag.reading.reader_features (confidence "
+                "logistic coefficients over rag.answer.ranking.confidence_features + rag.answer.reading.reader_features (confidence "
                 "= product of the two sigmoids); the bias is shifted so that suggested_threshold is the confidence "
                 "92% of answerable fit questions reach."
             ),

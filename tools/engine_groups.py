@@ -8,7 +8,7 @@ A seeded sample of the training file's paragraphs (the held-out source left out)
 folder, one article per paragraph (tools/source_folder.py), and indexed with the default settings. Every question
 is then asked as the engine asks it with the reader off: the pool is retrieved from all the sampled articles and
 scored by the shipped linear model, and the windows of its best `--top` sentences (each with a neighbour a side,
-`rag.reading.windows_for`) are the windows the reader would be given. Those that overlap a gold answer, or hold
+`rag.answer.reading.windows_for`) are the windows the reader would be given. Those that overlap a gold answer, or hold
 its text, are dropped; the rest, best first, are the question's negatives. Written to WORK/engine_groups.jsonl,
 one line per question: `{"id", "question", "negatives": [text, ...], "answer_rank": r}`, where `answer_rank` is the
 position of the first window holding a gold answer (-1: none of the `--top`).
@@ -32,8 +32,10 @@ from source_folder import write_folder  # noqa: E402
 from train_reader import HELD_OUT  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
-from rag.embedding import make_embedder  # noqa: E402
-from rag.evaluation import _build, _contains, load_squad, normalize_answer  # noqa: E402
+from rag.evaluation.metrics import contains_answer, normalize_answer  # noqa: E402
+from rag.evaluation.runs import build_collection  # noqa: E402
+from rag.evaluation.squad import load_squad  # noqa: E402
+from rag.index.embedding import make_embedder  # noqa: E402
 
 
 def question_windows(idx, question: str, qvec, k: int, top: int):
@@ -50,7 +52,7 @@ def split_windows(windows, doc_id: str, answers, golds):
         overlaps = d == doc_id and any(s < ae and as_ < e for as_, ae in answers)
         if overlaps and rank < 0:
             rank = n
-        if not overlaps and not (golds and _contains(text, golds)):
+        if not overlaps and not (golds and contains_answer(text, golds)):
             negatives.append(text)
     return negatives, rank
 
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
     emb = make_embedder(settings.model, settings.backend)
     squad = load_squad(folder)
     t0 = time.time()
-    idx = _build(squad.articles, args.work, settings, emb, None)
+    idx = build_collection(squad.articles, args.work, settings, emb, None)
     print(f"indexed in {time.time() - t0:.0f} s", flush=True)
     questions = [q for q in squad.questions if q.answerable]
     qvecs = emb.embed_documents([q.question for q in questions], 64)

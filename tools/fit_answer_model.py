@@ -6,11 +6,11 @@ What it does, in order (all on questions of the articles at even positions of ar
 only reported, never used to choose anything):
 1. builds (or reuses) an index of every article with the default settings, and embeds every question once;
 2. retrieves each question's pool exactly as the engine does (`Index.pool`) and computes the features of every
-   (passage, sentence) pair with `rag.ranking.score_candidates`;
+   (passage, sentence) pair with `rag.answer.ranking.score_candidates`;
 3. fits the sentence model: a softmax over each answerable question's pooled sentences (conditional logit) whose
    positives are the sentences covering a gold answer span or holding a gold answer's text; L2-regularized;
 4. fits the confidence model: logistic regression of "the question is answerable" on
-   `rag.ranking.confidence_features` of the re-scored pool;
+   `rag.answer.ranking.confidence_features` of the re-scored pool;
 5. fits the presence model: logistic regression, on the same features, of answerable questions against the same
    questions asked with their own article left out (the articles never mention the subject); the engine's
    confidence is the product of the two models;
@@ -31,11 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rag.answer.engine import RANK_POOL  # noqa: E402
+from rag.answer.ranking import AnswerModel, Candidate, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embedding import make_embedder  # noqa: E402
-from rag.evaluation import _build, _contains, auroc, load_squad, normalize_answer  # noqa: E402
-from rag.pipeline import RANK_POOL  # noqa: E402
-from rag.ranking import AnswerModel, Candidate, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
+from rag.evaluation.metrics import auroc, contains_answer, normalize_answer  # noqa: E402
+from rag.evaluation.runs import build_collection  # noqa: E402
+from rag.evaluation.squad import load_squad  # noqa: E402
+from rag.index.embedding import make_embedder  # noqa: E402
 
 L2 = 1.0
 ZERO = AnswerModel({}, {}, 1.0)
@@ -93,8 +95,8 @@ def collect(idx, data, qvecs, k: int):
             names = list(cands[0].features)
         X = np.array([[c.features[f] for f in names] for c in cands], dtype=np.float32).reshape(len(cands), len(names))
         span = np.array([any(c.sentence.start <= s and e <= c.sentence.end for s, e in q.answers) for c in cands], bool)
-        text = np.array([bool(golds) and _contains(c.sentence.text, golds) for c in cands], bool)
-        holds = [bool(golds) and _contains(p.text, golds) for p in passages]
+        text = np.array([bool(golds) and contains_answer(c.sentence.text, golds) for c in cands], bool)
+        holds = [bool(golds) and contains_answer(p.text, golds) for p in passages]
         out.append((q, cands, X, span, text, holds))
         if n % 1000 == 0:
             print(f"  collected {n}/{len(data.questions)}", flush=True)
@@ -129,7 +131,7 @@ def main() -> int:
     data = load_squad(args.path)
     fit_titles = {q.doc_id for q in load_squad(args.path, split="fit").questions}
     work = Path(args.work)
-    idx = _build(data.articles, work, settings, emb, None)
+    idx = build_collection(data.articles, work, settings, emb, None)
     cache = work / "question_vectors.npy"
     if cache.exists():
         qvecs = np.load(cache, allow_pickle=False)
@@ -213,9 +215,9 @@ def main() -> int:
         doc = {
             "about": (
                 "Written by tools/fit_answer_model.py on the fit half of the SQuAD 2.0 dev articles (even positions in "
-                "articles.jsonl). weights: conditional-logit coefficients of the features of rag.ranking."
+                "articles.jsonl). weights: conditional-logit coefficients of the features of rag.answer.ranking."
                 "score_candidates; a sentence's score is their weighted sum and a passage ranks by its best sentence. "
-                "confidence_weights: logistic coefficients over rag.ranking.confidence_features; confidence = "
+                "confidence_weights: logistic coefficients over rag.answer.ranking.confidence_features; confidence = "
                 "sigmoid(weighted sum) estimates the chance that the best sentence answers a question about what the "
                 "articles discuss; presence_weights: logistic coefficients, same features, for the chance that the "
                 "articles discuss the question's subject at all; the confidence is the product. margin: further "

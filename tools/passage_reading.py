@@ -37,11 +37,11 @@ def main() -> int:
     ap.add_argument("--reader", default="default", help="default, or a calibrated reader folder")
     args = ap.parse_args()
 
-    import rag.pipeline as pipeline
+    import rag.answer.engine as pipeline
     from rag import open_index
+    from rag.answer.reading import read_candidates
     from rag.config import Settings
-    from rag.evaluation import _contains, _percentile, normalize_answer, short_answer_scores
-    from rag.reading import read_candidates
+    from rag.evaluation.metrics import contains_answer, normalize_answer, percentile, short_answer_scores
 
     with open(args.questions, encoding="utf-8") as f:
         questions = [json.loads(line) for line in f if line.strip()]
@@ -78,7 +78,7 @@ def main() -> int:
             answer, ms = ask(name, q["question"])
             first = answer.citations[0] if answer.citations else None
             golds = [normalize_answer(a) for a in q["answers"]]
-            hit = bool(first and _contains(first.quote, golds))
+            hit = bool(first and contains_answer(first.quote, golds))
             _, f1 = short_answer_scores(first.answer if first else None, q["answers"])
             results[name].append((hit, f1, ms))
     pipeline.read_candidates = read_candidates
@@ -91,8 +91,8 @@ def main() -> int:
         hits, f1s, ms = zip(*rows)
         per_q = inputs[name]
         print(f"{name:16s} {np.mean(hits):8.3f} {np.mean(f1s):9.3f} {np.mean([len(x) for x in per_q]):7.1f} "
-              f"{np.mean([np.mean(x) for x in per_q if x]):7.0f} {_percentile(list(ms), 50):8.1f} "
-              f"{_percentile(list(ms), 95):8.1f}")
+              f"{np.mean([np.mean(x) for x in per_q if x]):7.0f} {percentile(list(ms), 50):8.1f} "
+              f"{percentile(list(ms), 95):8.1f}")
     print("chars: mean characters per model input; whole passages are read at up to "
           f"{WHOLE_LENGTH} tokens, windows at {windowed}")
     return 0

@@ -49,7 +49,7 @@ def dequantized_state(model) -> dict:
                 break
             frontier = [c for n in frontier for o in n.output for c in consumers[o]]
         if bias is None:
-            raise SystemExit(f"no bias follows {name}: not a reader exported by rag.reader.export_reader")
+            raise SystemExit(f"no bias follows {name}: not a reader exported by rag.answer.reader.export_reader")
         state[bias[2:-len(".bias")] + ".weight"] = weight.T.copy()  # ONNX MatMul is x @ W, torch Linear x @ W.T
     return state
 

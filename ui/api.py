@@ -14,78 +14,32 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import secrets
-from base64 import b64decode
 from typing import Annotated, Any, Callable, Sequence
 
-import anyio
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from rag import __version__
-from rag.catalog import DocumentInfo
-from rag.library import Library
-from rag.listing import LIST_SORTS
+from rag.index.catalog import DocumentInfo
+from rag.library.library import Library
+from rag.library.listing import LIST_SORTS
+from ui.access import Credentials
+from ui.api_docs import docs_html
+from ui.api_errors import ApiError, BodyLimit, install_error_handlers
+from ui.api_models import (
+    AnswerOut,
+    ArticleListing,
+    ArticleOut,
+    AskRequest,
+    ErrorOut,
+    HealthOut,
+    PassageOut,
+    SearchRequest,
+)
+from ui.api_router import ERRORS, POSTED, check_login, library_of, router, run_engine
 
-from .access import Credentials
-from .api_docs import docs_html
-from .api_errors import ApiError, BodyLimit, install_error_handlers
-from .api_models import (AnswerOut, ArticleListing, ArticleOut, AskRequest, ErrorOut, HealthOut, PassageOut,
-                         SearchRequest)
-
-__all__ = ["router", "create_api", "check_login", "run_engine", "ApiError"]
-
-REALM = "rag-articles"
-
-_basic = HTTPBasic(auto_error=False, realm=REALM,
-                   description="The web app's login (--auth, RAG_AUTH or RAG_AUTH_FILE), when it has one.")
-
-
-def check_login(request: Request) -> None:
-    """Raise ApiError(401) unless the request carries the server's login as HTTP Basic (no login: all pass)."""
-    expected: Credentials | None = request.app.state.credentials
-    if expected is None:
-        return
-    scheme, _, param = request.headers.get("authorization", "").partition(" ")
-    user = password = None
-    if scheme.lower() == "basic":
-        try:
-            user, sep, password = b64decode(param.strip(), validate=True).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            user = None
-        else:
-            user = user if sep else None
-    challenge = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
-    if user is None:
-        raise ApiError(401, "this server requires a login: send the web app's user name and password as HTTP Basic "
-                            "credentials (curl -u user:password)", 1, challenge)
-    # Both compared, always, so the time taken does not tell which of the two was wrong.
-    ok_user = secrets.compare_digest(user.encode(), expected.username.encode())
-    ok_password = secrets.compare_digest((password or "").encode(), expected.password.encode())
-    if not (ok_user and ok_password):
-        raise ApiError(401, "wrong user name or password for this server", 1, challenge)
-
-
-async def _require_login(request: Request,
-                         _: Annotated[HTTPBasicCredentials | None, Security(_basic)] = None) -> None:
-    # The Security parameter only declares the scheme in the OpenAPI document; check_login does the checking.
-    check_login(request)
-
-
-router = APIRouter(dependencies=[Depends(_require_login)])
-"""Every /api/ endpoint: add new ones here, so that they share the login, the error handlers and the worker limit."""
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "a bad question, filter, history or body (the CLI's exit code 2)"},
-    401: {"model": ErrorOut, "description": "the server has a login and the request did not send it"},
-    503: {"model": ErrorOut, "description": "no index can be opened now (missing, damaged, or being replaced)"},
-}
-
-
-POSTED = {**ERRORS, 413: {"model": ErrorOut, "description": "the body is over 1 MB"}}
+__all__ = ["create_api", "ApiError"]
 
 
 def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -105,18 +59,6 @@ def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return app.openapi_schema
 
     return openapi
-
-
-def library_of(request: Request) -> Library:
-    return request.app.state.library
-
-
-async def run_engine(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`fn(*args, **kwargs)` in a worker thread, at most the app's `workers` at a time; the event loop stays free."""
-    state = request.app.state
-    if state.limiter is None:  # created in the server's event loop, on first use
-        state.limiter = anyio.CapacityLimiter(state.workers)
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=state.limiter)
 
 
 @router.post("/ask", response_model=AnswerOut, responses=POSTED, summary="Answer a question with cited quotes",
@@ -239,7 +181,7 @@ def create_api(library: Library, *, credentials: Credentials | None = None, work
     app.state.workers = max(1, int(workers))
     app.state.limiter = None
     install_error_handlers(app, check_login)
-    from . import api_watched  # noqa: F401 - its routes (/questions, /answers) join the router first
+    from ui import api_watched  # noqa: F401 - its routes (/questions, /answers) join the router first
     app.include_router(router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit)

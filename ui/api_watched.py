@@ -1,7 +1,7 @@
 """The watched questions in the JSON API: /api/questions (list, save, remove) and /api/answers?since=.
 
-The routes join `ui.api.router`, so they share its login, error answers and worker limit. The store is the one
-`rag questions` uses (rag.watched): a question saved here is asked by every later build, from the web app or the
+The routes join `ui.api_router.router`, so they share its login, error answers and worker limit. The store is the one
+`rag questions` uses (rag.watch.store): a question saved here is asked by every later build, from the web app or the
 command line, and the answers recorded are those `rag questions answers --json` prints.
 """
 
@@ -13,10 +13,10 @@ from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.library import Library
-from rag.watched import WatchStore, parse_since
-
-from .api import ERRORS, POSTED, ApiError, library_of, router, run_engine
+from rag.library.library import Library
+from rag.watch.store import WatchStore, parse_since
+from ui.api_errors import ApiError
+from ui.api_router import ERRORS, POSTED, library_of, router, run_engine
 
 __all__ = ["QuestionRequest"]
 
@@ -50,7 +50,7 @@ def _questions(library: Library) -> list[dict]:
 
 
 def _add(library: Library, body: QuestionRequest) -> dict:
-    from rag import indexdir
+    from rag.index import indexdir
 
     version = indexdir.require_index(library.index_dir)
     baseline = (version.name, indexdir.read_manifest(version).get("documents") or {})

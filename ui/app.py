@@ -1,6 +1,6 @@
 """The web app: a chat that answers with quoted, cited sentences, a sources panel, and a library view (Gradio).
 
-All engine work goes through rag.library.Library; this module only lays out components and wires events.
+All engine work goes through rag.library.library.Library; this module only lays out components and wires events.
 
 Run with `rag serve [--index index/] [--host 127.0.0.1] [--port 7860] [--mcp] [--auth user:password]`.
 """
@@ -23,15 +23,15 @@ import gradio as gr  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.errors import ConfigError, QuestionError, RagError  # noqa: E402
-from rag.library import UPLOAD_EXTENSIONS, Library, excerpt  # noqa: E402
+from rag.ingest.uploads import UPLOAD_EXTENSIONS  # noqa: E402
+from rag.library.library import Library, excerpt  # noqa: E402
 from rag.types import Answer  # noqa: E402
-
-from . import render  # noqa: E402
-from .access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth, resolve_cors_origins  # noqa: E402
-from .api import create_api  # noqa: E402
-from .atom import feed_route  # noqa: E402
-from .server import Served, start  # noqa: E402
-from .watched import watched_tab  # noqa: E402
+from ui import render  # noqa: E402
+from ui.access import DEFAULT_HOST, Credentials, exposure_warning, resolve_auth, resolve_cors_origins  # noqa: E402
+from ui.api import create_api  # noqa: E402
+from ui.atom import feed_route  # noqa: E402
+from ui.server import Served, start  # noqa: E402
+from ui.watched import watched_tab  # noqa: E402
 
 __all__ = ["create_app", "launch", "serve", "DEFAULT_PORT"]
 

@@ -22,10 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.routing import Route
 
-from rag.library import Library
-from rag.watched import WatchedAnswer, WatchStore, now
-
-from .access import Credentials
+from rag.library.library import Library
+from rag.watch.store import WatchedAnswer, WatchStore, now
+from ui.access import Credentials
 
 __all__ = ["atom_feed", "feed_route", "MAX_ENTRIES", "answer_link"]
 
@@ -106,8 +105,8 @@ def atom_feed(answers: Sequence[WatchedAnswer], *, base: str, feed_id: str, titl
 
 
 def _app(library: Library, credentials: Credentials | None) -> FastAPI:
-    from .api import check_login
-    from .api_errors import install_error_handlers
+    from ui.api_errors import install_error_handlers
+    from ui.api_router import check_login
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.credentials = credentials  # what check_login compares with, as for /api

@@ -10,13 +10,11 @@ from __future__ import annotations
 import html
 import re
 from typing import Sequence
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
-from urllib.parse import quote, unquote
-
-from rag.catalog import DocumentInfo
-from rag.library import Excerpt, LibraryStatus, StoredUpload
-from rag.listing import Listing
+from rag.index.catalog import DocumentInfo
+from rag.library.library import Excerpt, LibraryStatus, StoredUpload
+from rag.library.listing import Listing
 from rag.types import Answer, Citation
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The "Watched questions" tab: save questions, see the answers new articles gave them, open one in the Sources panel.
 
-Built by `watched_tab()` inside the app's tabs; everything it does goes through rag.watched (the store that
+Built by `watched_tab()` inside the app's tabs; everything it does goes through rag.watch.store (the store that
 `rag questions` uses) and the library. Its label counts the answers not seen yet, refreshed every REFRESH_S
 seconds, so answers recorded by a build elsewhere (`rag watch`, `rag sources update`) show up too; opening the tab
 marks them seen. An answer's link opens its quote, highlighted in its article, in the Sources panel of the chat, as
@@ -16,10 +16,9 @@ from typing import Sequence
 import gradio as gr
 
 from rag.errors import RagError
-from rag.library import Library, excerpt
-from rag.watched import SavedQuestion, WatchedAnswer, WatchStore
-
-from . import render
+from rag.library.library import Library, excerpt
+from rag.watch.store import SavedQuestion, WatchedAnswer, WatchStore
+from ui import render
 
 __all__ = ["watched_tab", "questions_html", "tab_label", "REFRESH_S"]
 
@@ -168,7 +167,7 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
         return listing(shown), gr.Tab(label=tab_label(unseen()))
 
     def on_add(text: str, min_conf, secs: list[str] | None, outs: list[str] | None, shown: int | None):
-        from rag import indexdir
+        from rag.index import indexdir
 
         try:
             version = indexdir.require_index(library.index_dir)

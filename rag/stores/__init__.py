@@ -5,7 +5,7 @@ process), `factory` (which one a kind or a manifest names).
 Backends are imported only when used: `rag ask` on a FAISS index never imports pymilvus.
 """
 
-from .base import ChunkFilter, ChunkMeta, VectorStore, date_key
-from .factory import create_store, open_store
+from rag.stores.base import ChunkFilter, ChunkMeta, VectorStore, date_key
+from rag.stores.factory import create_store, open_store
 
 __all__ = ["VectorStore", "ChunkMeta", "ChunkFilter", "date_key", "create_store", "open_store"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorruptError, IndexMismatchError
+from rag.errors import IndexCorruptError, IndexMismatchError
 
 __all__ = ["FaissStore", "choose_layout", "flat_sq8", "sq8_range", "EXACT_MAX"]
 

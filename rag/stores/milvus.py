@@ -3,7 +3,7 @@
 The same pymilvus code talks to both (rag/stores/milvus_connection.py: where the vectors live, logins, the one
 client per process).
 
-How this maps onto versioned index folders (rag/indexdir.py):
+How this maps onto versioned index folders (rag/index/indexdir.py):
 - Every index version owns one collection, named `<family>_<12 hex>`; the manifest records its name, so the
   catalog and the vectors always switch together when CURRENT moves.
 - A store reopened from a published version never writes to that version's collection: the first add or remove
@@ -35,9 +35,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from .base import ChunkFilter, ChunkMeta, date_key
-from .milvus_connection import (
+from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError, StoreUnavailableError
+from rag.stores.base import ChunkFilter, ChunkMeta, date_key
+from rag.stores.milvus_connection import (
     CONNECTIONS,
     DEFAULT_LITE_NAME,
     DEFAULT_TIMEOUT_S,
@@ -180,18 +180,20 @@ class MilvusStore:
     # -- construction -----------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, dimension: int, settings: Any = None, folder: Path | None = None) -> "MilvusStore":
+    def create(cls, dimension: int, settings: Any = None, folder: Path | None = None,
+               live: dict[str, Any] | None = None) -> "MilvusStore":
         """A new empty collection for the index version being written in `folder` (an index folder's work folder).
 
         Args:
             dimension: vector size.
             settings: rag Settings (milvus_uri, milvus_index); None: a Lite folder inside the index folder, FLAT.
             folder: the version's work folder; its parent is the index folder.
+            live: the store entry of the index folder's live manifest, if any (its collection family is kept).
         """
         index_dir = Path(folder).parent if folder is not None else Path.cwd()
         target = resolve_target(getattr(settings, "milvus_uri", "") or "", index_dir)
         owner = _owner_of(index_dir)
-        family = _family_of_live_version(index_dir, target, owner) or _new_family()
+        family = _family_of_live_version(live, index_dir, target, owner) or _new_family()
         index_type = getattr(settings, "milvus_index", "FLAT") or "FLAT"
         return cls(target, dimension, _new_name(family), family, index_type, owned=True, owner=owner,
                    timeout_s=_timeout_of(settings))
@@ -505,18 +507,12 @@ def _timeout_of(settings: Any) -> float:
     return float(value) if value else DEFAULT_TIMEOUT_S
 
 
-def _family_of_live_version(index_dir: Path, target: Target, owner: str) -> str | None:
-    """The collection family of the index folder's live version when it used the same Milvus and belongs to this
-    folder, so a full rebuild keeps the alias and can drop the old collections."""
-    from .. import indexdir
-    from ..errors import RagError
+def _family_of_live_version(store: dict[str, Any] | None, index_dir: Path, target: Target, owner: str) -> str | None:
+    """The collection family of the index folder's live version (`store`: its manifest's store entry) when it used
+    the same Milvus and belongs to this folder, so a full rebuild keeps the alias and can drop the old collections."""
+    from rag.errors import RagError
 
-    try:
-        version = indexdir.current_version(index_dir)
-        if version is None:
-            return None
-        store = indexdir.read_manifest(version).get("store", {})
-    except RagError:
+    if not store:
         return None
     if store.get("kind") != "milvus" or not store.get("family"):
         return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, IndexCorruptError, StoreUnavailableError
+from rag.errors import ConfigError, IndexCorruptError, StoreUnavailableError
 
 __all__ = ["Target", "resolve_target", "target_from_params", "CONNECTIONS", "credentials", "scrub", "reason",
            "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV", "DEFAULT_LITE_NAME", "DEFAULT_TIMEOUT_S"]

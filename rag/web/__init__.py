@@ -8,11 +8,11 @@ One concept per module: `urls` (which addresses may be fetched), `fetch` (the HT
 
 from __future__ import annotations
 
-from .fetch import USER_AGENT, Fetcher, FetchResult
-from .sources import UpdateReport, WebIndex
-from .state import WebPage, WebSource, WebState
-from .store import web_folder
-from .urls import check_url
+from rag.web.fetch import USER_AGENT, Fetcher, FetchResult
+from rag.web.sources import UpdateReport, WebIndex
+from rag.web.state import WebPage, WebSource, WebState
+from rag.web.store import web_folder
+from rag.web.urls import check_url
 
 __all__ = ["Fetcher", "FetchResult", "USER_AGENT", "WebIndex", "UpdateReport", "WebSource", "WebPage", "WebState",
            "web_folder", "check_url"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-from ..dates import normalize_date
-from ..errors import FetchError
+from rag.ingest.dates import normalize_date
+from rag.errors import FetchError
 
 __all__ = ["FeedItem", "Feed", "parse_feed", "discover_feeds", "looks_like_feed"]
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .. import __version__ as _VERSION
-from ..errors import FetchError
-from .urls import Resolver, Target, check_url
+from rag.config import VERSION as _VERSION
+from rag.errors import FetchError
+from rag.web.urls import Resolver, Target, check_url
 
 __all__ = ["Fetcher", "FetchResult", "USER_AGENT", "CONTENT_TYPES", "media_kind"]
 
@@ -133,7 +133,7 @@ class Fetcher:
                  backoff_s: float = 1.0, max_wait_s: float = 30.0, respect_robots: bool = True,
                  resolver: Resolver | None = None, user_agent: str = USER_AGENT,
                  stop: threading.Event | None = None):
-        from .robots import RobotsCache
+        from rag.web.robots import RobotsCache
 
         self.allow_private = allow_private
         self.allowed = frozenset(allowed)

@@ -1,5 +1,5 @@
 """A fetched page or PDF -> a WebArticle: the text and what the page or its URL says (title, author, date, outlet,
-section), read with the same extractor as local HTML files (rag.ingest)."""
+section), read with the same extractor as local HTML files (rag.ingest.files)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..dates import normalize_date
-from ..errors import FetchError, IngestError
-from ..ingest import html_fields, pdf_fields
-from .fetch import FetchResult
-from .feeds import FeedItem
-from .urls import normalize, same_site
+from rag.ingest.dates import normalize_date
+from rag.errors import FetchError, IngestError
+from rag.ingest.files import html_fields, pdf_fields
+from rag.web.fetch import FetchResult
+from rag.web.feeds import FeedItem
+from rag.web.urls import normalize, same_site
 
 __all__ = ["WebArticle", "read_page", "decode_page", "text_hash", "section_from_url"]
 

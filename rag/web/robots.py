@@ -9,13 +9,10 @@ from __future__ import annotations
 import threading
 import urllib.robotparser
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from ..errors import FetchError
-from .urls import Target
-
-if TYPE_CHECKING:
-    from .fetch import Fetcher
+from rag.errors import FetchError
+from rag.web.urls import Target
 
 __all__ = ["RobotsCache", "RobotsRules"]
 
@@ -36,10 +33,18 @@ class RobotsRules:
         return self.parser is None or self.parser.can_fetch(_PRODUCT, url)
 
 
+class RobotsFetcher(Protocol):
+    """What the cache needs of a fetcher (rag.web.fetch.Fetcher is one); handed in, so robots does not import it."""
+
+    def fetch(self, url: str, *, accept: tuple[str, ...], robots: bool, max_bytes: int | None) -> Any: ...
+
+    def set_delay(self, target: Target, seconds: float) -> None: ...
+
+
 class RobotsCache:
     """robots.txt rules per scheme, host and port, read through `fetcher` (which stays polite doing it)."""
 
-    def __init__(self, fetcher: "Fetcher"):
+    def __init__(self, fetcher: RobotsFetcher):
         self._fetcher = fetcher
         self._rules: dict[str, RobotsRules] = {}
         self._lock = threading.Lock()

@@ -4,7 +4,7 @@
 1. reads the web state (sources, pages) from the live index version's catalog;
 2. fetches what is new or changed (conditional requests, at most max_items_per_update pages per source, one
    request at a time per host), keeping each article's record and original under the web folder;
-3. publishes one new index version with the articles and the new state together (rag.pipeline.build_index,
+3. publishes one new index version with the articles and the new state together (rag.answer.engine.build_index,
    incremental: only new and changed articles are embedded). A failing source is recorded with its error and
    never stops the others; a failure or an interruption before step 3 publishes nothing.
 """
@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .. import indexdir
-from ..catalog import Catalog
-from ..config import Settings
-from ..errors import BuildLockedError, ConfigError, FetchError, SourceError
-from ..types import BuildStats
-from ..watching import WatchReport, after_build
-from .feeds import Feed, FeedItem, discover_feeds, looks_like_feed, parse_feed
-from .fetch import Fetcher, FetchResult
-from .pages import decode_page, read_page
-from .state import WebPage, WebSource, WebState
-from .store import ArticleFiles, web_folder
-from .urls import normalize
+from rag.index import indexdir
+from rag.index.catalog import Catalog
+from rag.config import Settings
+from rag.errors import BuildLockedError, ConfigError, FetchError, SourceError
+from rag.types import BuildStats
+from rag.watch.asking import WatchReport, after_build
+from rag.web.feeds import Feed, FeedItem, discover_feeds, looks_like_feed, parse_feed
+from rag.web.fetch import Fetcher, FetchResult
+from rag.web.pages import decode_page, read_page
+from rag.web.state import WebPage, WebSource, WebState
+from rag.web.store import ArticleFiles, web_folder
+from rag.web.urls import normalize
 
 __all__ = ["WebIndex", "UpdateReport", "SourceReport", "PageOutcome", "WEB_LOCK"]
 
@@ -398,7 +398,7 @@ class WebIndex:
             self.files.remove(old.doc_id)
 
     def _publish(self, state: WebState, report: UpdateReport, progress=None) -> None:
-        from ..pipeline import build_index
+        from rag.index.build import build_index
 
         settings, sources = self._build_inputs()
         t0 = time.perf_counter()
@@ -410,7 +410,7 @@ class WebIndex:
     def _build_inputs(self) -> tuple[Settings, list[Path]]:
         """The settings and folders a build reads: the index's own source (as its manifest records it), the uploads
         folder when it holds files, and the web articles."""
-        from ..library import uploaded_files, uploads_folder
+        from rag.ingest.uploads import uploaded_files, uploads_folder
 
         version = indexdir.current_version(self.index_dir) if self.index_dir.is_dir() else None
         web_keys = {k: getattr(self.settings, k) for k in ("allow_private_urls", "fetch_timeout_s", "fetch_max_mb",

@@ -1,6 +1,6 @@
 """What an index knows of the web: the sources it follows and the pages it fetched, as typed records.
 
-They are stored in the catalog of each index version (tables web_sources and web_pages, rag.catalog), so they are
+They are stored in the catalog of each index version (tables web_sources and web_pages, rag.index.catalog), so they are
 published atomically with the articles they describe and carried into every later version.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import astuple, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
-from ..catalog import WEB_PAGE_COLUMNS, WEB_SOURCE_COLUMNS
+from rag.index.catalog import WEB_PAGE_COLUMNS, WEB_SOURCE_COLUMNS
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
+    from rag.index.catalog import Catalog
 
 __all__ = ["WebSource", "WebPage", "WebState"]
 
@@ -96,7 +96,7 @@ class WebState:
         return cls({r[0]: WebSource(*r) for r in src_rows}, {r[0]: WebPage(*r) for r in page_rows})
 
     def rows(self) -> tuple[list[tuple], list[tuple]]:
-        """The rows for rag.pipeline.build_index(web_state=...)."""
+        """The rows for rag.answer.engine.build_index(web_state=...)."""
         return [astuple(s) for s in self.sources.values()], [astuple(p) for p in self.pages.values()]
 
     def page_by_hash(self, content_hash: str) -> WebPage | None:

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..config import Settings
-from .pages import WebArticle
+from rag.config import Settings
+from rag.web.pages import WebArticle
 
 __all__ = ["web_folder", "ArticleFiles"]
 

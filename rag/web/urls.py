@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ..errors import FetchError
+from rag.errors import FetchError
 
 __all__ = ["Target", "Resolver", "check_url", "address_problem", "normalize", "same_site", "system_resolver",
            "MAX_URL_CHARS"]
