@@ -93,9 +93,13 @@ def main() -> int:
     info = index.info()
     report = {
         "index": {"documents": info.get("documents"), "chunks": info.get("chunks"), "version": info.get("version")},
-        "questions": len(QUESTIONS), "rounds": args.rounds, "loadavg": os.getloadavg(),
-        **{f"{name}_ms": {"p50": round(statistics.median(v), 2), "p95": round(_pct(v, 0.95), 2), "n": len(v)}
-           for name, v in times.items()},
+        "questions": len(QUESTIONS),
+        "rounds": args.rounds,
+        "loadavg": os.getloadavg(),
+        **{
+            f"{name}_ms": {"p50": round(statistics.median(v), 2), "p95": round(_pct(v, 0.95), 2), "n": len(v)}
+            for name, v in times.items()
+        },
         "http_minus_query_ms": {"median": round(statistics.median(gaps), 2), "p95": round(_pct(gaps, 0.95), 2)},
     }
     print(json.dumps(report, indent=2))

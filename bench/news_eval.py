@@ -69,11 +69,22 @@ def ask_all(idx: Any, questions: list[dict[str, Any]], threshold: float) -> list
         ms = (time.perf_counter() - t0) * 1000
         first = answer.citations[0] if answer.citations else None
         golds = [normalize_answer(a) for a in q["answers"]]
-        out.append(Outcome(
-            q["id"], q["question"], q["answers"], q.get("doc_id"), answer.confidence < threshold, answer.confidence,
-            first.doc_id if first else None, first.quote if first else None, first.answer if first else None,
-            bool(first and golds and contains_answer(first.quote, golds)), ms, q.get("kind"),
-        ))
+        out.append(
+            Outcome(
+                q["id"],
+                q["question"],
+                q["answers"],
+                q.get("doc_id"),
+                answer.confidence < threshold,
+                answer.confidence,
+                first.doc_id if first else None,
+                first.quote if first else None,
+                first.answer if first else None,
+                bool(first and golds and contains_answer(first.quote, golds)),
+                ms,
+                q.get("kind"),
+            )
+        )
     return out
 
 
@@ -95,8 +106,11 @@ def metrics(outcomes: list[Outcome]) -> dict[str, float]:
         "auroc": auroc([o.confidence for o in ans], [o.confidence for o in una]),
         "short_em": sum(em for em, _ in shorts) / n,
         "short_f1": sum(f1 for _, f1 in shorts) / n,
-        **{f"abstain_{kind}": sum(o.abstained for o in una if o.kind == kind) / max(1, sum(o.kind == kind for o in una))
-           for kind in sorted({o.kind for o in una if o.kind})},
+        **{
+            f"abstain_{kind}": sum(o.abstained for o in una if o.kind == kind)
+            / max(1, sum(o.kind == kind for o in una))
+            for kind in sorted({o.kind for o in una if o.kind})
+        },
         "latency_p50_ms": percentile(ms, 50),
         "latency_p95_ms": percentile(ms, 95),
     }
@@ -108,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=SOURCE, help="articles to index when the folder holds none")
     parser.add_argument("--reader", default="default", help="default, none, or a reader folder")
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
-    parser.add_argument("--split", choices=("fit", "report", "all"), default="all",
-                        help="ask only the questions of this part (sets whose lines carry a `split`)")
+    parser.add_argument(
+        "--split",
+        choices=("fit", "report", "all"),
+        default="all",
+        help="ask only the questions of this part (sets whose lines carry a `split`)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures and every question's outcome as JSON")
     args = parser.parse_args(argv)
 

@@ -32,7 +32,7 @@ def paragraphs_jsonl(folder: Path, out: Path) -> None:
 
 
 def questions(folder: Path, limit: int | None) -> list[dict]:
-    qs = [json.loads(l) for l in open(folder / "questions.jsonl", encoding="utf-8")]
+    qs = [json.loads(line) for line in open(folder / "questions.jsonl", encoding="utf-8")]
     qs = [q for q in qs if not q["is_impossible"]]
     if limit:
         step = max(1, len(qs) // limit)  # spread over every article rather than the first few
@@ -62,9 +62,15 @@ def hit_at_k(backend: str, source: Path, qs: list[dict], k: int = 5, retriever: 
             hits += any(p.doc_id == gold and any(a in p.text for a in answers) for p in passages)
         asked = time.perf_counter() - t0
         idx.close()
-    return {"backend": backend, "retriever": retriever, "chunk_size": settings.chunk_size, "questions": len(qs),
-            "hit_at_5": round(100.0 * hits / len(qs), 2),
-            "build_s": round(built, 1), "query_s": round(asked, 1)}
+    return {
+        "backend": backend,
+        "retriever": retriever,
+        "chunk_size": settings.chunk_size,
+        "questions": len(qs),
+        "hit_at_5": round(100.0 * hits / len(qs), 2),
+        "build_s": round(built, 1),
+        "query_s": round(asked, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,35 +105,53 @@ def rounds(n_rounds: int, naive: bool, n_gold: int = GOLD, cli: bool = False) ->
             if k < 0:
                 # The first step after the questions were saved also embeds them (once; kept in the store).
                 out["first_step_s"] = round(report.seconds, 3)
-                print(f"warm-up round: build {built:.2f} s, saved questions {report.seconds:.3f} s (their vectors "
-                      f"made and kept)", flush=True)
+                print(
+                    f"warm-up round: build {built:.2f} s, saved questions {report.seconds:.3f} s (their vectors "
+                    f"made and kept)",
+                    flush=True,
+                )
                 continue
-            row = {"touched": touched, "build_s": round(built, 3), "updated": stats.updated, "step_s": round(report.seconds, 3),
-                   "share": round(report.seconds / built, 4), "build_cpu_s": round(built_cpu, 3),
-                   "step_cpu_s": round(step_cpu, 3), "cpu_share": round(step_cpu / built_cpu, 4),
-                   "screened_pairs": report.screened,
-                   "asked": report.asked, "answers": len(report.answers),
-                   "answered": sorted((a.question_id, a.doc_id) for a in report.answers)}
+            row = {
+                "touched": touched,
+                "build_s": round(built, 3),
+                "updated": stats.updated,
+                "step_s": round(report.seconds, 3),
+                "share": round(report.seconds / built, 4),
+                "build_cpu_s": round(built_cpu, 3),
+                "step_cpu_s": round(step_cpu, 3),
+                "cpu_share": round(step_cpu / built_cpu, 4),
+                "screened_pairs": report.screened,
+                "asked": report.asked,
+                "answers": len(report.answers),
+                "answered": sorted((a.question_id, a.doc_id) for a in report.answers),
+            }
             out["rounds"].append(row)
-            print(f"round {k + 1}: {touched} saved questions' articles among the 50; build {built:.2f} s "
-                  f"({stats.updated} updated), saved questions {report.seconds:.3f} s "
-                  f"({100 * report.seconds / built:.1f}%; CPU {100 * step_cpu / built_cpu:.1f}%): {report.screened} "
-                  f"article-question pairs past the "
-                  f"screens, {report.asked} questions asked, {len(report.answers)} answers", flush=True)
+            print(
+                f"round {k + 1}: {touched} saved questions' articles among the 50; build {built:.2f} s "
+                f"({stats.updated} updated), saved questions {report.seconds:.3f} s "
+                f"({100 * report.seconds / built:.1f}%; CPU {100 * step_cpu / built_cpu:.1f}%): {report.screened} "
+                f"article-question pairs past the "
+                f"screens, {report.asked} questions asked, {len(report.answers)} answers",
+                flush=True,
+            )
     shares = [r["share"] for r in out["rounds"]]
     out["median_build_s"] = statistics.median(r["build_s"] for r in out["rounds"])
     out["median_step_s"] = statistics.median(r["step_s"] for r in out["rounds"])
     out["median_share"] = statistics.median(shares)
     out["median_cpu_share"] = statistics.median(r["cpu_share"] for r in out["rounds"])
-    print(f"median of {len(shares)} rounds: build {out['median_build_s']:.2f} s, saved questions {out['median_step_s']:.3f} s "
-          f"({100 * out['median_share']:.1f}% of the build; of its CPU time {100 * out['median_cpu_share']:.1f}%)")
+    print(
+        f"median of {len(shares)} rounds: build {out['median_build_s']:.2f} s, saved questions {out['median_step_s']:.3f} s "
+        f"({100 * out['median_share']:.1f}% of the build; of its CPU time {100 * out['median_cpu_share']:.1f}%)"
+    )
     if "naive" in out:
         nv = out["naive"]
         last = {tuple(p) for p in out["rounds"][-1]["answered"]}
         nv["also_found_by_the_step"] = sum(1 for p in nv["answered"] if tuple(p) in last)
-        print(f"without the screens: {nv['seconds']:.2f} s ({100 * nv['seconds'] / out['rounds'][-1]['build_s']:.0f}% "
-              f"of that build), {len(nv['answered'])} answers, {nv['also_found_by_the_step']} of them also "
-              "recorded by the step")
+        print(
+            f"without the screens: {nv['seconds']:.2f} s ({100 * nv['seconds'] / out['rounds'][-1]['build_s']:.0f}% "
+            f"of that build), {len(nv['answered'])} answers, {nv['also_found_by_the_step']} of them also "
+            "recorded by the step"
+        )
     return out
 
 
@@ -147,12 +165,31 @@ def _command(source: Path, index: Path):
     from rag.watch.store import WatchedAnswer
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    done = subprocess.run([str(ROOT / ".venv" / "bin" / "rag"), "rebuild-index", "--source", str(source), "--index",
-                           str(index), "--json", "--quiet"], capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "rag"),
+            "rebuild-index",
+            "--source",
+            str(source),
+            "--index",
+            str(index),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     out = json.loads(done.stdout)
     w = out["watched"]
-    report = SimpleNamespace(error=w["error"], seconds=w["seconds"], screened=w["screened"], asked=w["asked"],
-                             answers=[WatchedAnswer.from_dict(a) for a in w["answers"]])
+    report = SimpleNamespace(
+        error=w["error"],
+        seconds=w["seconds"],
+        screened=w["screened"],
+        asked=w["asked"],
+        answers=[WatchedAnswer.from_dict(a) for a in w["answers"]],
+    )
     stats = SimpleNamespace(updated=out["updated"])
     return stats, report, out["seconds"], out["seconds"], w["seconds"]
 
@@ -200,16 +237,26 @@ def recall() -> dict:
             best[r.doc_id] = max(best.get(r.doc_id, -1.0), float(c))
         weights = {t: idx.lexical.idf_of(t) for t in content_terms(q["question"])}
         total = sum(weights.values()) or 1.0
-        close = [d for d in docs if best.get(d, -1.0) >= GATE_COSINE and sum(
-            w for t, w in weights.items() if t in content_terms(idx.document(d).text)) / total >= GATE_COVERAGE]
+        close = [
+            d
+            for d in docs
+            if best.get(d, -1.0) >= GATE_COSINE
+            and sum(w for t, w in weights.items() if t in content_terms(idx.document(d).text)) / total >= GATE_COVERAGE
+        ]
         screened = idx.query(q["question"], doc_ids=close, read=LINEAR_FLOOR) if close else None
         if screened is not None and not screened.abstained:
             kept += 1
         else:
             lost += 1
-            losses.append({"id": q["id"], "kind": q["kind"], "split": q["split"],
-                           "confidence": round(full.confidence, 3),
-                           "stage": "cosine/words" if not close else "linear or reader"})
+            losses.append(
+                {
+                    "id": q["id"],
+                    "kind": q["kind"],
+                    "split": q["split"],
+                    "confidence": round(full.confidence, 3),
+                    "stage": "cosine/words" if not close else "linear or reader",
+                }
+            )
     print(f"recall of the screens: {kept} of {kept + lost} answered questions kept ({time.perf_counter() - t0:.0f} s)")
     for item in losses:
         print(f"  lost {item}")
@@ -219,8 +266,12 @@ def recall() -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--gold", type=int, default=GOLD, help="changed articles chosen among the saved questions' own "
-                                                          "(default 0: all at random)")
+    p.add_argument(
+        "--gold",
+        type=int,
+        default=GOLD,
+        help="changed articles chosen among the saved questions' own (default 0: all at random)",
+    )
     p.add_argument("--cli", action="store_true", help="each round as `rag rebuild-index` in a process of its own")
     p.add_argument("--naive", action="store_true", help="also time the step without its screens (one round)")
     p.add_argument("--recall", action="store_true", help="replay the screens on the calibration set's answers")

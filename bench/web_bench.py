@@ -75,9 +75,15 @@ def throughput(server, records: list[dict], embedder, work: Path) -> dict:
     report = web.add_urls(urls)
     total = time.perf_counter() - t0
     n = report.count("added")
-    return {"pages": len(urls), "added": n, "fetch_extract_s": round(report.fetch_seconds, 2),
-            "build_s": round(report.build_seconds, 2), "total_s": round(total, 2),
-            "fetch_extract_per_s": round(n / report.fetch_seconds, 1), "articles_per_s": round(n / total, 2)}
+    return {
+        "pages": len(urls),
+        "added": n,
+        "fetch_extract_s": round(report.fetch_seconds, 2),
+        "build_s": round(report.build_seconds, 2),
+        "total_s": round(total, 2),
+        "fetch_extract_per_s": round(n / report.fetch_seconds, 1),
+        "articles_per_s": round(n / total, 2),
+    }
 
 
 def incremental(server, bbc: list[dict], new: list[dict], embedder, work: Path) -> dict:
@@ -98,11 +104,19 @@ def incremental(server, bbc: list[dict], new: list[dict], embedder, work: Path) 
     t0 = time.perf_counter()
     again = web.update()
     nothing_s = time.perf_counter() - t0
-    return {"bbc_documents": stats.documents, "bbc_chunks": stats.chunks, "bbc_build_s": round(build_s, 1),
-            "new_items": report.count("added"), "update_s": round(update_s, 2),
-            "update_fetch_s": round(report.fetch_seconds, 2), "update_build_s": round(report.build_seconds, 2),
-            "embedded_chunks": report.build.embedded_chunks, "documents_after": report.build.documents,
-            "no_change_update_s": round(nothing_s, 2), "no_change_status": again.sources[0].status}
+    return {
+        "bbc_documents": stats.documents,
+        "bbc_chunks": stats.chunks,
+        "bbc_build_s": round(build_s, 1),
+        "new_items": report.count("added"),
+        "update_s": round(update_s, 2),
+        "update_fetch_s": round(report.fetch_seconds, 2),
+        "update_build_s": round(report.build_seconds, 2),
+        "embedded_chunks": report.build.embedded_chunks,
+        "documents_after": report.build.documents,
+        "no_change_update_s": round(nothing_s, 2),
+        "no_change_status": again.sources[0].status,
+    }
 
 
 BBC_PATH = BBC
@@ -126,20 +140,33 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp, WebServer(lifetime_s=7200) as server:
         work = Path(tmp)
         out["throughput"] = throughput(server, records[: args.pages], embedder, work)
-        print(f"fetch and index {out['throughput']['added']} pages: {out['throughput']['articles_per_s']} articles/s "
-              f"({out['throughput']['fetch_extract_per_s']} pages/s fetched and extracted in "
-              f"{out['throughput']['fetch_extract_s']} s, index built in {out['throughput']['build_s']} s)", flush=True)
+        print(
+            f"fetch and index {out['throughput']['added']} pages: {out['throughput']['articles_per_s']} articles/s "
+            f"({out['throughput']['fetch_extract_per_s']} pages/s fetched and extracted in "
+            f"{out['throughput']['fetch_extract_s']} s, index built in {out['throughput']['build_s']} s)",
+            flush=True,
+        )
         if not args.skip_bbc:
-            new = [{**r, "title": f"{r['title']} (update)", "text": f"Update {i}. {r['text']}"}
-                   for i, r in enumerate(records[-10:])]
+            new = [
+                {**r, "title": f"{r['title']} (update)", "text": f"Update {i}. {r['text']}"}
+                for i, r in enumerate(records[-10:])
+            ]
             out["incremental"] = inc = incremental(server, records, new, embedder, work)
-            print(f"BBC index: {inc['bbc_documents']} articles, {inc['bbc_chunks']} passages, built in "
-                  f"{inc['bbc_build_s']} s", flush=True)
-            print(f"sources update with {inc['new_items']} new items: {inc['update_s']} s (fetch {inc['update_fetch_s']} s, "
-                  f"build {inc['update_build_s']} s, {inc['embedded_chunks']} passages embedded) -> "
-                  f"{inc['documents_after']} articles", flush=True)
-            print(f"sources update with nothing new: {inc['no_change_update_s']} s ({inc['no_change_status']})",
-                  flush=True)
+            print(
+                f"BBC index: {inc['bbc_documents']} articles, {inc['bbc_chunks']} passages, built in "
+                f"{inc['bbc_build_s']} s",
+                flush=True,
+            )
+            print(
+                f"sources update with {inc['new_items']} new items: {inc['update_s']} s (fetch {inc['update_fetch_s']} s, "
+                f"build {inc['update_build_s']} s, {inc['embedded_chunks']} passages embedded) -> "
+                f"{inc['documents_after']} articles",
+                flush=True,
+            )
+            print(
+                f"sources update with nothing new: {inc['no_change_update_s']} s ({inc['no_change_status']})",
+                flush=True,
+            )
     print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")

@@ -47,11 +47,11 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rag.answer.engine import Index, open_index, query
+    from rag.answer.filters import Filters, make_filters
     from rag.config import Settings
     from rag.errors import RagError
-    from rag.answer.filters import Filters, make_filters
     from rag.index.build import build_index
-    from rag.answer.engine import Index, open_index, query
     from rag.types import Answer, BuildStats, Chunk, Citation, Document, Passage
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from rag.errors import ConfigError
 
@@ -163,7 +164,7 @@ class Settings:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "Settings":
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from defaults, then `RAG_<NAME>` environment variables, then `overrides`.
 
         None values in `overrides` are ignored, so CLI flags left unset fall through.
@@ -189,7 +190,7 @@ class Settings:
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         """A validated copy with some settings changed (None values ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -197,7 +198,7 @@ class Settings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
         """Settings saved in a manifest; keys unknown to this version are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -196,5 +196,6 @@ def local_fetcher(**kw):
     """A Fetcher for the local site: 127.0.0.1 allowed, no politeness delay, short timeouts and back-off."""
     from rag.web.fetch import Fetcher
 
-    return Fetcher(**{"allowed": ["127.0.0.1"], "delay_s": 0.0, "timeout_s": 2.0, "backoff_s": 0.01,
-                      "max_wait_s": 1.0, **kw})
+    return Fetcher(
+        **{"allowed": ["127.0.0.1"], "delay_s": 0.0, "timeout_s": 2.0, "backoff_s": 0.01, "max_wait_s": 1.0, **kw}
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -40,8 +40,9 @@ class FakeEmbedder:
             n = 1.0
         return v / n
 
-    def embed_documents(self, texts: Sequence[str], batch_size: int = 32,
-                        progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed_documents(
+        self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         self.calls += len(texts)
         self.batches.append(len(texts))
         out = np.stack([self._vec(t) for t in texts]) if len(texts) else np.zeros((0, self.dimension), np.float32)

@@ -26,8 +26,17 @@ from pathlib import Path
 __all__ = ["MilvusServer", "ServerStartError", "free_port", "ROOT_USER", "ROOT_PASSWORD"]
 
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
-PORT_KEYS = ("root_coord_port", "proxy_port", "proxy_internal_port", "query_coord_port", "query_node_port",
-             "index_coord_port", "index_node_port", "data_coord_port", "data_node_port")
+PORT_KEYS = (
+    "root_coord_port",
+    "proxy_port",
+    "proxy_internal_port",
+    "query_coord_port",
+    "query_node_port",
+    "index_coord_port",
+    "index_node_port",
+    "data_coord_port",
+    "data_node_port",
+)
 ROOT_USER, ROOT_PASSWORD = "root", "Milvus"  # Milvus's built-in superuser and its documented initial password
 
 
@@ -83,8 +92,11 @@ class MilvusServer:
         self.ports = {key: free_port() for key in (*PORT_KEYS, "metrics_port", "etcd_port", "etcd_peer_port")}
         if self.proxy_port:
             self.ports["proxy_port"] = self.proxy_port
-        config = MilvusServerConfig(data_dir=str(self.base_dir), authorization_enabled=self.authorization,
-                                    **{k: self.ports[k] for k in (*PORT_KEYS, "etcd_port")})
+        config = MilvusServerConfig(
+            data_dir=str(self.base_dir),
+            authorization_enabled=self.authorization,
+            **{k: self.ports[k] for k in (*PORT_KEYS, "etcd_port")},
+        )
         for component in COMPONENTS:
             config.set(f"{component}.ip", "127.0.0.1")
         # The session lease stays at its default (30 s): after a restart the server serves searches only once its
@@ -106,21 +118,30 @@ class MilvusServer:
         yaml.write_text(text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_yaml}\n", 1), encoding="utf-8")
         _initialize_data_files(str(self.base_dir))
 
-    def start(self, timeout_s: float = 180.0) -> "MilvusServer":
+    def start(self, timeout_s: float = 180.0) -> MilvusServer:
         """Start the server and wait until it reports healthy and answers on its port."""
         if not self.ports:
             self.configure()
         if self.proc is not None:
             return self
         binary = self.base_dir / "bin" / "milvus"
-        env = dict(os.environ, DEPLOY_MODE="STANDALONE", METRICS_PORT=str(self.ports["metrics_port"]),
-                   MILVUS_RUN_DIR=str(self.base_dir / "run"),
-                   LD_LIBRARY_PATH=f"{binary.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+        env = dict(
+            os.environ,
+            DEPLOY_MODE="STANDALONE",
+            METRICS_PORT=str(self.ports["metrics_port"]),
+            MILVUS_RUN_DIR=str(self.base_dir / "run"),
+            LD_LIBRARY_PATH=f"{binary.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+        )
         self.log_dir.mkdir(exist_ok=True)
         with open(self.log_dir / "milvus-stdout.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [str(binary), "run", "standalone"], cwd=self.base_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [str(binary), "run", "standalone"],
+                cwd=self.base_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
             )
         try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
-from places import DOC, TEXT, pool
 
 from rag.answer.compose import ABSTAIN_TEXT, compose_answer
 from rag.answer.ranking import AnswerModel, load_model, rank_pool, score_candidates
+
+from conftest import SEED_QUESTION, UNANSWERABLE, WALTZ
+from places import DOC, TEXT, pool
 
 
 def _answer(fake_embedder, q, passages, sents, vecs, **kwargs):
@@ -21,7 +22,7 @@ def test_best_sentence_is_cited_with_exact_offsets(fake_embedder):
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
     assert not ans.abstained
     c = ans.citations[0]
-    assert c.quote == "Lisbon was struck by an earthquake in 1755." and TEXT[c.start:c.end] == c.quote
+    assert c.quote == "Lisbon was struck by an earthquake in 1755." and TEXT[c.start : c.end] == c.quote
     assert 0.0 <= ans.confidence <= 1.0
     assert c.score == pytest.approx(ans.confidence, abs=1e-4)
     assert all(later.score <= c.score for later in ans.citations[1:])
@@ -56,8 +57,15 @@ def test_no_sentences_abstains_with_zero_confidence(fake_embedder):
 def test_repeated_sentence_is_quoted_once(fake_embedder):
     passages, sents, vecs = pool(fake_embedder)
     # The same passage twice (an overlapping chunk or a syndicated copy).
-    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages + passages[1:], sents + sents[1:],
-                  vecs + vecs[1:], max_sentences=4, model=AnswerModel(load_model().weights, load_model().confidence_weights, 100.0))
+    ans = _answer(
+        fake_embedder,
+        "When was Lisbon struck by an earthquake?",
+        passages + passages[1:],
+        sents + sents[1:],
+        vecs + vecs[1:],
+        max_sentences=4,
+        model=AnswerModel(load_model().weights, load_model().confidence_weights, 100.0),
+    )
     quotes = [c.quote for c in ans.citations]
     assert len(quotes) == len(set(quotes)) == 4
 
@@ -68,8 +76,15 @@ def test_reranker_reorders_candidates(fake_embedder):
             return [1.0 if "Pombal" in text else 0.0 for _, text in pairs]
 
     passages, sents, vecs = pool(fake_embedder)
-    ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs, max_sentences=1,
-                  reranker=Reverse())
+    ans = _answer(
+        fake_embedder,
+        "When was Lisbon struck by an earthquake?",
+        passages,
+        sents,
+        vecs,
+        max_sentences=1,
+        reranker=Reverse(),
+    )
     assert "Pombal" in ans.citations[0].quote
 
 
@@ -111,9 +126,9 @@ def test_questions_about_subjects_the_seed_never_mentions_abstain(seed_index, qu
 
 
 def test_short_answers_come_from_the_readings_with_exact_offsets(fake_embedder):
-    from fakes import FakeReader
-
     from rag.answer.reading import read_candidates
+
+    from fakes import FakeReader
 
     passages, sents, vecs = pool(fake_embedder)
     q = "When was Lisbon struck by an earthquake?"
@@ -121,7 +136,7 @@ def test_short_answers_come_from_the_readings_with_exact_offsets(fake_embedder):
     readings = read_candidates(q, cands, [[s for s in group] for group in sents], FakeReader(), {"d": TEXT}, 4)
     ans = compose_answer(q, ranked, cands, {"d": DOC}, k=2, abstain_threshold=0.0, max_sentences=3, readings=readings)
     first = ans.citations[0]
-    assert first.answer == "1755" and TEXT[first.answer_start:first.answer_end] == first.answer
+    assert first.answer == "1755" and TEXT[first.answer_start : first.answer_end] == first.answer
     assert ans.short_answer == "1755" and ans.to_dict()["short_answer"] == "1755"
     assert ans.to_dict()["citations"][0]["answer_start"] == first.answer_start
     # A later quote shows a short answer only when the reader preferred its span to "no answer".

@@ -38,8 +38,10 @@ def test_percentiles_use_nearest_rank_in_milliseconds():
 def test_config_parsing_and_ratios():
     assert BenchConfig.parse("onnx-int8") == BenchConfig("onnx-int8", "faiss")
     assert BenchConfig.parse("torch/milvus").name == "torch/milvus"
-    configs = [{"config": "a", "query": {"p50_ms": 20.0}, "embed": {"tokens_per_s": 1000.0}},
-               {"config": "b", "query": {"p50_ms": 5.0}, "embed": {"tokens_per_s": 2500.0}}]
+    configs = [
+        {"config": "a", "query": {"p50_ms": 20.0}, "embed": {"tokens_per_s": 1000.0}},
+        {"config": "b", "query": {"p50_ms": 5.0}, "embed": {"tokens_per_s": 2500.0}},
+    ]
     ratios = add_ratios(configs)
     assert ratios["query p50 ms"] == {"a": 1.0, "b": 0.25}
     assert ratios["embed tokens/s"]["b"] == 2.5
@@ -77,7 +79,7 @@ def test_change_one_edits_exactly_one_record(tmp_path):
     recs = [{"id": f"r{i}", "text": f"Text {i}."} for i in range(5)]
     src.write_text("".join(json.dumps(r) + "\n" for r in recs))
     what = _change_one(tmp_path)
-    after = [json.loads(l) for l in src.read_text().splitlines()]
+    after = [json.loads(line) for line in src.read_text().splitlines()]
     changed = [a["id"] for a, b in zip(after, recs) if a != b]
     assert changed == ["r2"] and "r2" in what
 
@@ -87,8 +89,10 @@ def small_source(tmp_path):
     src = tmp_path / "articles.jsonl"
     lines = []
     for i in range(10):
-        text = (f"Story {i}. The council approved a new bridge over the river in district {i}. "
-                f"Work starts in spring and costs {i + 2} million pounds. Residents welcomed the plan.")
+        text = (
+            f"Story {i}. The council approved a new bridge over the river in district {i}. "
+            f"Work starts in spring and costs {i + 2} million pounds. Residents welcomed the plan."
+        )
         lines.append(json.dumps({"id": f"s{i}", "title": f"Story {i}", "text": text}))
     src.write_text("\n".join(lines) + "\n")
     return src
@@ -96,8 +100,13 @@ def small_source(tmp_path):
 
 def test_run_bench_reports_every_figure_from_one_process(small_source, tmp_path, fake_embedder):
     report = run_bench(
-        [BenchConfig("torch"), BenchConfig("onnx", label="second")], small_source, rounds=1, embed_sample=4,
-        cold_start_runs=0, embedder=fake_embedder, work=tmp_path / "work",
+        [BenchConfig("torch"), BenchConfig("onnx", label="second")],
+        small_source,
+        rounds=1,
+        embed_sample=4,
+        cold_start_runs=0,
+        embedder=fake_embedder,
+        work=tmp_path / "work",
     )
     first, second = report["configs"]
     assert first["config"] == "torch" and second["config"] == "second"
@@ -180,8 +189,10 @@ def long_source(tmp_path):
     src = tmp_path / "long.jsonl"
     with open(src, "w") as f:
         for i in range(6):
-            paragraphs = [" ".join(f"Paragraph {p} of story {i} says that item {j} costs {i + j} pounds."
-                                   for j in range(7)) for p in range(4)]
+            paragraphs = [
+                " ".join(f"Paragraph {p} of story {i} says that item {j} costs {i + j} pounds." for j in range(7))
+                for p in range(4)
+            ]
             f.write(json.dumps({"id": f"l{i}", "title": f"Long story {i}", "text": "\n\n".join(paragraphs)}) + "\n")
     return src
 
@@ -195,15 +206,25 @@ def test_tutorial_is_timed_beside_the_engine_and_its_speedup_reported(long_sourc
 
     model = FakeSentenceTransformer(fake_embedder)
     configs = parse_configs(["tutorial", "torch"], Settings())
-    report = run_bench(configs, long_source, rounds=1, embed_sample=0, incremental=False, cold_start_runs=0,
-                       embedder=fake_embedder, tutorial_model=model, work=tmp_path / "work")
+    report = run_bench(
+        configs,
+        long_source,
+        rounds=1,
+        embed_sample=0,
+        incremental=False,
+        cold_start_runs=0,
+        embedder=fake_embedder,
+        tutorial_model=model,
+        work=tmp_path / "work",
+    )
     tutorial, engine = report["configs"]
     assert tutorial["config"] == "tutorial" and engine["config"] == "torch"
     build = tutorial["build"]
     # Oracle: the splitter run by hand over the same texts, with the tokenizer as its length.
     tok = FakeTokenizer()
-    splitter = RecursiveCharacterTextSplitter(chunk_size=200, chunk_overlap=0,
-                                              length_function=lambda t: len(tok.tokenize(t)))
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=200, chunk_overlap=0, length_function=lambda t: len(tok.tokenize(t))
+    )
     chunks = [c for d in load_documents(long_source).documents for c in splitter.split_text(d.text)]
     assert build["documents"] == engine["build"]["documents"] == 6
     assert build["chunks"] == len(chunks) > 6 and max(len(tok.tokenize(c)) for c in chunks) <= 200
@@ -253,7 +274,7 @@ def test_synthetic_collection_is_deterministic_and_has_no_two_equal_articles(sma
     from rag.ingest.files import load_documents
 
     first = write_synthetic_collection(small_source, tmp_path / "a", 25, per_file=10)
-    again = write_synthetic_collection(small_source, tmp_path / "b", 25, per_file=10)
+    write_synthetic_collection(small_source, tmp_path / "b", 25, per_file=10)
     assert (first.articles, first.files, first.source_articles, first.copies, first.marked) == (25, 3, 10, 3, 0)
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == ["articles-0000.jsonl", "articles-0001.jsonl", "articles-0002.jsonl"]
@@ -296,8 +317,9 @@ def test_synthetic_collection_refuses_a_source_without_articles(tmp_path):
 
 
 def test_scale_reports_each_size_and_the_growth_between_them(small_source, tmp_path, fake_embedder):
-    report = run_bench([], scale=[6, 3], scale_source=small_source, scale_rounds=1, embedder=fake_embedder,
-                       work=tmp_path / "work")
+    report = run_bench(
+        [], scale=[6, 3], scale_source=small_source, scale_rounds=1, embedder=fake_embedder, work=tmp_path / "work"
+    )
     scale = report["scale"]
     small, large = scale["runs"]
     assert (small["articles"], large["articles"]) == (3, 6) and (small["documents"], large["documents"]) == (3, 6)
@@ -317,8 +339,7 @@ def test_scale_reports_each_size_and_the_growth_between_them(small_source, tmp_p
 
 
 def test_scale_removes_each_size_once_measured(small_source, tmp_path, fake_embedder):
-    out = bench_scale([2], small_source, work=tmp_path / "w", rounds=1, questions=QUESTIONS[:2],
-                      embedder=fake_embedder)
+    out = bench_scale([2], small_source, work=tmp_path / "w", rounds=1, questions=QUESTIONS[:2], embedder=fake_embedder)
     assert out["runs"][0]["documents"] == 2 and out["growth"] == []
     assert not (tmp_path / "w" / "scale-2").exists()
 
@@ -335,8 +356,9 @@ def test_scale_build_failing_in_its_process_says_why(small_source, tmp_path):
 
 
 def test_scale_command_line():
-    args = build_parser().parse_args(["bench", "--scale", "2225,20000,100000", "--scale-rounds", "1",
-                                      "--scale-source", "a.jsonl", "--work", "w"])
+    args = build_parser().parse_args(
+        ["bench", "--scale", "2225,20000,100000", "--scale-rounds", "1", "--scale-source", "a.jsonl", "--work", "w"]
+    )
     assert args.scale == [2225, 20000, 100000] and args.scale_rounds == 1 and args.scale_source == "a.jsonl"
     assert build_parser().parse_args(["bench"]).scale is None
     for bad in ("0,10", "ten", ","):

@@ -4,11 +4,12 @@ sentences' vectors (`chunk_vectors="sentences"`); `chunk_vectors="model"` embeds
 from __future__ import annotations
 
 import numpy as np
-from fakes import FakeEmbedder
 
 from rag.config import Settings
 from rag.index.build import _embed, _split
 from rag.types import Document
+
+from fakes import FakeEmbedder
 
 
 def _doc(text: str) -> Document:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import pytest
-from fakes import FakeEmbedder
 
 from rag.errors import ConfigError
 from rag.ingest.chunking import chunk_document, locate_spans
 from rag.ingest.files import content_hash
 from rag.types import Document
+
+from fakes import FakeEmbedder
 
 
 def _doc(text: str) -> Document:

@@ -5,14 +5,16 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
 
 from rag.cli.commands import main
 
+from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
+
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
 
 
 def test_help_lists_the_commands():
@@ -65,9 +67,17 @@ def test_ask_search_and_check_on_a_built_index(seed_index_dir, capsys):
 @pytest.mark.model
 def test_rebuild_index_console_script(tmp_path):
     exe = ROOT / ".venv" / "bin" / "rebuild-index"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from rag.cli.commands import rebuild_main; sys.exit(rebuild_main())"]
-    out = subprocess.run([*cmd, "--source", str(SEEDS), "--index", str(tmp_path / "ix"), "--json"], capture_output=True,
-                         text=True, timeout=300)
+    cmd = (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, "-c", "import sys; from rag.cli.commands import rebuild_main; sys.exit(rebuild_main())"]
+    )
+    out = subprocess.run(
+        [*cmd, "--source", str(SEEDS), "--index", str(tmp_path / "ix"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert stats["documents"] == 1 and stats["added"] == 1 and stats["chunks"] >= 2
@@ -91,8 +101,24 @@ def test_filters_on_ask_and_search(news_index_dir, capsys):
     assert main(["search", question, "--index", str(news_index_dir), "--section", "politics", "--json"]) == 0
     passages = json.loads(capsys.readouterr().out)
     assert passages and {p["section"].lower() for p in passages} == {"politics"}
-    assert main(["ask", question, "--index", str(news_index_dir), "--since", "2024-01", "--until", "2024-12-31",
-                 "--threshold", "0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "ask",
+                question,
+                "--index",
+                str(news_index_dir),
+                "--since",
+                "2024-01",
+                "--until",
+                "2024-12-31",
+                "--threshold",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     answer = json.loads(capsys.readouterr().out)
     assert answer["citations"] and all(c["date"] >= "2024-01-01" for c in answer["citations"])
     assert main(["ask", question, "--index", str(news_index_dir), "--threshold", "0"]) == 0
@@ -130,8 +156,14 @@ def conversation_index_dir(tmp_path_factory, model_embedder):
 @pytest.mark.model
 def test_chat_reads_follow_ups_and_new_starts_over(conversation_index_dir):
     lines = "How many jobs is ABN Amro cutting?\nHow many will go in IT?\n/new\nHow many will go in IT?\n/bogus\n"
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "chat", "--index", str(conversation_index_dir)],
-                         input=lines, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "chat", "--index", str(conversation_index_dir)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     turns = out.stdout.split("you> ")
     assert len(turns) == 6

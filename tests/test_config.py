@@ -10,7 +10,9 @@ def test_defaults_validate():
 
 
 def test_env_then_overrides():
-    s = Settings.load({"k": 7, "chunk_size": None}, env={"RAG_K": "3", "RAG_CHUNK_SIZE": "200", "RAG_SENTENCE_VECTORS": "no"})
+    s = Settings.load(
+        {"k": 7, "chunk_size": None}, env={"RAG_K": "3", "RAG_CHUNK_SIZE": "200", "RAG_SENTENCE_VECTORS": "no"}
+    )
     assert (s.k, s.chunk_size, s.sentence_vectors) == (7, 200, False)
 
 

@@ -91,13 +91,29 @@ def test_eval_conversations_reports_each_way_of_asking(conv_index, tmp_path):
     from rag.evaluation.conversations import format_conversations, load_conversations, run_conversations
 
     rows = [
-        {"id": "c1", "kind": "followup", "split": "fit", "turns": [
-            {"question": FIRST, "doc_id": "bank/001", "answers": ["2,850"]},
-            {"question": FOLLOW, "standalone": "How many ABN Amro jobs will go in IT?", "doc_id": "bank/001",
-             "answers": ["1,500"]}]},
-        {"id": "s1", "kind": "shift", "split": "report", "turns": [
-            {"question": FIRST, "doc_id": "bank/001", "answers": ["2,850"]},
-            {"question": SHIFT, "doc_id": "sport/001", "answers": ["Mike Ruddock"]}]},
+        {
+            "id": "c1",
+            "kind": "followup",
+            "split": "fit",
+            "turns": [
+                {"question": FIRST, "doc_id": "bank/001", "answers": ["2,850"]},
+                {
+                    "question": FOLLOW,
+                    "standalone": "How many ABN Amro jobs will go in IT?",
+                    "doc_id": "bank/001",
+                    "answers": ["1,500"],
+                },
+            ],
+        },
+        {
+            "id": "s1",
+            "kind": "shift",
+            "split": "report",
+            "turns": [
+                {"question": FIRST, "doc_id": "bank/001", "answers": ["2,850"]},
+                {"question": SHIFT, "doc_id": "sport/001", "answers": ["Mike Ruddock"]},
+            ],
+        },
     ]
     path = tmp_path / "convs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
@@ -122,9 +138,19 @@ def test_eval_conversations_refuses_bad_sets(tmp_path, conv_index):
     with pytest.raises(SourceError, match="line 1"):
         load_conversations(bad)
     other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"id": "x", "kind": "shift", "turns": [
-        {"question": "a?", "doc_id": "nope/1", "answers": ["a"]}, {"question": "b?", "doc_id": "nope/2", "answers": ["b"]}]}),
-        encoding="utf-8")
+    other.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "kind": "shift",
+                "turns": [
+                    {"question": "a?", "doc_id": "nope/1", "answers": ["a"]},
+                    {"question": "b?", "doc_id": "nope/2", "answers": ["b"]},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(SourceError, match="lacks 2 article"):
         run_conversations(conv_index, load_conversations(other))
 
@@ -156,8 +182,9 @@ def test_conversation_floor_on_the_report_part(bbc_index_dir, model_embedder):
     floor = json.loads((Path(__file__).parent / "quality_floor.json").read_text(encoding="utf-8"))["conversations"]
     idx = open_index(bbc_index_dir, embedder=model_embedder)
     try:
-        rows = run_conversations(idx, load_conversations(Path(__file__).parents[1] / "bench" / "conversations.jsonl",
-                                                         "report"))["rows"]
+        rows = run_conversations(
+            idx, load_conversations(Path(__file__).parents[1] / "bench" / "conversations.jsonl", "report")
+        )["rows"]
     finally:
         idx.close()
     with_history, alone = rows["followup_history"]["answers"], rows["followup_alone"]["answers"]

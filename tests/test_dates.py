@@ -30,8 +30,20 @@ def test_common_news_forms_become_iso(raw, iso):
     assert normalize_date(raw) == iso
 
 
-@pytest.mark.parametrize("raw", ["", "yesterday", "sometime last spring", "2024-02-30", "13/13/2024", None, 20240305.5,
-                                 "March 2024", "Smarch 5, 2024"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "yesterday",
+        "sometime last spring",
+        "2024-02-30",
+        "13/13/2024",
+        None,
+        20240305.5,
+        "March 2024",
+        "Smarch 5, 2024",
+    ],
+)
 def test_unreadable_dates_stay_dateless(raw):
     assert normalize_date(raw) is None
 

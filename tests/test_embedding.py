@@ -38,21 +38,39 @@ def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-st") / "tiny-bert"
     bundled = Path(resolve_model_path("all-MiniLM-L6-v2"))
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).eval().save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(bundled / name, folder / name)
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 24, "do_lower_case": False}))
-    (folder / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]))
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ]
+        )
+    )
     (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
     (folder / "2_Normalize").mkdir()
     return folder
 
@@ -148,8 +166,13 @@ def test_asking_with_onnx_never_imports_torch(use_cache, tiny_model):
         "v = e.embed_query('what would lift the pause?')\n"
         "print(v.shape[0], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "RAG_ONNX_CACHE": str(use_cache)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RAG_ONNX_CACHE": str(use_cache)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["32", "False", "False"]
 
@@ -220,8 +243,9 @@ def test_signed_copy_of_unsigned_int8_weights_computes_the_same(use_cache, tiny_
 
     ids = np.array([[101, 2054, 2052, 6336, 1996, 8724, 1029, 102], [101, 2460, 102, 0, 0, 0, 0, 0]], np.int64)
     feed = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
-    run = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-           for p in (unsigned, signed)]
+    run = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0] for p in (unsigned, signed)
+    ]
     if native == "s8":  # VNNI multiplies both exactly
         np.testing.assert_array_equal(run[1], run[0])
     else:
@@ -230,4 +254,3 @@ def test_signed_copy_of_unsigned_int8_weights_computes_the_same(use_cache, tiny_
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")
     assert ox.weights_for_this_cpu(broken) == broken  # anything odd: the file as it is
-

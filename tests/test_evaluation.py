@@ -8,11 +8,12 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import SQUAD, require_shared
 
 from rag.evaluation.beir import load_beir, run_beir
 from rag.evaluation.metrics import auroc, ndcg_at, normalize_answer
 from rag.evaluation.squad import QuestionResult, format_report, load_squad, run_squad, squad_metrics
+
+from conftest import SQUAD, require_shared
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "squad_tiny"
@@ -26,7 +27,7 @@ def test_load_squad_maps_answers_to_document_offsets():
     text = data.articles["Cities"][1]
     assert "\n\nLisbon is the capital" in text  # paragraphs joined by a blank line
     q4 = next(q for q in data.questions if q.id == "q4")
-    (s, e), = q4.answers
+    ((s, e),) = q4.answers
     assert text[s:e] == "1755" and s > text.index("Lisbon")
     assert [q.answerable for q in data.questions] == [True, True, True, True, False, False]
 

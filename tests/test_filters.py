@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeEmbedder
 
 from rag.answer.filters import Filters, make_filters
 from rag.errors import FilterError
+
+from fakes import FakeEmbedder
 
 NEWS = Path(__file__).parent / "fixtures" / "news"
 QUESTION = "What did the Chancellor say about the Budget?"
@@ -31,11 +32,14 @@ def test_make_filters_reads_dates_and_lists():
     assert make_filters().empty and not f.empty
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"since": "last week"}, "--since 'last week' is not a date"),
-    ({"until": "2024-02-30"}, "--until"),
-    ({"since": "2024-05-01", "until": "2024-04-01"}, "after --until"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"since": "last week"}, "--since 'last week' is not a date"),
+        ({"until": "2024-02-30"}, "--until"),
+        ({"since": "2024-05-01", "until": "2024-04-01"}, "after --until"),
+    ],
+)
 def test_malformed_or_crossed_dates_are_clear_errors(kwargs, match):
     with pytest.raises(FilterError, match=match):
         make_filters(**kwargs)
@@ -76,13 +80,19 @@ def test_the_store_receives_the_allowed_ids(news_index, monkeypatch):
     assert seen and seen[-1] == wanted
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"section": "sport"}, r"unknown section 'sport'; the index has: business, culture, Politics, Transport"),
-    ({"outlet": "Daily Planet"}, "unknown outlet 'Daily Planet'"),
-    ({"doc_ids": ["nope"]}, "no article with id 'nope'"),
-    ({"section": "business", "until": "2023-01-01"}, r"no indexed article matches the filter \(section business, until 2023-01-01\)"),
-    ({"sort": "oldest"}, "unknown sort 'oldest'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"section": "sport"}, r"unknown section 'sport'; the index has: business, culture, Politics, Transport"),
+        ({"outlet": "Daily Planet"}, "unknown outlet 'Daily Planet'"),
+        ({"doc_ids": ["nope"]}, "no article with id 'nope'"),
+        (
+            {"section": "business", "until": "2023-01-01"},
+            r"no indexed article matches the filter \(section business, until 2023-01-01\)",
+        ),
+        ({"sort": "oldest"}, "unknown sort 'oldest'"),
+    ],
+)
 def test_unknown_values_are_clear_errors(news_index, kwargs, match):
     with pytest.raises(FilterError, match=match):
         news_index.search(QUESTION, 3, **kwargs)
@@ -98,7 +108,7 @@ def test_newest_sort_and_metadata_on_results(news_index):
     got = news_index.search(QUESTION, 6, sort="newest")
     dates = [p.date for p in got if p.date]
     assert dates == sorted(dates, reverse=True) and len(dates) == 4
-    assert not any(p.date for p in got[len(dates):])  # dateless last
+    assert not any(p.date for p in got[len(dates) :])  # dateless last
     first = news_index.search(QUESTION, 1)[0]
     assert first.to_dict()["date"] and first.to_dict()["section"] and "outlet" in first.to_dict()
 

@@ -9,8 +9,10 @@ from rag.answer.ranking import Candidate
 from rag.errors import QuestionError
 from rag.types import Answer, Citation, Sentence
 
-ABN = ("Dutch bank ABN Amro is to cut 2,850 jobs, it has said. Of the jobs to go, 1,500 will be in IT and "
-       "operations, the bank said.")
+ABN = (
+    "Dutch bank ABN Amro is to cut 2,850 jobs, it has said. Of the jobs to go, 1,500 will be in IT and "
+    "operations, the bank said."
+)
 
 
 def _articles(doc_id: str) -> str | None:
@@ -36,7 +38,9 @@ def test_definite_reference_explained_by_the_previous_article_leans():
 
 
 def test_pronoun_is_resolved_to_the_previous_short_answer_for_who_questions():
-    prev = _turn("Who is Gordon Brown's closest ally?", short="Ed Balls", quote="Ed Balls is Gordon Brown's closest ally.")
+    prev = _turn(
+        "Who is Gordon Brown's closest ally?", short="Ed Balls", quote="Ed Balls is Gordon Brown's closest ally."
+    )
     f = read_followup("And what did he say about the Budget?", [prev])
     assert f is not None
     assert f.read_as == "And what did Ed Balls say about the Budget?"
@@ -84,23 +88,32 @@ def test_turn_from_answer_keeps_citations():
 
 def test_parse_history_accepts_strings_dicts_answers_and_answer_json():
     a = Answer("Who?", "x", False, 0.9, (Citation(1, "d", "t", "s", 0, 1, "Q", 0.9, answer="A"),))
-    turns = parse_history(["first?", {"question": "second?", "answer": a.to_dict()}, a,
-                           {"question": "third?", "doc_ids": ["e"], "short_answer": "B"}])
+    turns = parse_history(
+        [
+            "first?",
+            {"question": "second?", "answer": a.to_dict()},
+            a,
+            {"question": "third?", "doc_ids": ["e"], "short_answer": "B"},
+        ]
+    )
     assert [t.question for t in turns] == ["first?", "second?", "Who?", "third?"]
     assert turns[1].doc_ids == ("d",) and turns[1].short_answer == "A" and turns[1].quote == "Q"
     assert turns[3].doc_ids == ("e",)
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("a question", "must be a list"),
-    ({"question": "x"}, "must be a list"),
-    ([42], "turn 1 must be a question"),
-    ([{"answer": {}}], "turn 1: question must be text"),
-    ([{"question": "  "}], "turn 1: the question is empty"),
-    (["ok", {"question": "x", "answer": "text"}], "turn 2: answer must be an object"),
-    ([{"question": "x", "citations": [{"quote": "no id"}]}], "doc_id"),
-    ([{"question": "x", "doc_ids": [1, 2]}], "doc_ids"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("a question", "must be a list"),
+        ({"question": "x"}, "must be a list"),
+        ([42], "turn 1 must be a question"),
+        ([{"answer": {}}], "turn 1: question must be text"),
+        ([{"question": "  "}], "turn 1: the question is empty"),
+        (["ok", {"question": "x", "answer": "text"}], "turn 2: answer must be an object"),
+        ([{"question": "x", "citations": [{"quote": "no id"}]}], "doc_id"),
+        ([{"question": "x", "doc_ids": [1, 2]}], "doc_ids"),
+    ],
+)
 def test_parse_history_rejects_malformed_turns_with_the_turn_named(bad, words):
     with pytest.raises(QuestionError, match=words):
         parse_history(bad)

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import FakeEmbedder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import build_index, open_index
 from rag.ingest.chunking import chunk_document
 from rag.ingest.files import SUPPORTED_EXTENSIONS, decode_text, load_documents, read_file
+
+from fakes import FakeEmbedder
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MIB = 1024 * 1024
@@ -89,22 +90,44 @@ def _nasty_files() -> dict[str, tuple[bytes, str, str]]:
         "utf16le.txt": (("\ufeff" + good).encode("utf-16-le"), "ingest", "harbour reopened"),
         "utf16be.txt": (("\ufeff" + good).encode("utf-16-be"), "ingest", "harbour reopened"),
         "utf16-nobom.txt": (good.encode("utf-16-le"), "skip", "binary"),
-        "latin1.txt": ("Caf\xe9 cr\xe8me br\xfbl\xe9e costs \xa35. Na\xefve r\xe9sum\xe9.".encode("latin-1"), "ingest", "Café crème"),
-        "invalid-utf8.txt": (b"Valid start. \xc3\x28 bad pair \xa0\xa1 and \xff\xfe\xfd tail. End.", "ingest", "Valid start."),
+        "latin1.txt": (
+            "Caf\xe9 cr\xe8me br\xfbl\xe9e costs \xa35. Na\xefve r\xe9sum\xe9.".encode("latin-1"),
+            "ingest",
+            "Café crème",
+        ),
+        "invalid-utf8.txt": (
+            b"Valid start. \xc3\x28 bad pair \xa0\xa1 and \xff\xfe\xfd tail. End.",
+            "ingest",
+            "Valid start.",
+        ),
         "nul-middle.txt": (good.encode() + b"\x00" + good.encode(), "skip", "NUL"),
         "long-line.txt": (("word " * 100_000).encode(), "ingest", "word word"),
         "no-spaces.txt": (b"a" * 200_000, "ingest", "aaaa"),
-        "crlf.md": (b"# Title\r\n\r\nLine one.\r\nLine two.\rLine three.\r\n", "ingest", "Line one.\nLine two.\nLine three."),
-        "bidi-zero-width.txt": ("\u202eevil\u202c text. Zero\u200bwidth. e\u0301 combining. \U0001f600 done.".encode(),
-                                "ingest", "\u202eevil"),
+        "crlf.md": (
+            b"# Title\r\n\r\nLine one.\r\nLine two.\rLine three.\r\n",
+            "ingest",
+            "Line one.\nLine two.\nLine three.",
+        ),
+        "bidi-zero-width.txt": (
+            "\u202eevil\u202c text. Zero\u200bwidth. e\u0301 combining. \U0001f600 done.".encode(),
+            "ingest",
+            "\u202eevil",
+        ),
         "nested.html": (nested.encode(), "either", ""),
-        "broken.html": (b"<html><head><title>Broken</title><body><p>Unclosed <b>bold <i>text that goes on. "
-                        b"A second sentence about the pier.<div><table><tr><td>cell</body></html><<<>>>&&&;",
-                        "either", ""),
+        "broken.html": (
+            b"<html><head><title>Broken</title><body><p>Unclosed <b>bold <i>text that goes on. "
+            b"A second sentence about the pier.<div><table><tr><td>cell</body></html><<<>>>&&&;",
+            "either",
+            "",
+        ),
         "script-only.htm": (b"<html><script>while(1){}</script></html>", "skip", ""),
-        "wrong-types.jsonl": (b'{"text": 5}\n[1, 2]\n"just a string"\nnull\n{"text": "Fine line."}\n'
-                              b'{"text": "Bad title.", "title": {"a": 1}}\n{"text": "Id as number.", "id": 7}\n'
-                              b'{not json\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n", "ingest", "Fine line."),
+        "wrong-types.jsonl": (
+            b'{"text": 5}\n[1, 2]\n"just a string"\nnull\n{"text": "Fine line."}\n'
+            b'{"text": "Bad title.", "title": {"a": 1}}\n{"text": "Id as number.", "id": 7}\n'
+            b"{not json\n" + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+            "ingest",
+            "Fine line.",
+        ),
         "all-bad.jsonl": (b'{"text": null}\n{"txt": "no"}\n', "skip", "no usable JSON lines"),
         "surrogates.jsonl": (b'{"text": "Lone \\ud800 surrogate in text."}\n', "ingest", "Lone \ufffd surrogate"),
         "wrong-top.json": (b"42", "skip", "no usable records"),
@@ -134,11 +157,16 @@ def _make_corpus(root: Path) -> dict[str, tuple[str, str]]:
     (root / "folder.txt").mkdir()
     (root / "new\nline name.txt").write_text("A file whose name has a newline. It still counts.", encoding="utf-8")
     (root / os.fsdecode(b"undecodable-\xff.txt")).write_bytes(b"A file whose name is not UTF-8. Fine text.")
-    expect.update({
-        "loop-a.txt": ("skip", "symbolic link loop"), "loop-b.txt": ("skip", "symbolic link loop"),
-        "dangling.txt": ("skip", "broken symbolic link"), "fifo.txt": ("skip", "not a regular file"),
-        "new\nline name.txt": ("ingest", "newline"), os.fsdecode(b"undecodable-\xff.txt"): ("ingest", "not UTF-8"),
-    })
+    expect.update(
+        {
+            "loop-a.txt": ("skip", "symbolic link loop"),
+            "loop-b.txt": ("skip", "symbolic link loop"),
+            "dangling.txt": ("skip", "broken symbolic link"),
+            "fifo.txt": ("skip", "not a regular file"),
+            "new\nline name.txt": ("ingest", "newline"),
+            os.fsdecode(b"undecodable-\xff.txt"): ("ingest", "not UTF-8"),
+        }
+    )
     return expect
 
 
@@ -256,7 +284,9 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
         monkeypatch.setattr(Path, "read_bytes", refuse)
     result = load_documents(tmp_path)
     assert [d.text for d in result.documents] == ["Readable text."]
-    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [("locked.txt", "cannot read (Permission denied)")]
+    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
+        ("locked.txt", "cannot read (Permission denied)")
+    ]
 
 
 def test_parse_time_cap_holds_in_a_background_thread(tmp_path, monkeypatch):
@@ -335,7 +365,10 @@ def test_random_text_round_trips(text, encoding):
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "id", "title", "url", "date", "x"]), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["text", "id", "title", "url", "date", "x"]), inner, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -351,8 +384,29 @@ def test_random_json_lines(records):
         assert not result.documents
 
 
-_TAGS = st.sampled_from(["<div>", "</div>", "<p>", "</p>", "<b>", "<script>", "</script>", "<!--", "-->", "<", ">",
-                         "&amp;", "&#0;", "&#x110000;", "<![CDATA[", "]]>", "<title>", "</title>", "<meta charset=x>"])
+_TAGS = st.sampled_from(
+    [
+        "<div>",
+        "</div>",
+        "<p>",
+        "</p>",
+        "<b>",
+        "<script>",
+        "</script>",
+        "<!--",
+        "-->",
+        "<",
+        ">",
+        "&amp;",
+        "&#0;",
+        "&#x110000;",
+        "<![CDATA[",
+        "]]>",
+        "<title>",
+        "</title>",
+        "<meta charset=x>",
+    ]
+)
 
 
 @FUZZ

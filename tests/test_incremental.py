@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from spans import assert_spans
 
 from rag import build_index, open_index
 from rag.cli.commands import build_parser
+
+from spans import assert_spans
 
 TOPICS = [
     "The river burst its banks after a week of heavy rain and the valley flooded.",
@@ -96,8 +97,13 @@ def test_unchanged_rebuild_embeds_nothing_and_full_embeds_everything(corpus):
 def test_added_and_deleted_articles(corpus):
     src, index, records, emb = corpus
     gone = records.pop(3)
-    records.append({"id": "art-new", "title": "New", "text": "A comet passed close to Earth on Tuesday night. "
-                    "Astronomers photographed its green tail."})
+    records.append(
+        {
+            "id": "art-new",
+            "title": "New",
+            "text": "A comet passed close to Earth on Tuesday night. Astronomers photographed its green tail.",
+        }
+    )
     save(src, records)
     calls = emb.calls
     stats = build_index(src, index, embedder=emb)
@@ -117,7 +123,9 @@ def test_added_and_deleted_articles(corpus):
 def test_sentence_vectors_of_unchanged_articles_are_copied_not_recomputed(corpus):
     src, index, records, emb = corpus
     idx = open_index(index, embedder=emb)
-    rows = {(s.doc_id, s.start, s.end): np.array(idx.sentence_matrix[s.row]) for s in idx.catalog.sentences_of(["art-01"])}
+    rows = {
+        (s.doc_id, s.start, s.end): np.array(idx.sentence_matrix[s.row]) for s in idx.catalog.sentences_of(["art-01"])
+    }
     idx.close()
     records[7]["text"] = records[7]["text"].replace("Item", "Entry")
     save(src, records)
@@ -191,8 +199,10 @@ def test_batches_and_the_reading_thread_change_nothing(tmp_path, fake_embedder, 
         idx = open_index(index, embedder=fake_embedder)
         try:
             chunks = sorted((c.id, c.doc_id, c.start, c.end, c.tokens) for c in idx.catalog.all_chunks())
-            sents = sorted((s.doc_id, s.start, s.end, idx.sentence_matrix.codes([s.row]).tobytes())
-                           for s in idx.catalog.sentences_of([r["id"] for r in records]))
+            sents = sorted(
+                (s.doc_id, s.start, s.end, idx.sentence_matrix.codes([s.row]).tobytes())
+                for s in idx.catalog.sentences_of([r["id"] for r in records])
+            )
             return chunks, sents, idx.search("interest rates", k=5), idx.manifest["documents"]
         finally:
             idx.close()

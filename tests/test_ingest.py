@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SEEDS
 
 from rag.errors import SourceError
 from rag.ingest.files import load_documents, parse_byline
+
+from conftest import SEEDS
 
 
 def _write(folder: Path, name: str, data: str | bytes) -> Path:
@@ -36,11 +37,22 @@ def test_byline_parser():
 def test_formats(tmp_path):
     _write(tmp_path, "a.md", "Intro line\n\n# The Heading\n\nBody text of markdown.")
     _write(tmp_path, "sub/b.txt", "Plain text article. Second sentence.")
-    _write(tmp_path, "c.html", "<html><head><title>Page Title</title></head><body><nav>menu</nav><article><h1>Real"
-           " Headline</h1><p>" + "The council approved the budget on Monday after a long debate. " * 5 +
-           "</p></article></body></html>")
-    _write(tmp_path, "d.jsonl", json.dumps({"id": "x1", "title": "T1", "text": "First record.", "author": "A"}) + "\n"
-           + json.dumps({"text": "Second record."}) + "\n")
+    _write(
+        tmp_path,
+        "c.html",
+        "<html><head><title>Page Title</title></head><body><nav>menu</nav><article><h1>Real"
+        " Headline</h1><p>"
+        + "The council approved the budget on Monday after a long debate. " * 5
+        + "</p></article></body></html>",
+    )
+    _write(
+        tmp_path,
+        "d.jsonl",
+        json.dumps({"id": "x1", "title": "T1", "text": "First record.", "author": "A"})
+        + "\n"
+        + json.dumps({"text": "Second record."})
+        + "\n",
+    )
     _write(tmp_path, "e.json", json.dumps([{"text": "Json list record one."}, {"text": "Two.", "title": "Two"}]))
     result = load_documents(tmp_path)
     by_title = {d.title: d for d in result.documents}
@@ -82,8 +94,10 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     _write(tmp_path, "bad.json", "{broken")
     _write(tmp_path, "image.png", b"\x89PNG")
     result = load_documents(tmp_path)
-    reasons = {Path(s.path.split(":")[0]).name + (":" + s.path.split(":")[1] if ":" in s.path else ""): s.reason
-               for s in result.skipped}
+    reasons = {
+        Path(s.path.split(":")[0]).name + (":" + s.path.split(":")[1] if ":" in s.path else ""): s.reason
+        for s in result.skipped
+    }
     assert "empty" in reasons["empty.txt"]
     assert "no text" in reasons["blank.txt"]
     assert "binary" in reasons["binary.txt"]
@@ -113,7 +127,11 @@ def test_missing_and_empty_sources(tmp_path):
 
 
 def test_duplicate_ids_are_made_unique(tmp_path):
-    _write(tmp_path, "a.jsonl", json.dumps({"id": "same", "text": "one"}) + "\n" + json.dumps({"id": "same", "text": "two"}))
+    _write(
+        tmp_path,
+        "a.jsonl",
+        json.dumps({"id": "same", "text": "one"}) + "\n" + json.dumps({"id": "same", "text": "two"}),
+    )
     ids = [d.id for d in load_documents(tmp_path).documents]
     assert ids == ["same", "same~2"]
 
@@ -132,14 +150,29 @@ def test_news_fixture_metadata_from_every_format():
     docs = {d.id: d for d in load_documents(NEWS).documents}
     html = docs["budget-2024.html"]
     assert (html.date, html.date_raw) == ("2024-03-06T12:30:00+00:00", "2024-03-06T12:30:00Z")  # JSON-LD datePublished
-    assert (html.section, html.outlet, html.author, html.tags) == ("Politics", "Harbour Herald", "Mara Quill", ("budget", "tax"))
+    assert (html.section, html.outlet, html.author, html.tags) == (
+        "Politics",
+        "Harbour Herald",
+        "Mara Quill",
+        ("budget", "tax"),
+    )
     md = docs["harbour-ferry.md"]
     assert (md.title, md.date, md.author, md.outlet, md.section, md.tags) == (
-        "Night ferry to the islands returns", "2023-11-02", "Ines Marlow", "Coastal Courier", "Transport", ("ferries", "islands"))
+        "Night ferry to the islands returns",
+        "2023-11-02",
+        "Ines Marlow",
+        "Coastal Courier",
+        "Transport",
+        ("ferries", "islands"),
+    )
     assert not md.text.startswith("---") and "title:" not in md.text  # front matter is metadata, not quotable text
     wire = docs["wire/001"]
     assert (wire.date, wire.date_raw) == ("2024-03-06T15:00:00+00:00", "Wed, 06 Mar 2024 15:00:00 GMT")  # `published`
-    assert (wire.section, wire.outlet, wire.tags) == ("business", "Northwind Wire", ("budget", "fuel"))  # `source` names the outlet
+    assert (wire.section, wire.outlet, wire.tags) == (
+        "business",
+        "Northwind Wire",
+        ("budget", "fuel"),
+    )  # `source` names the outlet
     assert docs["wire/002"].section == "politics"  # `topic`
     assert docs["wire/003"].section == "culture"  # `category`
     assert (docs["wire/003"].date, docs["wire/003"].date_raw) == (None, "sometime last spring")  # unreadable: dateless
@@ -150,9 +183,11 @@ def test_news_fixture_metadata_from_every_format():
 
 
 def test_page_without_a_stated_date_stays_dateless(tmp_path):
-    page = ("<html><head><title>Pier notes</title></head><body><article><h1>Pier notes</h1>"
-            + "<p>The pier reopened after repairs and the cafe at its end serves tea again to walkers.</p>" * 3
-            + "</article></body></html>")
+    page = (
+        "<html><head><title>Pier notes</title></head><body><article><h1>Pier notes</h1>"
+        + "<p>The pier reopened after repairs and the cafe at its end serves tea again to walkers.</p>" * 3
+        + "</article></body></html>"
+    )
     _write(tmp_path, "pier.html", page)
     doc = load_documents(tmp_path).documents[0]
     assert doc.date is None and doc.date_raw is None
@@ -160,9 +195,17 @@ def test_page_without_a_stated_date_stays_dateless(tmp_path):
 
 def test_meta_tag_and_time_element_dates(tmp_path):
     body = "<p>The lifeboat crew trained in the bay all morning and returned before the tide turned.</p>" * 3
-    _write(tmp_path, "a.html", f"<html><head><meta property='article:published_time' content='2022-07-01T08:00:00+02:00'>"
-                               f"</head><body><article>{body}</article></body></html>")
-    _write(tmp_path, "b.html", f"<html><body><article><time datetime='2021-05-04'>4 May</time>{body}</article></body></html>")
+    _write(
+        tmp_path,
+        "a.html",
+        f"<html><head><meta property='article:published_time' content='2022-07-01T08:00:00+02:00'>"
+        f"</head><body><article>{body}</article></body></html>",
+    )
+    _write(
+        tmp_path,
+        "b.html",
+        f"<html><body><article><time datetime='2021-05-04'>4 May</time>{body}</article></body></html>",
+    )
     docs = {d.id: d for d in load_documents(tmp_path).documents}
     assert docs["a.html"].date == "2022-07-01T06:00:00+00:00"
     assert docs["b.html"].date == "2021-05-04"

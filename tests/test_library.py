@@ -8,13 +8,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import SEEDS
 
 from rag import build_index
 from rag.config import Settings
 from rag.errors import BuildLockedError, SourceError, UploadError
 from rag.ingest.uploads import safe_upload_name, uploads_folder
 from rag.library.library import QUESTIONS_FILE, Library, excerpt, save_upload
+
+from conftest import SEEDS
 
 ARTICLE = (
     "# Kestrel Valley solar farm\n\n"
@@ -28,8 +29,9 @@ def lib(tmp_path, fake_embedder) -> Library:
     """A private index of a copy of seeds/ (fake embedder) with its own uploads folder."""
     src = tmp_path / "articles"
     shutil.copytree(SEEDS, src)
-    settings = Settings.load({"source": str(src), "index_dir": str(tmp_path / "index"),
-                              "uploads_dir": str(tmp_path / "data" / "uploads")})
+    settings = Settings.load(
+        {"source": str(src), "index_dir": str(tmp_path / "index"), "uploads_dir": str(tmp_path / "data" / "uploads")}
+    )
     build_index(src, settings.index_dir, settings, embedder=fake_embedder)
     return Library(settings.index_dir, settings, embedder=fake_embedder)
 
@@ -45,8 +47,17 @@ def _upload(tmp_path: Path, name: str, data: bytes | str) -> Path:
 # -- names and validation ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd.txt", "..\\..\\windows\\evil.md", "/etc/cron.d/x.html",
-                                  "a/../../../b.jsonl", "....//....//x.txt", "x\x00.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd.txt",
+        "..\\..\\windows\\evil.md",
+        "/etc/cron.d/x.html",
+        "a/../../../b.jsonl",
+        "....//....//x.txt",
+        "x\x00.txt",
+    ],
+)
 def test_safe_upload_name_drops_every_folder_part(name):
     out = safe_upload_name(name, "ab" * 32)
     assert "/" not in out and "\\" not in out and ".." not in out and "\x00" not in out
@@ -87,12 +98,15 @@ def test_oversized_upload_is_refused_and_nothing_is_stored(tmp_path):
     assert not dest.exists() or not any(dest.iterdir())
 
 
-@pytest.mark.parametrize("name,data,reason", [
-    ("binary.txt", bytes(range(256)) * 40, "binary"),
-    ("empty.md", b"", "empty"),
-    ("broken.pdf", b"%PDF-1.4 this is not really a pdf", ""),
-    ("records.jsonl", b'{"no_text_field": 1}\n[1, 2]\n', ""),
-])
+@pytest.mark.parametrize(
+    "name,data,reason",
+    [
+        ("binary.txt", bytes(range(256)) * 40, "binary"),
+        ("empty.md", b"", "empty"),
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf", ""),
+        ("records.jsonl", b'{"no_text_field": 1}\n[1, 2]\n', ""),
+    ],
+)
 def test_unreadable_uploads_are_refused_with_a_reason(tmp_path, name, data, reason):
     dest = tmp_path / "uploads"
     with pytest.raises(UploadError) as info:
@@ -135,7 +149,7 @@ def test_upload_then_rebuild_answers_from_the_new_article(lib, tmp_path):
     answer = lib.ask("What is the capacity of the Kestrel Valley solar farm in megawatts?")
     assert answer.passages[0].source.endswith(stored.path.name)
     for c in answer.citations:
-        assert lib.document(c.doc_id).text[c.start:c.end] == c.quote
+        assert lib.document(c.doc_id).text[c.start : c.end] == c.quote
     # The manifest still names the original folder, so the next rebuild reads both again.
     assert lib.source() == str(tmp_path / "articles")
 
@@ -203,7 +217,7 @@ def test_excerpt_marks_the_cited_span_by_offsets(lib):
     end = full.text.index("are set.") + len("are set.")
     quote = full.text[start:end]
     ex = excerpt(full, start, end, quote=quote)
-    assert ex.marked == quote and full.text[ex.start:ex.start + len(ex.text)] == ex.text
+    assert ex.marked == quote and full.text[ex.start : ex.start + len(ex.text)] == ex.text
     assert ex.start < start and not ex.whole
     whole = excerpt(full, start, end, quote=quote, whole=True)
     assert whole.text == full.text and whole.marked == quote

@@ -9,8 +9,9 @@ from rag.index.catalog import DocumentInfo
 from rag.library.listing import list_documents, natural_key
 
 
-def _info(i: str, title: str, section: str | None = None, date: str | None = None, outlet: str | None = None,
-          chunks: int = 1) -> DocumentInfo:
+def _info(
+    i: str, title: str, section: str | None = None, date: str | None = None, outlet: str | None = None, chunks: int = 1
+) -> DocumentInfo:
     return DocumentInfo(i, title, f"a.jsonl#{i}", None, outlet, None, date, "h", chunks, section=section)
 
 
@@ -25,7 +26,11 @@ DOCS = [
 
 def test_natural_key_orders_numbers_by_value():
     assert sorted(["a#10", "a#9", "a#100", "a#1"], key=natural_key) == ["a#1", "a#9", "a#10", "a#100"]
-    assert sorted(["business/10", "business/2", "Business/1"], key=natural_key) == ["Business/1", "business/2", "business/10"]
+    assert sorted(["business/10", "business/2", "Business/1"], key=natural_key) == [
+        "Business/1",
+        "business/2",
+        "business/10",
+    ]
 
 
 def test_search_words_any_case_in_title_id_or_section():
@@ -42,8 +47,12 @@ def test_filters_sorts_and_pages():
     assert [d.id for d in list_documents(DOCS, sort="passages", descending=True).rows][:2] == ["business/10", "sport/9"]
     assert [d.id for d in list_documents(DOCS, outlet="wire").rows] == ["sport/100"]
     pages = [list_documents(DOCS, per_page=2, page=p) for p in (1, 2, 3, 9)]
-    assert [[d.id for d in p.rows] for p in pages] == [["business/1", "business/2"], ["business/10", "sport/9"],
-                                                       ["sport/100"], ["sport/100"]]
+    assert [[d.id for d in p.rows] for p in pages] == [
+        ["business/1", "business/2"],
+        ["business/10", "sport/9"],
+        ["sport/100"],
+        ["sport/100"],
+    ]
     assert pages[-1].page == pages[-1].pages == 3
 
 

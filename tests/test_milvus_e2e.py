@@ -9,14 +9,15 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import SEED_QUESTION, SEEDS, WALTZ
-from fakes import FakeEmbedder
 
 from rag import build_index, open_index
 from rag.config import Settings
 from rag.errors import SourceError
 from rag.index.indexdir import current_version, read_manifest
 from rag.stores.milvus import PUBLISHED_READS, TOKEN_ENV, MilvusStore
+
+from conftest import SEED_QUESTION, SEEDS, WALTZ
+from fakes import FakeEmbedder
 
 QUESTIONS = [SEED_QUESTION, "intelligence sharing with Ukraine", "military aid suspension", "peace talks"]
 MILVUS = Settings(store="milvus")
@@ -172,8 +173,12 @@ def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, c
 
     index_dir = tmp_path / "index"
     where = ["--milvus-uri", milvus.milvus_uri] if milvus.milvus_uri else []
-    assert main(["rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus", *where,
-                 "--quiet"]) == 0
+    assert (
+        main(
+            ["rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus", *where, "--quiet"]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["ask", SEED_QUESTION, "--index", str(index_dir), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
@@ -184,8 +189,9 @@ def test_seed_question_cites_waltz_with_store_milvus(tmp_path, model_embedder, c
     unscored = lambda rows: [{**r, "score": None} for r in rows]  # noqa: E731
     assert unscored(answer["citations"]) == unscored(with_faiss["citations"])
     assert unscored(answer["passages"]) == unscored(with_faiss["passages"])
-    assert [c["score"] for c in answer["citations"]] == pytest.approx([c["score"] for c in with_faiss["citations"]],
-                                                                      abs=0.02)
+    assert [c["score"] for c in answer["citations"]] == pytest.approx(
+        [c["score"] for c in with_faiss["citations"]], abs=0.02
+    )
     assert not answer["abstained"]
     first = answer["citations"][0]
     assert WALTZ in first["quote"]
@@ -249,8 +255,7 @@ def _spy_reads(monkeypatch, client) -> list[tuple[str, str, str | None]]:
     return calls
 
 
-def test_published_versions_are_read_without_waiting_and_builds_wait_for_their_writes(tmp_path, milvus,
-                                                                                      monkeypatch):
+def test_published_versions_are_read_without_waiting_and_builds_wait_for_their_writes(tmp_path, milvus, monkeypatch):
     src, emb, index_dir = _articles(tmp_path), FakeEmbedder(), tmp_path / "index"
     build_index(src, index_dir, milvus, embedder=emb)
     live = open_index(index_dir, embedder=emb)

@@ -16,14 +16,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import MILVUS_ADMIN_TOKEN, ROOT, SEED_QUESTION, SEEDS, WALTZ, eventually
-from fakes import FakeEmbedder
 
 from rag import build_index, open_index
 from rag.config import Settings
 from rag.errors import StoreUnavailableError
 from rag.index.indexdir import current_version, read_manifest
 from rag.stores.milvus import PASSWORD_ENV, TOKEN_ENV, USER_ENV, MilvusStore
+
+from conftest import MILVUS_ADMIN_TOKEN, ROOT, SEED_QUESTION, SEEDS, WALTZ, eventually
+from fakes import FakeEmbedder
 
 pytestmark = pytest.mark.milvus_server
 
@@ -48,8 +49,14 @@ def _store_params(index_dir: Path) -> dict:
 
 def _rag(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`rag ARGS` in a new process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _answered(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -70,8 +77,9 @@ def _admin(uri: str):
 
 
 @pytest.mark.model
-def test_ask_and_serve_refuse_in_one_line_while_the_server_is_down(tmp_path, milvus_server, milvus_login,
-                                                                  model_embedder):
+def test_ask_and_serve_refuse_in_one_line_while_the_server_is_down(
+    tmp_path, milvus_server, milvus_login, model_embedder
+):
     index_dir = tmp_path / "index"
     build_index(SEEDS, index_dir, _settings(milvus_login), embedder=model_embedder)
     milvus_server.stop()
@@ -145,9 +153,10 @@ def test_server_killed_during_a_build_keeps_the_published_version(tmp_path, milv
 
 def test_the_web_app_rides_out_a_server_restart(tmp_path, milvus_server, milvus_login):
     from gradio_client import Client
-    from ui_support import running_app
 
     from rag.library.library import Library
+
+    from ui_support import running_app
 
     settings, emb = _settings(milvus_login), FakeEmbedder()
     index_dir = tmp_path / "index"
@@ -187,7 +196,7 @@ def test_two_index_folders_sharing_collections_are_kept_apart(tmp_path, milvus_l
     for _ in range(2):  # the second round is where a shared family would drop the other folder's live collection
         errors: list[BaseException] = []
 
-        def build(src: Path, index_dir: Path) -> None:
+        def build(src: Path, index_dir: Path, errors: list = errors) -> None:
             try:
                 build_index(src, index_dir, settings, embedder=emb)
             except BaseException as exc:  # noqa: BLE001 - reported below
@@ -273,9 +282,19 @@ def test_user_password_and_token_work_and_never_show(tmp_path, milvus_login, rea
     user, password = reader
     login = {USER_ENV: user, PASSWORD_ENV: password}
     index_dir = tmp_path / "index"
-    built = _rag("rebuild-index", "--source", str(SEEDS), "--index", str(index_dir), "--store", "milvus",
-                 "--milvus-uri", milvus_login, "--quiet",
-                 env={**login, TOKEN_ENV: "", "RAG_MILVUS_TIMEOUT_S": str(TIMEOUT_S)})
+    built = _rag(
+        "rebuild-index",
+        "--source",
+        str(SEEDS),
+        "--index",
+        str(index_dir),
+        "--store",
+        "milvus",
+        "--milvus-uri",
+        milvus_login,
+        "--quiet",
+        env={**login, TOKEN_ENV: "", "RAG_MILVUS_TIMEOUT_S": str(TIMEOUT_S)},
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     token = {TOKEN_ENV: f"{user}:{password}"}
     ask = _rag("ask", SEED_QUESTION, "--index", str(index_dir), "--json", env=token)
@@ -284,8 +303,13 @@ def test_user_password_and_token_work_and_never_show(tmp_path, milvus_login, rea
     info = _rag("info", "--index", str(index_dir), "--json", env=login)
     assert info.returncode == 0 and json.loads(info.stdout)["store"]["uri"] == milvus_login
 
-    wrong = _rag("ask", SEED_QUESTION, "--index", str(index_dir), env={USER_ENV: user, PASSWORD_ENV: "not-" + password,
-                                                                        TOKEN_ENV: ""})
+    wrong = _rag(
+        "ask",
+        SEED_QUESTION,
+        "--index",
+        str(index_dir),
+        env={USER_ENV: user, PASSWORD_ENV: "not-" + password, TOKEN_ENV: ""},
+    )
     assert wrong.returncode == 8 and "Traceback" not in wrong.stderr, wrong.stderr[-3000:]
     assert [line for line in wrong.stderr.splitlines() if line.startswith("error:")] == [
         f"error: Milvus at {milvus_login} refused the user and password in {USER_ENV} / {PASSWORD_ENV}: set the right ones"
@@ -307,6 +331,8 @@ def test_wrong_token_and_messages_keep_secrets_out(tmp_path, milvus_login, monke
     caplog.set_level("DEBUG")
     with pytest.raises(StoreUnavailableError) as err:
         build_index(SEEDS, tmp_path / "index", _settings(milvus_login), embedder=FakeEmbedder())
-    assert str(err.value) == (f"Milvus at {milvus_login} refused the connection with the token in {TOKEN_ENV}: "
-                              "set a valid token (user:password or an API key)")
+    assert str(err.value) == (
+        f"Milvus at {milvus_login} refused the connection with the token in {TOKEN_ENV}: "
+        "set a valid token (user:password or an API key)"
+    )
     assert secret not in caplog.text and secret not in str(err.value)

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from conftest import BBC, require_shared
 
 SET = Path(__file__).parents[1] / "bench" / "news_calibration.jsonl"

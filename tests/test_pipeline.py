@@ -6,9 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BBC, ROOT, SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ, require_shared
-from fakes import FakeEmbedder
-from spans import assert_spans
 
 from rag import build_index, open_index
 from rag.errors import (
@@ -20,6 +17,10 @@ from rag.errors import (
     SourceError,
 )
 from rag.index.indexdir import current_version, write_manifest
+
+from conftest import BBC, ROOT, SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ, require_shared
+from fakes import FakeEmbedder
+from spans import assert_spans
 
 
 def assert_offsets(idx, answer=None):
@@ -192,7 +193,9 @@ def test_faiss_ranking_matches_brute_force_cosine(tmp_path):
     # better than the tenth left out by more than that (near-ties may swap order).
     assert all(abs(brute[int(i)] - float(s)) < 0.01 for i, s in zip(ids[0], scores[0]))
     assert list(scores[0]) == sorted(scores[0], reverse=True)
-    assert np.allclose(sorted((brute[int(i)] for i in ids[0]), reverse=True), sorted(brute.values(), reverse=True)[:10], atol=0.02)
+    assert np.allclose(
+        sorted((brute[int(i)] for i in ids[0]), reverse=True), sorted(brute.values(), reverse=True)[:10], atol=0.02
+    )
 
 
 # -- the real model ------------------------------------------------------------------------------------------------
@@ -210,12 +213,15 @@ def test_seed_question_is_answered_by_the_waltz_sentence(seed_index):
     assert 0.0 <= answer.confidence <= 1.0
     # The reader's short answer lies inside the quoted sentence, by its own offsets.
     assert first.answer and first.start <= first.answer_start < first.answer_end <= first.end
-    assert seed_index.document(first.doc_id).text[first.answer_start:first.answer_end] == first.answer
+    assert seed_index.document(first.doc_id).text[first.answer_start : first.answer_end] == first.answer
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="the shipped reader reads 'what would lift' as 'the pause on what' and marks "
-                   "'intelligence sharing and military aid' (docs/quality.md)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped reader reads 'what would lift' as 'the pause on what' and marks "
+    "'intelligence sharing and military aid' (docs/quality.md)",
+)
 def test_seed_short_answer_is_the_condition(seed_index):
     first = seed_index.query(SEED_QUESTION, k=5).citations[0]
     assert first.answer in "once peace talks between Russia and Ukraine are set"
@@ -252,7 +258,10 @@ def test_round_trip_in_a_new_process(seed_index, seed_index_dir):
     here = seed_index.query(SEED_QUESTION).to_dict()
     out = subprocess.run(
         [sys.executable, "-m", "rag.cli", "ask", SEED_QUESTION, "--index", str(seed_index_dir), "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     there = json.loads(out.stdout)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SEED_QUESTION, WALTZ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spans import assert_spans
 
 from rag import open_index
 from rag.cli.commands import main as cli_main
 from rag.errors import QuestionError
+
+from conftest import SEED_QUESTION, WALTZ
+from spans import assert_spans
 
 HOSTILE = {
     "control": "\x00\x01what\x07 would\x1b[31m lift\x7f the pause?\x0c",

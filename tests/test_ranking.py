@@ -7,7 +7,6 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from places import pool
 
 from rag.answer.ranking import (
     AnswerModel,
@@ -20,6 +19,8 @@ from rag.answer.ranking import (
     score_candidates,
 )
 from rag.types import Passage, Sentence
+
+from places import pool
 
 
 def test_packaged_model_is_data_with_every_feature(fake_embedder):
@@ -49,7 +50,10 @@ def test_neighbour_features(fake_embedder):
     q = "When was Lisbon rebuilt?"
     cands = score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q))
     by_text = {c.sentence.text: c.features for c in cands}
-    quake, pombal = by_text["Lisbon was struck by an earthquake in 1755."], by_text["It was rebuilt by the Marquis of Pombal."]
+    quake, pombal = (
+        by_text["Lisbon was struck by an earthquake in 1755."],
+        by_text["It was rebuilt by the Marquis of Pombal."],
+    )
     assert pombal["anaphor"] == 1.0 and quake["anaphor"] == 0.0
     # The pronoun-led sentence sees its predecessor's overlap with the question; the first sentence has none.
     assert pombal["prev_overlap"] > 0 and quake["prev_overlap"] == 0
@@ -80,7 +84,9 @@ def test_rank_pool_reindexes_candidates_into_the_new_order(fake_embedder):
     q = "When was Lisbon struck by an earthquake?"
     # The retriever put the Rhine passage first; the Lisbon sentence moves its passage up.
     signals = [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)]
-    ranked, cands = rank_pool(passages, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q), signals))
+    ranked, cands = rank_pool(
+        passages, score_candidates(q, passages, sents, vecs, fake_embedder.embed_query(q), signals)
+    )
     assert ranked[0].text.startswith("Lisbon")
     assert ranked[0].score == pytest.approx(cands[0].score, abs=1e-4)
     for c in cands:
@@ -92,10 +98,16 @@ def test_signals_change_the_scores(fake_embedder):
     passages, sents, vecs = pool(fake_embedder)
     q = "Where does the Rhine rise?"
     qv = fake_embedder.embed_query(q)
-    strong = score_candidates(q, passages, sents, vecs, qv, [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)])
-    weak = score_candidates(q, passages, sents, vecs, qv, [Signals(0.1, 0.1, 0.0, 1, 1, -1), Signals(0.9, 0.9, 1.0, 0, 0, 0)])
+    strong = score_candidates(
+        q, passages, sents, vecs, qv, [Signals(0.9, 0.9, 1.0, 0, 0, 0), Signals(0.1, 0.1, 0.0, 1, 1, -1)]
+    )
+    weak = score_candidates(
+        q, passages, sents, vecs, qv, [Signals(0.1, 0.1, 0.0, 1, 1, -1), Signals(0.9, 0.9, 1.0, 0, 0, 0)]
+    )
     rhine = "The Rhine rises in the Swiss Alps."
-    assert next(c.score for c in strong if c.sentence.text == rhine) > next(c.score for c in weak if c.sentence.text == rhine)
+    assert next(c.score for c in strong if c.sentence.text == rhine) > next(
+        c.score for c in weak if c.sentence.text == rhine
+    )
 
 
 def test_zero_model_scores_zero(fake_embedder):
@@ -143,4 +155,3 @@ def test_confidence_is_the_product_of_the_two_models():
     p = 1 / (1 + np.exp(-1.0))
     assert answers.confidence(feats) == pytest.approx(p)
     assert both.confidence(feats) == pytest.approx(p * 1 / (1 + np.exp(1.0)))
-

@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import pytest
-from fakes import FakeReader
 
 from rag.answer.ranking import load_model
 from rag.answer.reader import (
@@ -22,6 +21,8 @@ from rag.answer.reading import load_blend
 from rag.errors import ConfigError
 from rag.types import Sentence
 
+from fakes import FakeReader
+
 TEXT = (
     "The Eiffel Tower was finished in 1889. It stands in Paris, on the Champ de Mars. "
     "Gustave Eiffel's company designed and built it. About seven million people visit it every year."
@@ -30,8 +31,12 @@ TEXT = (
 
 def _sentences() -> list[Sentence]:
     out, pos = [], 0
-    for part in ("The Eiffel Tower was finished in 1889.", "It stands in Paris, on the Champ de Mars.",
-                 "Gustave Eiffel's company designed and built it.", "About seven million people visit it every year."):
+    for part in (
+        "The Eiffel Tower was finished in 1889.",
+        "It stands in Paris, on the Champ de Mars.",
+        "Gustave Eiffel's company designed and built it.",
+        "About seven million people visit it every year.",
+    ):
         s = TEXT.index(part, pos)
         out.append(Sentence("t", s, s + len(part), part))
         pos = s + len(part)
@@ -76,7 +81,7 @@ def test_reader_contract(make):
         assert [r.sentence for r in readings] == list(w.sentences)
         for r in readings:
             assert r.sentence.start <= r.answer_start < r.answer_end <= r.sentence.end
-            assert TEXT[r.answer_start:r.answer_end].strip()
+            assert TEXT[r.answer_start : r.answer_end].strip()
     assert reader.read("anything?", [], {"t": TEXT}) == []
 
 
@@ -91,7 +96,10 @@ def test_shipped_reader_finds_the_short_answer(shipped):
     for question, expected in cases.items():
         readings = shipped.read(question, [window], {"t": TEXT})[0]
         best = max(readings, key=lambda r: r.score)
-        assert expected in TEXT[best.answer_start:best.answer_end], (question, TEXT[best.answer_start:best.answer_end])
+        assert expected in TEXT[best.answer_start : best.answer_end], (
+            question,
+            TEXT[best.answer_start : best.answer_end],
+        )
 
 
 def test_shipped_reader_prefers_the_answering_window(shipped):
@@ -108,10 +116,10 @@ def test_a_window_too_long_keeps_its_focus_sentence(shipped):
     s1 = Sentence("x", 0, len(filler), filler)
     start = text.index("The bridge")
     s2 = Sentence("x", start, start + len("The bridge opened in 1932."), "The bridge opened in 1932.")
-    s3 = Sentence("x", s2.end + 1, len(text), text[s2.end + 1:])
+    s3 = Sentence("x", s2.end + 1, len(text), text[s2.end + 1 :])
     readings = shipped.read("When did the bridge open?", [Window((s1, s2, s3), 1)], {"x": text})[0]
     assert [r.sentence for r in readings] == [s2]
-    assert "1932" in text[readings[0].answer_start:readings[0].answer_end]
+    assert "1932" in text[readings[0].answer_start : readings[0].answer_end]
     assert MAX_ANSWER_TOKENS >= 10
 
 
@@ -134,7 +142,7 @@ def test_spans_cut_inside_a_word_widen_to_whole_words():
     for cut, whole in (("Gha", "Ghazi"), ("hazi", "Ghazi"), ("94", "940,000"), ("3", "3.5"), ("people", "people")):
         i = text.index(cut)
         a, b = _whole_words(s, 10 + i, 10 + i + len(cut))
-        assert text[a - 10:b - 10] == whole
+        assert text[a - 10 : b - 10] == whole
 
 
 def test_batched_windows_read_like_single_ones(shipped):
@@ -147,13 +155,18 @@ def test_batched_windows_read_like_single_ones(shipped):
         alone = shipped.read(q, [w], {"t": TEXT})[0]
         # The span stays where the reader sees an answer at all; far below "no answer" (a margin under -5: the
         # sentence that names no designer) near-equal spans may trade places with the batch's int8 scale.
-        assert all((a.answer_start, a.answer_end) == (b.answer_start, b.answer_end)
-                   for a, b in zip(alone, together) if max(a.score, b.score) > -5)
+        assert all(
+            (a.answer_start, a.answer_end) == (b.answer_start, b.answer_end)
+            for a, b in zip(alone, together)
+            if max(a.score, b.score) > -5
+        )
         assert [r.sentence for r in alone] == [r.sentence for r in together]
         # int8 activations are scaled per batch (its padding included), so margins move a little: most where they
         # are far from zero, least near it, where the answer path's decisions lie; their sign never changes.
         assert all((a.score > 0) == (b.score > 0) for a, b in zip(alone, together))
-        assert all(abs(a.score - b.score) < 0.15 * max(abs(a.score), abs(b.score), 2.0) for a, b in zip(alone, together))
+        assert all(
+            abs(a.score - b.score) < 0.15 * max(abs(a.score), abs(b.score), 2.0) for a, b in zip(alone, together)
+        )
 
 
 def _grid_for(sent: Sentence, favour: list[tuple[str, float]]):
@@ -182,12 +195,12 @@ def test_a_short_answer_is_never_only_the_questions_words():
     s_log, e_log, offsets = _grid_for(sent, [("Unilever", 5.0), ("Patrick Cescau", 3.0)])
     asked = frozenset(content_terms("Who will run Unilever?"))
     (reading,) = _sentence_readings(s_log, e_log, offsets, (sent,), 0.0, asked)
-    assert text[reading.answer_start:reading.answer_end] == "Patrick Cescau"
+    assert text[reading.answer_start : reading.answer_end] == "Patrick Cescau"
     # The sentence scores by the span it answers with, not by the echo of the question.
     assert reading.score == pytest.approx(6.0)
     # Without the question's words to avoid, the model's best span stands.
     (plain,) = _sentence_readings(s_log, e_log, offsets, (sent,), 0.0)
-    assert text[plain.answer_start:plain.answer_end] == "Unilever"
+    assert text[plain.answer_start : plain.answer_end] == "Unilever"
 
 
 def test_a_sentence_of_only_question_words_has_no_short_answer():
@@ -205,4 +218,4 @@ def test_a_sentence_of_only_question_words_has_no_short_answer():
 def test_a_choice_question_may_be_answered_by_its_own_words(shipped):
     sents = _sentences()
     (readings,) = shipped.read("Was the Eiffel Tower finished in 1889 or 1901?", [Window((sents[0],), 0)], {"t": TEXT})
-    assert TEXT[readings[0].answer_start:readings[0].answer_end] == "1889"
+    assert TEXT[readings[0].answer_start : readings[0].answer_end] == "1889"

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -23,16 +24,35 @@ def _squad2(tmp_path):
     """A SQuAD 2.0 dev folder of two articles: one of the reader's training fold, one of the calibration fold."""
     folder = tmp_path / "squad2"
     folder.mkdir()
-    text = ("The Rhine rises in the Alps. It flows north through Basel. Barges carry coal to Rotterdam. "
-            "The delta meets the North Sea.")
-    (folder / "articles.jsonl").write_text("".join(json.dumps({"title": t, "paragraphs": [text]}) + "\n"
-                                                   for t in ("Rhine", "Normans")))
+    text = (
+        "The Rhine rises in the Alps. It flows north through Basel. Barges carry coal to Rotterdam. "
+        "The delta meets the North Sea."
+    )
+    (folder / "articles.jsonl").write_text(
+        "".join(json.dumps({"title": t, "paragraphs": [text]}) + "\n" for t in ("Rhine", "Normans"))
+    )
     rows = []
     for title in ("Rhine", "Normans"):
-        rows.append({"id": f"{title}-u", "title": title, "paragraph_index": 0, "is_impossible": True,
-                     "question": "What do barges carry to Basel?", "answers": []})
-        rows.append({"id": f"{title}-a", "title": title, "paragraph_index": 0, "is_impossible": False,
-                     "question": "Where does the Rhine rise?", "answers": [{"text": "the Alps", "answer_start": 18}]})
+        rows.append(
+            {
+                "id": f"{title}-u",
+                "title": title,
+                "paragraph_index": 0,
+                "is_impossible": True,
+                "question": "What do barges carry to Basel?",
+                "answers": [],
+            }
+        )
+        rows.append(
+            {
+                "id": f"{title}-a",
+                "title": title,
+                "paragraph_index": 0,
+                "is_impossible": False,
+                "question": "Where does the Rhine rise?",
+                "answers": [{"text": "the Alps", "answer_start": 18}],
+            }
+        )
     (folder / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -44,7 +64,7 @@ def test_groups_start_with_the_answer_and_their_negatives_do_not_hold_it():
     answers = {qa["id"]: qa["answers"][0]["text"] for p in paragraphs for qa in p[3]}
     for group, qid in zip(groups, ids):
         head = group[0]
-        assert head.context[head.start:head.end] == answers[qid]
+        assert head.context[head.start : head.end] == answers[qid]
         assert all(ex.start == -1 and answers[qid] not in ex.context for ex in group[1:])
         assert 1 <= len(group) <= 4
 
@@ -73,11 +93,17 @@ def _data(groups: int, rng: np.random.Generator) -> reader_pass.PassData:
     sizes = rng.integers(1, 5, groups)
     lengths = rng.integers(8, 40, int(sizes.sum())).astype(np.int32)
     n_tok = int(lengths.sum())
-    return reader_pass.PassData({
-        "tokens": rng.integers(5, 900, n_tok).astype(np.int32), "types": np.zeros(n_tok, dtype=np.int8),
-        "starts": np.zeros(len(lengths), dtype=np.int32), "ends": np.zeros(len(lengths), dtype=np.int32),
-        "lengths": lengths, "bounds": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        "ids": np.array([f"q{i}" for i in range(groups)])})
+    return reader_pass.PassData(
+        {
+            "tokens": rng.integers(5, 900, n_tok).astype(np.int32),
+            "types": np.zeros(n_tok, dtype=np.int8),
+            "starts": np.zeros(len(lengths), dtype=np.int32),
+            "ends": np.zeros(len(lengths), dtype=np.int32),
+            "lengths": lengths,
+            "bounds": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            "ids": np.array([f"q{i}" for i in range(groups)]),
+        }
+    )
 
 
 def test_batches_keep_groups_whole_follow_the_order_and_are_reproducible():
@@ -93,7 +119,7 @@ def test_batches_keep_groups_whole_follow_the_order_and_are_reproducible():
         for r in batch:
             if r in starts:
                 g = starts[r]
-                assert batch[batch.index(r):batch.index(r) + len(data.group_rows(g))] == list(data.group_rows(g))
+                assert batch[batch.index(r) : batch.index(r) + len(data.group_rows(g))] == list(data.group_rows(g))
                 seen.append(g)
     # The order holds at the scale of a stretch: the first stretch's groups are the order's first ones.
     stretch = max(1, 32 // 4) * reader_pass.CHUNK_BATCHES
@@ -105,7 +131,7 @@ def test_row_round_trip_and_digest():
     data = _data(50, np.random.default_rng(2))
     ids, types, s, e = data.row(7)
     lo = int(data.offsets[7])
-    assert ids == data.a["tokens"][lo:lo + int(data.a["lengths"][7])].tolist() and len(types) == len(ids)
+    assert ids == data.a["tokens"][lo : lo + int(data.a["lengths"][7])].tolist() and len(types) == len(ids)
     assert data.digest() == reader_pass.PassData(dict(data.a)).digest()
     changed = dict(data.a)
     changed["starts"] = changed["starts"].copy()
@@ -124,15 +150,18 @@ def test_schedule_warms_up_decays_to_zero_and_warms_again_after_a_bare_resume():
 
 def test_scores_mark_what_the_reader_gets_wrong_as_hard():
     nan = np.nan
-    scores = np.array([
-        [1, 1.0, 9.0, 9.0],    # read best, exact, confident
-        [0, 1.0, 8.0, 9.5],    # a neighbour reads better
-        [1, 0.3, 8.5, 8.5],    # wrong span
-        [1, 1.0, 0.5, 0.5],    # barely
-        [1, 0.9, 7.0, 7.0],
-        [nan, nan, nan, 2.0],  # unanswerable, would answer
-        [nan, nan, nan, -3.0],  # unanswerable, abstains
-    ], dtype=np.float32)
+    scores = np.array(
+        [
+            [1, 1.0, 9.0, 9.0],  # read best, exact, confident
+            [0, 1.0, 8.0, 9.5],  # a neighbour reads better
+            [1, 0.3, 8.5, 8.5],  # wrong span
+            [1, 1.0, 0.5, 0.5],  # barely
+            [1, 0.9, 7.0, 7.0],
+            [nan, nan, nan, 2.0],  # unanswerable, would answer
+            [nan, nan, nan, -3.0],  # unanswerable, abstains
+        ],
+        dtype=np.float32,
+    )
     assert reader_pass.hard_mask(scores).tolist() == [False, True, True, True, False, True, False]
 
 
@@ -145,8 +174,19 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     from rag.types import Sentence
 
     work, state = tmp_path / "work", tmp_path / "state"
-    common = [str(TINY), "--squad2", str(_squad2(tmp_path)), "--work", str(work), "--state", str(state),
-              "--batch-size", "4", "--threads", "1"]
+    common = [
+        str(TINY),
+        "--squad2",
+        str(_squad2(tmp_path)),
+        "--work",
+        str(work),
+        "--state",
+        str(state),
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+    ]
     assert reader_pass.main(["prepare", *common]) == 0
     assert (work / "scores.npy").is_file()
     assert reader_pass.main(["fit", *common, "--steps", "2"]) == 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fakes import FakeReader
-from places import TEXT, pool
-
 from rag.answer.ranking import Candidate, score_candidates
 from rag.answer.reader import Reading
 from rag.answer.reading import Blend, read_candidates, reader_features, rescore, windows_for
+
+from fakes import FakeReader
+from places import TEXT, pool
 
 
 def _scored(fake_embedder, q):
@@ -23,7 +23,7 @@ def test_windows_hold_each_candidate_with_its_neighbours(fake_embedder):
         assert w.sentences[w.focus] == c.sentence
         group = sents[c.passage]
         i = group.index(c.sentence)
-        assert list(w.sentences) == group[max(0, i - 1): i + 2]
+        assert list(w.sentences) == group[max(0, i - 1) : i + 2]
 
 
 def test_windows_skip_repeated_sentences(fake_embedder):
@@ -38,17 +38,22 @@ def test_read_candidates_keeps_each_sentences_best_reading(fake_embedder):
     readings = read_candidates("When was Lisbon struck by an earthquake?", cands, sents, reader, {"d": TEXT}, 2)
     assert reader.windows_read == 2
     lisbon = next(r for r in readings.values() if r.sentence.text.startswith("Lisbon"))
-    assert TEXT[lisbon.answer_start:lisbon.answer_end] == "1755"
+    assert TEXT[lisbon.answer_start : lisbon.answer_end] == "1755"
 
 
 def test_rescore_lifts_what_the_reader_prefers(fake_embedder):
     sents, cands = _scored(fake_embedder, "Who rebuilt it?")
     target = next(c for c in cands if "Pombal" in c.sentence.text)
-    readings = {(c.sentence.doc_id, c.sentence.start): Reading(c.sentence, 9.0 if c is target else -9.0,
-                                                               c.sentence.start, c.sentence.end) for c in cands[:3]}
+    readings = {
+        (c.sentence.doc_id, c.sentence.start): Reading(
+            c.sentence, 9.0 if c is target else -9.0, c.sentence.start, c.sentence.end
+        )
+        for c in cands[:3]
+    }
     if (target.sentence.doc_id, target.sentence.start) not in readings:
-        readings[(target.sentence.doc_id, target.sentence.start)] = Reading(target.sentence, 9.0, target.sentence.start,
-                                                                            target.sentence.end)
+        readings[(target.sentence.doc_id, target.sentence.start)] = Reading(
+            target.sentence, 9.0, target.sentence.start, target.sentence.end
+        )
     out = rescore(cands, readings, Blend(linear=1.0, reader=1.0, candidates=3))
     assert out[0].sentence == target.sentence
     assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
@@ -67,8 +72,14 @@ def test_reader_features_read_the_quoted_sentence(fake_embedder):
     _, cands = _scored(fake_embedder, "Where does the Rhine rise?")
     best = cands[0]
     other = cands[1]
-    readings = {(best.sentence.doc_id, best.sentence.start): Reading(best.sentence, 4.0, best.sentence.start, best.sentence.end),
-                (other.sentence.doc_id, other.sentence.start): Reading(other.sentence, -2.0, other.sentence.start, other.sentence.end)}
+    readings = {
+        (best.sentence.doc_id, best.sentence.start): Reading(
+            best.sentence, 4.0, best.sentence.start, best.sentence.end
+        ),
+        (other.sentence.doc_id, other.sentence.start): Reading(
+            other.sentence, -2.0, other.sentence.start, other.sentence.end
+        ),
+    }
     f = reader_features(best, readings)
     assert f["reader_top"] == f["reader_max"] > 0 and f["reader_lead"] > 0 and f["reader_positive"] == 1.0
     g = reader_features(Candidate(other.sentence, other.passage, other.features, 0.0), readings)

@@ -9,15 +9,18 @@ from rag.answer.recency import CUE_BONUS, TimeCue, newest_first, order_citations
 from rag.types import Answer, Citation, Document, Passage, Sentence
 
 
-@pytest.mark.parametrize("question, cue", [
-    ("What is the latest on the Budget?", TimeCue(latest=True)),
-    ("What did the most recent report say?", TimeCue(latest=True)),
-    ("What did the Chancellor say in March 2024?", TimeCue(year=2024, month=3)),
-    ("Who won in 2004?", TimeCue(year=2004)),
-    ("What happened in March?", TimeCue(month=3)),
-    ("Who founded the company?", None),
-    ("May I ask who is president?", None),
-])
+@pytest.mark.parametrize(
+    "question, cue",
+    [
+        ("What is the latest on the Budget?", TimeCue(latest=True)),
+        ("What did the most recent report say?", TimeCue(latest=True)),
+        ("What did the Chancellor say in March 2024?", TimeCue(year=2024, month=3)),
+        ("Who won in 2004?", TimeCue(year=2004)),
+        ("What happened in March?", TimeCue(month=3)),
+        ("Who founded the company?", None),
+        ("May I ask who is president?", None),
+    ],
+)
 def test_time_cue(question, cue):
     assert time_cue(question) == cue
 
@@ -48,13 +51,17 @@ def test_preference_is_soft_and_only_for_dated_articles():
 
 
 def test_newest_first_keeps_dateless_last():
-    ps = [Passage(i, "t", "s", 0, 1, "x", 1.0, date=d) for i, d in (("a", None), ("b", "2023-01-01"), ("c", "2024-05-01"))]
+    ps = [
+        Passage(i, "t", "s", 0, 1, "x", 1.0, date=d) for i, d in (("a", None), ("b", "2023-01-01"), ("c", "2024-05-01"))
+    ]
     assert [p.doc_id for p in newest_first(ps)] == ["c", "b", "a"]
 
 
 def test_later_quotes_newest_first_after_the_best():
-    cites = tuple(Citation(n, f"d{n}", "t", "s", 0, 1, f"q{n}", 0.5, date=d)
-                  for n, d in ((1, "2022-01-01"), (2, "2021-01-01"), (3, None), (4, "2024-01-01")))
+    cites = tuple(
+        Citation(n, f"d{n}", "t", "s", 0, 1, f"q{n}", 0.5, date=d)
+        for n, d in ((1, "2022-01-01"), (2, "2021-01-01"), (3, None), (4, "2024-01-01"))
+    )
     answer = Answer("q", "q1 [1] q2 [2] q3 [3] q4 [4]", False, 0.9, cites)
     out = order_citations(answer)
     assert [c.quote for c in out.citations] == ["q1", "q4", "q2", "q3"]

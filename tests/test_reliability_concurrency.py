@@ -7,11 +7,11 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import SEED_QUESTION, SEEDS
-from spans import assert_spans
-
 from rag import build_index, open_index
 from rag.index.indexdir import current_version
+
+from conftest import SEED_QUESTION, SEEDS
+from spans import assert_spans
 
 READERS = 4
 REBUILDS = 6
@@ -146,7 +146,6 @@ def test_open_retries_when_a_build_removes_the_version_being_opened(tmp_path, fa
     assert raced and idx.version != raced[0]
     assert idx.version == current_version(index).name
     _check_answer(idx, idx.query(SEED_QUESTION))
-
 
 
 def test_open_retries_when_the_version_vanishes_while_its_checksums_are_read(tmp_path, fake_embedder, monkeypatch):

@@ -16,12 +16,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
-from spans import assert_spans
 
 from rag import build_index, open_index
 from rag.cli.commands import main as cli_main
 from rag.index.indexdir import PAUSE_ENV, PAUSE_STAGES, current_version
+
+from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
+from spans import assert_spans
 
 TESTS = Path(__file__).resolve().parent
 
@@ -60,8 +61,9 @@ class PausedBuild:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
         env[PAUSE_ENV] = stage
         cmd = [str(ROOT / ".venv" / "bin" / "rag")] if real_model else [sys.executable, "-c", _FAKE_CLI]
-        self.proc = subprocess.Popen(cmd + args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cmd + args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         self.seen: list[str] = []
@@ -190,8 +192,9 @@ def test_real_command_killed_before_swap(seed_index_dir, copy_index, model_embed
     """The installed `rag rebuild-index` with the real model, killed just before the swap."""
     index = copy_index(seed_index_dir)
     before = current_version(index).name
-    build = PausedBuild(["rebuild-index", "--source", str(SEEDS), "--index", str(index), "--full", "--quiet"],
-                        "swap", real_model=True)
+    build = PausedBuild(
+        ["rebuild-index", "--source", str(SEEDS), "--index", str(index), "--full", "--quiet"], "swap", real_model=True
+    )
     build.kill()
     assert current_version(index).name == before
     idx = open_index(index, embedder=model_embedder)
@@ -200,6 +203,11 @@ def test_real_command_killed_before_swap(seed_index_dir, copy_index, model_embed
     c = answer.citations[0]
     assert idx.document(c.doc_id).text[c.start : c.end] == c.quote
     idx.close()
-    check = subprocess.run([str(ROOT / ".venv" / "bin" / "rag"), "check-index", "--index", str(index)],
-                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    check = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "rag"), "check-index", "--index", str(index)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert check.returncode == 0, check.stderr

@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from conftest import SEED_QUESTION, SEEDS
 from fakes import FakeEmbedder
 from ui_support import no_proxy, running_app
@@ -30,8 +31,9 @@ def test_api_answers_every_request_during_rebuilds(tmp_path):
     shutil.copytree(SEEDS, a)
     shutil.copytree(SEEDS, b)
     (b / "ferry.md").write_text(EXTRA, encoding="utf-8")
-    settings = Settings.load({"source": str(a), "index_dir": str(tmp_path / "index"),
-                              "uploads_dir": str(tmp_path / "uploads")})
+    settings = Settings.load(
+        {"source": str(a), "index_dir": str(tmp_path / "index"), "uploads_dir": str(tmp_path / "uploads")}
+    )
     emb = FakeEmbedder()
     published = {build_index(a, settings.index_dir, settings, embedder=emb).version}
     library = Library(settings.index_dir, settings, embedder=emb)
@@ -43,6 +45,7 @@ def test_api_answers_every_request_during_rebuilds(tmp_path):
     done = threading.Event()
 
     with running_app(library) as url:
+
         def client(n: int) -> None:
             c = gradio_client.Client(url, verbose=False)
             for i in range(REQUESTS // CLIENTS):
@@ -77,5 +80,7 @@ def test_api_answers_every_request_during_rebuilds(tmp_path):
     assert len(versions) == REQUESTS
     assert set(versions) <= published
     assert len(set(versions)) >= 2, "no swap happened during the requests: the test did not exercise one"
-    print(f"\n{REQUESTS} requests from {CLIENTS} clients, {len(published)} versions published, "
-          f"{len(set(versions))} seen in answers, 0 errors")
+    print(
+        f"\n{REQUESTS} requests from {CLIENTS} clients, {len(published)} versions published, "
+        f"{len(set(versions))} seen in answers, 0 errors"
+    )

@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED_QUESTION, SEEDS
 
 from rag import build_index, open_index
 from rag.errors import IndexCorruptError
 from rag.index.indexdir import MANIFEST, current_version, read_manifest
+
+from conftest import ROOT, SEED_QUESTION, SEEDS
 
 TESTS = Path(__file__).resolve().parent
 FIXED_DAMAGES = ("truncate-half", "truncate-empty", "flip-first", "flip-middle", "flip-last", "append", "delete")
@@ -114,7 +115,11 @@ def _index_files(index: Path) -> list[str]:
 def _run_cases(pristine_dir: Path, cases: list[dict], tmp_path: Path) -> list[dict]:
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(TESTS), str(pristine_dir), str(tmp_path), SEED_QUESTION],
-        input=json.dumps(cases), capture_output=True, text=True, timeout=600, cwd=ROOT,
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     results = [r for r in lines if "case" in r]

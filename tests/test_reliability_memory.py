@@ -7,9 +7,10 @@ import os
 import random
 
 import pytest
-from conftest import SEED_QUESTION, SEEDS
 
 from rag import open_index
+
+from conftest import SEED_QUESTION, SEEDS
 
 QUESTIONS = 1000
 # The real model answers about two questions a second on a busy 2-core machine; 1,000 would take minutes,
@@ -46,8 +47,10 @@ def _measure(idx, n: int = QUESTIONS) -> tuple[float, float, float]:
             peak = max(peak, rss_mib())
     gc.collect()
     end = rss_mib()
-    print(f"\nRSS over {n} questions: start {start:.1f} MiB, end {end:.1f} MiB, "
-          f"growth {end - start:+.1f} MiB, peak {max(peak, end):.1f} MiB")
+    print(
+        f"\nRSS over {n} questions: start {start:.1f} MiB, end {end:.1f} MiB, "
+        f"growth {end - start:+.1f} MiB, peak {max(peak, end):.1f} MiB"
+    )
     return start, end, max(peak, end)
 
 

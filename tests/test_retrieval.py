@@ -62,8 +62,14 @@ def test_streamed_fit_is_bm25s_own_matrix_in_any_number_of_steps(monkeypatch, st
 
     monkeypatch.setattr(lexical, "_FIT_SLICE", step)
     rng = np.random.default_rng(5)
-    texts = TEXTS + [" ".join(rng.choice(["rhine", "sea", "north", "capital", "river", "flows"], n))
-                     for n in rng.integers(1, 40, 30)] + ["the of and"]
+    texts = (
+        TEXTS
+        + [
+            " ".join(rng.choice(["rhine", "sea", "north", "capital", "river", "flows"], n))
+            for n in rng.integers(1, 40, 30)
+        ]
+        + ["the of and"]
+    )
     builder = LexicalBuilder()
     for i, t in enumerate(texts):
         builder.add(i, t)
@@ -84,8 +90,11 @@ def test_term_ids_spilled_to_a_file_fit_the_same_matrix(tmp_path, monkeypatch, s
 
     monkeypatch.setattr(lexical, "_FIT_SLICE", step)
     rng = np.random.default_rng(9)
-    texts = TEXTS + [" ".join(rng.choice(["rhine", "sea", "north", "capital", "river"], n))
-                     for n in rng.integers(1, 30, 25)] + ["the of and"]
+    texts = (
+        TEXTS
+        + [" ".join(rng.choice(["rhine", "sea", "north", "capital", "river"], n)) for n in rng.integers(1, 30, 25)]
+        + ["the of and"]
+    )
     in_memory, spilled = LexicalBuilder(), LexicalBuilder(tmp_path / "terms.tmp")
     for i, t in enumerate(texts):
         in_memory.add(100 + i, t)
@@ -149,7 +158,9 @@ def test_saved_index_round_trips_without_pickle(lexical, tmp_path):
             json.loads((tmp_path / f).read_text())
     back = LexicalIndex.load(tmp_path)
     assert back.scores("Rhine Germany") == pytest.approx(lexical.scores("Rhine Germany"))
-    assert back.idf_of("rhine") == pytest.approx(lexical.idf_of("rhine")) and back.idf_of("rhine") < back.idf_of("lisbon")
+    assert back.idf_of("rhine") == pytest.approx(lexical.idf_of("rhine")) and back.idf_of("rhine") < back.idf_of(
+        "lisbon"
+    )
 
 
 def test_damaged_lexical_index_names_the_fix(lexical, tmp_path):

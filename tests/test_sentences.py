@@ -31,7 +31,7 @@ TRICKY_LINES = [
     "The U.S. economy grew 3.2% in Q4, said Dr. J. R. R. Tolkien Jr. of the U.K. on Jan. 5.",
     "Trailing spaces.\u00a0\u00a0Non-breaking ones?\u2003Em space! And an ellipsis... then more",
     "(a) first item; (b) second item. 1. One 2. Two",
-    "\"Quoted.\" \"Quoted.\" she said. 'Again?' he asked.",
+    '"Quoted." "Quoted." she said. \'Again?\' he asked.',
     "   leading spaces. e.g. this i.e. that etc. end",
     "No stop at all",
 ]

@@ -189,7 +189,10 @@ def test_reopen_after_restart(backend, filled):
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(folder), json.dumps(params), json.dumps(Q.tolist())],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -269,11 +272,15 @@ def with_meta(lite):
     [
         (ChunkFilter(doc_ids=("doc-1", "doc-5")), lambda i: DOCS[i] in ("doc-1", "doc-5")),
         (ChunkFilter(sources=("src/2.jsonl",)), lambda i: SOURCES[i] == "src/2.jsonl"),
-        (ChunkFilter(date_from="2024-01-03", date_to="2024-01-06"),
-         lambda i: DATES[i] is not None and "2024-01-03" <= DATES[i] <= "2024-01-06"),
+        (
+            ChunkFilter(date_from="2024-01-03", date_to="2024-01-06"),
+            lambda i: DATES[i] is not None and "2024-01-03" <= DATES[i] <= "2024-01-06",
+        ),
         (ChunkFilter(date_from="2024-01-10"), lambda i: DATES[i] is not None and DATES[i] >= "2024-01-10"),
-        (ChunkFilter(sources=("src/0.jsonl", "src/1.jsonl"), date_to="2024-01-04"),
-         lambda i: SOURCES[i] != "src/2.jsonl" and DATES[i] is not None and DATES[i] <= "2024-01-04"),
+        (
+            ChunkFilter(sources=("src/0.jsonl", "src/1.jsonl"), date_to="2024-01-04"),
+            lambda i: SOURCES[i] != "src/2.jsonl" and DATES[i] is not None and DATES[i] <= "2024-01-04",
+        ),
     ],
 )
 def test_metadata_filters_match_brute_force(with_meta, where, keep):
@@ -291,13 +298,17 @@ def test_metadata_filter_combines_with_allowed_ids(with_meta):
     mask = np.array([DOCS[i] == "doc-2" and i < 60 for i in range(N)])
     ids = with_meta.search(Q[:1], 10, allowed_ids=allowed, where=where)[1][0]
     assert ids[: mask.sum()].tolist() == brute_force(X[mask], IDS[mask], Q[:1], int(mask.sum()))[1][0].tolist()
-    assert (ids[mask.sum():] == -1).all()
+    assert (ids[mask.sum() :] == -1).all()
 
 
 def test_filters_in_turn_each_get_their_own_results(with_meta):
     """The store keeps the expressions of recent filters: asked in turn, each filter still gets its own results."""
-    wheres = [None, ChunkFilter(doc_ids=("doc-1", "doc-4")), ChunkFilter(sources=("src/2.jsonl",)),
-              ChunkFilter(doc_ids=("doc-1", "doc-4"))]
+    wheres = [
+        None,
+        ChunkFilter(doc_ids=("doc-1", "doc-4")),
+        ChunkFilter(sources=("src/2.jsonl",)),
+        ChunkFilter(doc_ids=("doc-1", "doc-4")),
+    ]
     alloweds = [None, IDS[::2], IDS[1::2], IDS[::2].copy()]
     for _ in range(2):
         for where in wheres:
@@ -357,15 +368,21 @@ def test_published_moves_the_alias_and_drops_leftovers(lite):
 
 def test_credentials_stay_out_of_uris_and_params(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=TOKEN_ENV):
-        MilvusStore.create(DIM, settings=Settings(store="milvus", milvus_uri="http://root:s3cret@host:19530"),
-                           folder=tmp_path / ".tmp-1")
+        MilvusStore.create(
+            DIM,
+            settings=Settings(store="milvus", milvus_uri="http://root:s3cret@host:19530"),
+            folder=tmp_path / ".tmp-1",
+        )
     with pytest.raises(ConfigError, match=r"\.db"):
-        MilvusStore.create(DIM, settings=Settings(store="milvus", milvus_uri="vectors.sqlite"), folder=tmp_path / ".tmp-1")
+        MilvusStore.create(
+            DIM, settings=Settings(store="milvus", milvus_uri="vectors.sqlite"), folder=tmp_path / ".tmp-1"
+        )
     monkeypatch.setenv(TOKEN_ENV, "root:s3cret-token")
     # Nothing listens on this port: the error names the URI and the fix, never the token.
     with pytest.raises(StoreUnavailableError) as err:
-        MilvusStore.create(DIM, settings=Settings(store="milvus", milvus_uri="http://127.0.0.1:9"),
-                           folder=tmp_path / ".tmp-1")
+        MilvusStore.create(
+            DIM, settings=Settings(store="milvus", milvus_uri="http://127.0.0.1:9"), folder=tmp_path / ".tmp-1"
+        )
     assert "s3cret" not in str(err.value) and "127.0.0.1:9" in str(err.value)
 
 
@@ -397,10 +414,16 @@ def test_lite_folder_held_by_another_process(lite, with_meta):
         "except RagError as e:\n"
         "    print('REFUSED', type(e).__name__, e)\n"
     )
-    run = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", script, str(folder), json.dumps(params)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
-    ).stdout
+
+    def run() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", script, str(folder), json.dumps(params)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout
+
     out = run()
     assert "REFUSED StoreUnavailableError" in out and "another process" in out, out
     holder.close()

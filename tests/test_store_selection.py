@@ -76,8 +76,9 @@ def test_switch_to_ivf_decodes_the_stored_vectors_a_slice_at_a_time(monkeypatch,
     stored = store.index.index.reconstruct_n(0, 450)  # the 8-bit codes' values, what the switch re-adds
     store.add(ids[450:], data[450:])
     ivf = faiss.extract_index_ivf(store.index)
-    reference = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, ivf.nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
+    reference = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(DIM), DIM, ivf.nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
     reference.cp.spherical, reference.cp.niter = True, 10
     pool = np.concatenate([stored, data[450:]])
     reference.train(pool[np.random.default_rng(0).choice(1000, min(1000, 40 * ivf.nlist), replace=False)])
@@ -148,9 +149,13 @@ def test_saved_store_is_memory_mapped_and_changes_never_touch_the_file(tmp_path,
 
 def _corpus(folder, n: int) -> None:
     folder.mkdir()
-    topics = ["rivers flood the valley after heavy rain", "the central bank raised interest rates again",
-              "the team won the cup final in extra time", "a new phone has a faster chip and better camera",
-              "the film festival opened with a comedy"]
+    topics = [
+        "rivers flood the valley after heavy rain",
+        "the central bank raised interest rates again",
+        "the team won the cup final in extra time",
+        "a new phone has a faster chip and better camera",
+        "the film festival opened with a comedy",
+    ]
     for i in range(n):
         body = f"Report {i}. " + " ".join(f"{topics[(i + j) % 5]} in week {j} of year {2000 + i}." for j in range(6))
         (folder / f"doc{i:03d}.txt").write_text(body, encoding="utf-8")

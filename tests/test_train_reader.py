@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from rag.answer.reader import OnnxReader, Window, reader_manifest
 from rag.types import Sentence
+
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -36,7 +37,7 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     assert manifest["settings"]["threads"] == 1 and manifest["settings"]["resume"] is False
     # The resumed call reports the fit's running loss at its end, not the loss logged at the last checkpoint step.
     fit = json.loads((work / "fit.json").read_text())
-    assert manifest["fit"]["final_loss"] == json.loads(first[first.index("{\n"):first.rindex("}") + 1])["final_loss"]
+    assert manifest["fit"]["final_loss"] == json.loads(first[first.index("{\n") : first.rindex("}") + 1])["final_loss"]
     assert fit["report"]["steps"] % 3 and manifest["fit"]["final_loss"] != fit["log"][-1]["loss"]
     assert manifest["training_data"]["sha256"] == hashlib.sha256(TINY.read_bytes()).hexdigest()
     assert manifest["fit"]["held_out"]["source"] == "squadshifts_reddit" and manifest["settings"]["seed"] == 13
@@ -48,14 +49,42 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     # It trains each question's windows as one group here, which also reports the held-out group choice, and only
     # the questions the engine file names, against the windows it lists.
     engine = tmp_path / "engine_groups.jsonl"
-    engine.write_text("".join(json.dumps({"id": f"{src}_{n:03d}", "question": "", "negatives": ["Boats leave."],
-                                          "answer_rank": 0}) + "\n"
-                              for src, n in (("squadshifts_new_wiki", 1), ("squadshifts_amazon", 3),
-                                             ("tydiqa_goldp_en_train", 5), ("qed_nq_train", 7))))
+    engine.write_text(
+        "".join(
+            json.dumps({"id": f"{src}_{n:03d}", "question": "", "negatives": ["Boats leave."], "answer_rank": 0}) + "\n"
+            for src, n in (
+                ("squadshifts_new_wiki", 1),
+                ("squadshifts_amazon", 3),
+                ("tydiqa_goldp_en_train", 5),
+                ("qed_nq_train", 7),
+            )
+        )
+    )
     again = tmp_path / "reader-2"
-    assert train_reader.main([str(TINY), "--work", str(tmp_path / "work-2"), "--init", str(work / "model"),
-                              "--data-seed", "14", "--batch-size", "4", "--threads", "1", "--group", "3",
-                              "--engine-groups", str(engine), "--export", str(again)]) == 0
+    assert (
+        train_reader.main(
+            [
+                str(TINY),
+                "--work",
+                str(tmp_path / "work-2"),
+                "--init",
+                str(work / "model"),
+                "--data-seed",
+                "14",
+                "--batch-size",
+                "4",
+                "--threads",
+                "1",
+                "--group",
+                "3",
+                "--engine-groups",
+                str(engine),
+                "--export",
+                str(again),
+            ]
+        )
+        == 0
+    )
     assert "in 4 groups" in capsys.readouterr().out
     second = reader_manifest(again)
     assert second["settings"]["init"] == str(work / "model") and second["settings"]["data_seed"] == 14
@@ -69,8 +98,12 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     from safetensors.torch import load_file
 
     mean_dir = tmp_path / "reader-avg"
-    assert average_readers.main([str(TINY), str(work), str(tmp_path / "work-2"), "--work", str(tmp_path / "avg"),
-                                 "--export", str(mean_dir)]) == 0
+    assert (
+        average_readers.main(
+            [str(TINY), str(work), str(tmp_path / "work-2"), "--work", str(tmp_path / "avg"), "--export", str(mean_dir)]
+        )
+        == 0
+    )
     mean = reader_manifest(mean_dir)
     assert [c["work"] for c in mean["components"]] == [str(work), str(tmp_path / "work-2")]
     assert mean["components"][1]["init_fit"]["report"]["steps"] == manifest["fit"]["steps"]
@@ -115,8 +148,10 @@ def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):
         source_folder.main([str(TINY), "no_such_source", str(tmp_path / "none")])
 
 
-PARAGRAPH = ("The Lenna rises on Mount Corvo. It flows east to the sea. Mount Corvo stands at the Lenna valley's head. "
-             "Bread is baked daily. Fish swim in the bay. Boats leave at dawn.")
+PARAGRAPH = (
+    "The Lenna rises on Mount Corvo. It flows east to the sea. Mount Corvo stands at the Lenna valley's head. "
+    "Bread is baked daily. Fish swim in the bay. Boats leave at dawn."
+)
 
 
 def _paragraphs(question="Where does the Lenna rise?", answer="Mount Corvo"):
@@ -131,14 +166,14 @@ def test_groups_put_the_answer_first_then_the_windows_most_like_the_question():
 
     (group,) = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=2, split_cache={})
     first, second = group
-    assert first.context[first.start:first.end] == "Mount Corvo" and first.context.startswith("The Lenna rises")
+    assert first.context[first.start : first.end] == "Mount Corvo" and first.context.startswith("The Lenna rises")
     # Of the sentences clear of the answer and its neighbours, the one sharing "Lenna" with the question comes first;
     # it is read with a neighbour on each side, as the engine reads it.
-    assert second.start == -1 and second.context == ("It flows east to the sea. Mount Corvo stands at the Lenna "
-                                                      "valley's head. Bread is baked daily.")
+    assert second.start == -1 and second.context == (
+        "It flows east to the sea. Mount Corvo stands at the Lenna valley's head. Bread is baked daily."
+    )
     bigger = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=4, split_cache={})[0]
     assert len(bigger) == 4 and all(ex.start == -1 and "rises" not in ex.context for ex in bigger[1:])
-
 
 
 def test_engine_groups_take_the_engines_windows_first_and_only_their_questions():
@@ -148,8 +183,11 @@ def test_engine_groups_take_the_engines_windows_first_and_only_their_questions()
 
     paragraphs = _paragraphs()
     paragraphs[0][3][0]["id"] = "q1"
-    other = {"question": "What is baked?", "id": "q2",
-             "answers": [{"text": "Bread", "answer_start": PARAGRAPH.index("Bread")}]}
+    other = {
+        "question": "What is baked?",
+        "id": "q2",
+        "answers": [{"text": "Bread", "answer_start": PARAGRAPH.index("Bread")}],
+    }
     paragraphs[0][3].append(other)
     engine = {"q1": ["The Vell rises on Mount Aro.", "Boats leave at dawn."]}
     groups = train_reader.make_groups(paragraphs, random.Random(0), cross=0.0, size=2, split_cache={}, engine=engine)
@@ -173,12 +211,17 @@ def test_group_options_without_groups_are_refused(tmp_path, flag):
 def test_engine_windows_split_into_negatives_and_the_answers_rank():
     import engine_groups
 
-    windows = [("d2", 0, 20, "Mount Corvo is tall."), ("d1", 0, 30, "The Lenna rises on Mount Corvo."),
-               ("d1", 31, 60, "It flows east to the sea."), ("d3", 0, 25, "Fish swim in the bay.")]
+    windows = [
+        ("d2", 0, 20, "Mount Corvo is tall."),
+        ("d1", 0, 30, "The Lenna rises on Mount Corvo."),
+        ("d1", 31, 60, "It flows east to the sea."),
+        ("d3", 0, 25, "Fish swim in the bay."),
+    ]
     negatives, rank = engine_groups.split_windows(windows, "d1", [(19, 30)], ["mount corvo"])
     # The answer's own window is not a negative, nor is another window that holds the answer's text.
     assert rank == 1 and negatives == ["It flows east to the sea.", "Fish swim in the bay."]
     assert engine_groups.split_windows(windows[2:], "d1", [(19, 30)], ["mount corvo"])[1] == -1
+
 
 def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     import random
@@ -230,5 +273,9 @@ def test_swapped_questions_name_what_the_window_does_not():
     assert swaps == {"Who won the Strictly Come Dancing in 2012?", "Who won the Great British Bake Off in 1987?"}
     # Nothing to swap when the window states none of the question's names (or the pool holds only what it states).
     assert train_reader.swap_entity(question, "Bread is baked daily.", pool, random.Random(0)) is None
-    assert train_reader.swap_entity(question, window, {"name": ["Great British Bake Off"], "number": ["2012"]},
-                                    random.Random(0)) is None
+    assert (
+        train_reader.swap_entity(
+            question, window, {"name": ["Great British Bake Off"], "number": ["2012"]}, random.Random(0)
+        )
+        is None
+    )

@@ -11,6 +11,7 @@ import statistics
 import time
 
 import pytest
+
 from conftest import SEED_QUESTION, SEEDS, UNANSWERABLE, WALTZ
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
@@ -24,10 +25,16 @@ ARTICLE = (
 )
 
 TIMING_QUESTIONS = [
-    SEED_QUESTION, "Why was intelligence sharing with Ukraine paused?", "Who is Mike Waltz?",
-    "What did the CIA director say?", "What is HIMARS used for?", UNANSWERABLE,
-    "What did Zelensky say about the Oval Office argument?", "What would the economic deal give the US?",
-    "Which outlet published the article?", "What motivated Zelensky's statement?",
+    SEED_QUESTION,
+    "Why was intelligence sharing with Ukraine paused?",
+    "Who is Mike Waltz?",
+    "What did the CIA director say?",
+    "What is HIMARS used for?",
+    UNANSWERABLE,
+    "What did Zelensky say about the Oval Office argument?",
+    "What would the economic deal give the US?",
+    "Which outlet published the article?",
+    "What motivated Zelensky's statement?",
 ]
 
 
@@ -93,7 +100,7 @@ def test_seed_question_quotes_waltz_and_citation_highlights_the_exact_quote(page
     assert mark.text_content() == first.quote
     expect(page.locator("#sources .src-meta")).to_contain_text(f"characters {first.start}–{first.end}")
     doc = library.document(first.doc_id)
-    assert doc.text[first.start:first.end] == first.quote
+    assert doc.text[first.start : first.end] == first.quote
     # The reader's short answer: bold inside the chat's quote, marked inside the highlighted span of the panel.
     assert first.answer
     expect(bot.locator("strong").first).to_have_text(first.answer.strip())
@@ -178,8 +185,10 @@ def test_examples_come_from_the_index_and_k_changes_the_passages(page):
 def test_enter_to_answer_time_median_of_20(page):
     times = [ask(page, TIMING_QUESTIONS[i % len(TIMING_QUESTIONS)]) for i in range(20)]
     median = statistics.median(times)
-    line = (f"Enter -> answer visible, 20 questions: median {median * 1000:.0f} ms, "
-            f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")
+    line = (
+        f"Enter -> answer visible, 20 questions: median {median * 1000:.0f} ms, "
+        f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms"
+    )
     print(line)
     (SCREENSHOTS.parent / "ui-timing.txt").parent.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS.parent / "ui-timing.txt").write_text(line + "\n")

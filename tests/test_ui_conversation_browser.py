@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]

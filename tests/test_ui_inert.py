@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+
 from ui_support import chromium, no_proxy, require_chromium, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -18,12 +19,18 @@ Read the [full ranger notes](javascript:window.__pwned='link') and see ![route m
 <a href="javascript:window.__pwned='anchor'">Ranger station</a> <iframe src="javascript:window.__pwned='iframe'"></iframe> opens at dawn.
 """
 
-ATTACKS = ["<script>window.__pwned='script'</script>", "<img src=x onerror=\"window.__pwned='img'\">",
-           "[full ranger notes](javascript:window.__pwned='link')", "![route map](http://203.0.113.9/map.png)"]
+ATTACKS = [
+    "<script>window.__pwned='script'</script>",
+    "<img src=x onerror=\"window.__pwned='img'\">",
+    "[full ranger notes](javascript:window.__pwned='link')",
+    "![route map](http://203.0.113.9/map.png)",
+]
 
 # Elements that article text must never turn into, wherever it is shown.
-LIVE = ("script:not([src]):not([type]), img[onerror], [onerror], a[href^='javascript:'], iframe, "
-        "img[src*='203.0.113.9'], img[src='x']")
+LIVE = (
+    "script:not([src]):not([type]), img[onerror], [onerror], a[href^='javascript:'], iframe, "
+    "img[src*='203.0.113.9'], img[src='x']"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +45,9 @@ def app_url(tmp_path_factory, model_embedder):
     src = root / "articles"
     src.mkdir()
     (src / "lake-ardent.md").write_text(HOSTILE)
-    settings = Settings.load({"source": str(src), "index_dir": str(root / "index"),
-                              "uploads_dir": str(root / "uploads")})
+    settings = Settings.load(
+        {"source": str(src), "index_dir": str(root / "index"), "uploads_dir": str(root / "uploads")}
+    )
     build_index(src, settings.index_dir, settings, embedder=model_embedder)
     with running_app(Library(settings.index_dir, settings, embedder=model_embedder)) as url:
         yield url
@@ -53,14 +61,22 @@ def test_hostile_article_renders_inert(app_url):
         dialogs: list[str] = []
         outside: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("request", lambda r: outside.append(r.url)
-                if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith("data:") else None)
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith("data:")
+                else None
+            ),
+        )
         page.goto(app_url)
         page.wait_for_selector("#msg textarea")
 
-        for question in ("When did the pelican migration at Lake Ardent begin?",
-                         "How many pelicans did rangers count on the north shore?",
-                         "Where can I read the full ranger notes and see the route map?"):
+        for question in (
+            "When did the pelican migration at Lake Ardent begin?",
+            "How many pelicans did rangers count on the north shore?",
+            "Where can I read the full ranger notes and see the route map?",
+        ):
             n = page.locator('[data-testid="bot"]').count()
             page.locator("#msg textarea").fill(question)
             page.locator("#msg textarea").press("Enter")
@@ -89,7 +105,9 @@ def test_hostile_article_renders_inert(app_url):
 
         for scope in ("#chat", "#sources", "#docs", "#cite-radio", "#status-line"):
             live = page.locator(f"{scope} :is({LIVE})")
-            assert live.count() == 0, f"live markup from the article in {scope}: {live.first.evaluate('e => e.outerHTML')}"
+            assert live.count() == 0, (
+                f"live markup from the article in {scope}: {live.first.evaluate('e => e.outerHTML')}"
+            )
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert dialogs == []
         assert outside == [], f"requests left the machine: {outside}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from conftest import BBC, ROOT, require_shared
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 
@@ -27,8 +28,7 @@ def library(model_embedder, tmp_path_factory):
     from rag.config import Settings
     from rag.library.library import Library
 
-    settings = Settings.load({"index_dir": str(BBC_INDEX),
-                              "uploads_dir": str(tmp_path_factory.mktemp("bbc-uploads"))})
+    settings = Settings.load({"index_dir": str(BBC_INDEX), "uploads_dir": str(tmp_path_factory.mktemp("bbc-uploads"))})
     build_index(BBC, BBC_INDEX, settings, embedder=model_embedder)
     return Library(BBC_INDEX, settings, embedder=model_embedder, source=BBC)
 

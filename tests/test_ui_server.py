@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
 from conftest import SEED_QUESTION, SEEDS
 from fakes import FakeEmbedder
 from ui_support import no_proxy, running_app
@@ -29,8 +30,9 @@ def library(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui-server")
     src = root / "articles"
     shutil.copytree(SEEDS, src)
-    settings = Settings.load({"source": str(src), "index_dir": str(root / "index"),
-                              "uploads_dir": str(root / "data" / "uploads")})
+    settings = Settings.load(
+        {"source": str(src), "index_dir": str(root / "index"), "uploads_dir": str(root / "data" / "uploads")}
+    )
     emb = FakeEmbedder()
     build_index(src, settings.index_dir, settings, embedder=emb)
     return Library(settings.index_dir, settings, embedder=emb)
@@ -50,7 +52,7 @@ def test_ask_endpoint_returns_the_library_answer(app_url, library):
     assert 1 <= len(got["passages"]) <= 3
     assert len(client.predict(SEED_QUESTION, 1, api_name="/ask")["passages"]) == 1
     for c in got["citations"]:
-        assert library.document(c["doc_id"]).text[c["start"]:c["end"]] == c["quote"]
+        assert library.document(c["doc_id"]).text[c["start"] : c["end"]] == c["quote"]
 
 
 def test_ask_endpoint_takes_the_conversation_as_json(app_url, library):
@@ -109,7 +111,8 @@ def test_only_ask_and_search_are_endpoints(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(named) == {"/ask", "/search"}
-    with pytest.raises(Exception):
+    # gradio_client raises a different class for a hidden endpoint from one version to the next
+    with pytest.raises(Exception):  # noqa: B017
         client.predict("x", [], [], 5, [], False, api_name="/respond")
 
 
@@ -117,8 +120,15 @@ def test_file_route_serves_nothing_from_disk(app_url, library):
     """Only files Gradio itself cached from an upload are served; articles, index files and system files are not."""
     manifest = library.index.version_dir / "manifest.json"
     article = next(Path(library.source()).glob("*.txt"))
-    outside = [str(article.resolve()), str(manifest.resolve()), "/etc/passwd", "../../etc/passwd",
-               "pyproject.toml", str(Path(__file__).resolve()), str(library.index_dir.resolve() / "CURRENT")]
+    outside = [
+        str(article.resolve()),
+        str(manifest.resolve()),
+        "/etc/passwd",
+        "../../etc/passwd",
+        "pyproject.toml",
+        str(Path(__file__).resolve()),
+        str(library.index_dir.resolve() / "CURRENT"),
+    ]
     with httpx.Client(base_url=app_url, timeout=10) as http:
         # Control: the route does serve a file that went through Gradio's upload cache.
         up = http.post("gradio_api/upload", files={"files": ("note.txt", b"hello from the cache")})
@@ -144,18 +154,22 @@ def test_mcp_lists_ask_and_search_and_answers_with_json(library):
                 result = await s.call_tool("ask", {"question": SEED_QUESTION, "k": 3})
                 found = await s.call_tool("search", {"question": "intelligence sharing", "k": 2})
                 history = json.dumps([{"question": SEED_QUESTION, "answer": json.loads(result.content[0].text)}])
-                follow = await s.call_tool("ask", {"question": "Who said it could be lifted?", "k": 3,
-                                                   "history": history})
+                follow = await s.call_tool(
+                    "ask", {"question": "Who said it could be lifted?", "k": 3, "history": history}
+                )
                 return tools, result, found, follow
 
     with running_app(library, mcp=True) as url:
         tools, result, found, follow = asyncio.run(session(url))
         # The dict endpoint stays callable for gradio_client users, outside the tool list (undocumented, so the
         # client cannot fill in the filters' defaults: they are given).
-        direct = gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, "", "", "", "", "", "relevance",
-                                                                  "", api_name="/ask")
+        direct = gradio_client.Client(url, verbose=False).predict(
+            SEED_QUESTION, 3, "", "", "", "", "", "relevance", "", api_name="/ask"
+        )
     assert set(tools) == {"ask", "search"}
-    assert {"question", "since", "until", "section", "outlet", "doc_ids", "sort", "history"} <= set(tools["ask"].inputSchema["properties"])
+    assert {"question", "since", "until", "section", "outlet", "doc_ids", "sort", "history"} <= set(
+        tools["ask"].inputSchema["properties"]
+    )
     assert "cited" in tools["ask"].description
     assert not result.isError
     answer = json.loads(result.content[0].text)
@@ -179,7 +193,8 @@ def test_login_protects_the_api_and_the_secret_is_never_printed(library, capfd):
             assert r.status_code == 401
             assert http.post("gradio_api/upload", files={"files": ("a.txt", b"x")}).status_code == 401
             assert http.post("login", data={"username": "reader", "password": "wrong"}).status_code in (400, 401)
-        with pytest.raises(Exception):
+        # refused at login: the class gradio_client raises for it differs from one version to the next
+        with pytest.raises(Exception):  # noqa: B017
             gradio_client.Client(url, verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
         got = gradio_client.Client(url, auth=creds.as_tuple(), verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
         assert got["question"] == SEED_QUESTION

@@ -11,6 +11,7 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from conftest import SEEDS
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 from web_server import ARTICLES, WebServer, build_site
@@ -33,20 +34,27 @@ def site():
 def library(site, tmp_path_factory):
     """A seed index (fake embedder) with QUESTION saved, then the feed followed and updated through the library,
     as the Library tab's buttons do."""
-    from fakes import FakeEmbedder
-
     from rag import build_index
     from rag.config import Settings
     from rag.index import indexdir
     from rag.library.library import Library
     from rag.watch.store import WatchStore
 
+    from fakes import FakeEmbedder
+
     no_proxy()
     root = tmp_path_factory.mktemp("watched-ui")
     src = root / "articles"
     shutil.copytree(SEEDS, src)
-    settings = Settings.load({"source": str(src), "index_dir": str(root / "index"), "fetch_delay_s": 0.0,
-                              "uploads_dir": str(root / "uploads"), "allow_private_urls": True})
+    settings = Settings.load(
+        {
+            "source": str(src),
+            "index_dir": str(root / "index"),
+            "fetch_delay_s": 0.0,
+            "uploads_dir": str(root / "uploads"),
+            "allow_private_urls": True,
+        }
+    )
     emb = FakeEmbedder()
     build_index(src, settings.index_dir, settings, embedder=emb)
     lib = Library(settings.index_dir, settings, embedder=emb, source=src)
@@ -122,8 +130,10 @@ def test_the_feed_and_the_api_hold_the_answer_once_behind_the_login(site, librar
     from ui.access import Credentials
 
     harbour = _url(site, HARBOUR)
-    with running_app(library, auth=Credentials("editor", "s3cret", "test")) as app, \
-            httpx.Client(base_url=app, timeout=60) as client:
+    with (
+        running_app(library, auth=Credentials("editor", "s3cret", "test")) as app,
+        httpx.Client(base_url=app, timeout=60) as client,
+    ):
         assert client.get("answers.xml").status_code == 401
         assert client.get("answers.xml").headers["www-authenticate"].startswith("Basic")
         assert client.get("api/answers").status_code == 401
@@ -153,14 +163,18 @@ def test_the_feed_and_the_api_hold_the_answer_once_behind_the_login(site, librar
         bad = client.get("api/answers", params={"since": "last week"}, auth=login)
         assert bad.status_code == 400 and "neither an answer id nor a date" in bad.json()["error"]
 
-        made = client.post("api/questions", json={"question": "Who is the librarian?", "section": ["culture"]},
-                           auth=login)
+        made = client.post(
+            "api/questions", json={"question": "Who is the librarian?", "section": ["culture"]}, auth=login
+        )
         assert made.status_code == 201 and made.json()["sections"] == ["culture"]
         qid = made.json()["id"]
         listed = client.get("api/questions", auth=login).json()
         assert [(q["id"], q["answers"]) for q in listed] == [(1, 1), (qid, 0)]
-        for body, message in (({"question": ""}, "empty"), ({"question": QUESTION}, "already saved as [1]"),
-                              ({"question": "Why?", "min_confidence": 2.0}, "outside [0, 1]")):
+        for body, message in (
+            ({"question": ""}, "empty"),
+            ({"question": QUESTION}, "already saved as [1]"),
+            ({"question": "Why?", "min_confidence": 2.0}, "outside [0, 1]"),
+        ):
             r = client.post("api/questions", json=body, auth=login)
             assert r.status_code == 400 and message in r.json()["error"], r.text
         assert client.delete(f"api/questions/{qid}", auth=login).json()["id"] == qid

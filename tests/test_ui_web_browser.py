@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from conftest import SEEDS
 from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromium, running_app
 from web_server import WebServer, build_site
@@ -22,16 +23,23 @@ def site():
 
 
 def _library(root, allow_private: bool):
-    from fakes import FakeEmbedder
-
     from rag import build_index
     from rag.config import Settings
     from rag.library.library import Library
 
+    from fakes import FakeEmbedder
+
     src = root / "articles"
     shutil.copytree(SEEDS, src)
-    settings = Settings.load({"source": str(src), "index_dir": str(root / "index"), "fetch_delay_s": 0.0,
-                              "uploads_dir": str(root / "uploads"), "allow_private_urls": allow_private})
+    settings = Settings.load(
+        {
+            "source": str(src),
+            "index_dir": str(root / "index"),
+            "fetch_delay_s": 0.0,
+            "uploads_dir": str(root / "uploads"),
+            "allow_private_urls": allow_private,
+        }
+    )
     emb = FakeEmbedder()
     build_index(src, settings.index_dir, settings, embedder=emb)
     return Library(settings.index_dir, settings, embedder=emb, source=src)
@@ -49,8 +57,11 @@ def test_add_by_url_then_answer_from_the_page(site, tmp_path):
     require_chromium()
     no_proxy()
     url = site.url("/news/weather/storm.html")
-    with running_app(_library(tmp_path, allow_private=True)) as app, chromium() as browser, \
-            app_page(browser, app, timeout_ms=60_000) as page:
+    with (
+        running_app(_library(tmp_path, allow_private=True)) as app,
+        chromium() as browser,
+        app_page(browser, app, timeout_ms=60_000) as page,
+    ):
         _add_by_url(page, url)
         expect(page.locator("#add-url-msg")).to_contain_text("added", timeout=60_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -70,8 +81,11 @@ def test_a_url_into_this_machine_is_refused_with_the_reason(site, tmp_path):
     require_chromium()
     no_proxy()
     before = len(site.requests)
-    with running_app(_library(tmp_path, allow_private=False)) as app, chromium() as browser, \
-            app_page(browser, app, timeout_ms=60_000) as page:
+    with (
+        running_app(_library(tmp_path, allow_private=False)) as app,
+        chromium() as browser,
+        app_page(browser, app, timeout_ms=60_000) as page,
+    ):
         _add_by_url(page, site.url("/news/weather/storm.html"))
         expect(page.locator("#add-url-msg")).to_contain_text("loopback address", timeout=60_000)
     assert site.requests[before:] == []  # refused before any connection
@@ -84,6 +98,7 @@ def test_a_long_add_by_url_shows_one_progress_bar_and_the_tab_stays_usable(site,
     import time
 
     from playwright.sync_api import expect
+
     from web_server import article_html
 
     require_chromium()
@@ -91,13 +106,17 @@ def test_a_long_add_by_url_shows_one_progress_bar_and_the_tab_stays_usable(site,
 
     def slow(handler) -> None:
         time.sleep(5)
-        body = article_html("Slow tide at the pier", "The tide came in slowly on Friday. Fishermen waited at the "
-                            "pier until noon.")
+        body = article_html(
+            "Slow tide at the pier", "The tide came in slowly on Friday. Fishermen waited at the pier until noon."
+        )
         handler._send(200, body.encode("utf-8"), "text/html; charset=utf-8")
 
     site.handle("/news/slow.html", slow)
-    with running_app(_library(tmp_path, allow_private=True)) as app, chromium() as browser, \
-            app_page(browser, app, timeout_ms=60_000) as page:
+    with (
+        running_app(_library(tmp_path, allow_private=True)) as app,
+        chromium() as browser,
+        app_page(browser, app, timeout_ms=60_000) as page,
+    ):
         _add_by_url(page, site.url("/news/slow.html"))
         pending = page.locator(".pending")
         expect(pending).to_have_count(1)

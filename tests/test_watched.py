@@ -7,13 +7,14 @@ import json
 import shutil
 
 import pytest
-from conftest import SEEDS
 
 from rag import build_index
 from rag.cli.commands import main as cli_main
 from rag.errors import ConfigError, IndexCorruptError, QuestionError
 from rag.index.indexdir import current_version, read_manifest
 from rag.watch.store import MAX_QUESTIONS, Checked, WatchStore, parse_since
+
+from conftest import SEEDS
 
 HARBOUR = """Harbour pier reopens after repairs
 (Jane Roe, Example Wire)
@@ -52,8 +53,18 @@ def _baseline(index):
 def test_add_list_remove_through_the_cli(index, capsys):
     code, out, _ = run(capsys, "questions", "add", "Who will run Unilever?", "--index", str(index))
     assert code == 0 and out.startswith("saved [1] Who will run Unilever?")
-    code, out, err = run(capsys, "questions", "add", "What did the Bank of England decide?", "--section", "business",
-                         "--min-confidence", "0.5", "--index", str(index))
+    code, out, err = run(
+        capsys,
+        "questions",
+        "add",
+        "What did the Bank of England decide?",
+        "--section",
+        "business",
+        "--min-confidence",
+        "0.5",
+        "--index",
+        str(index),
+    )
     assert code == 0 and "[2]" in out and "section business" in out and "min confidence 0.5" in out
     assert "no indexed article has section 'business' yet" in err  # accepted: a feed may bring it later
     code, out, _ = run(capsys, "questions", "list", "--json", "--index", str(index))
@@ -68,15 +79,18 @@ def test_add_list_remove_through_the_cli(index, capsys):
     assert "saved [3]" in out
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["add", ""], 2, "the question is empty"),
-    (["add", "x" * 2001], 2, "the limit is 2,000"),
-    (["add", "Who?", "--min-confidence", "1.5"], 2, "outside [0, 1]"),
-    (["add", "Who?", "--min-confidence", "nan"], 2, "outside [0, 1]"),
-    (["add", "Who?", "--min-confidence", "high"], 2, "is not a number"),
-    (["remove", "7"], 2, "no saved question 7"),
-    (["remove", "seven"], 2, "is not a question id"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["add", ""], 2, "the question is empty"),
+        (["add", "x" * 2001], 2, "the limit is 2,000"),
+        (["add", "Who?", "--min-confidence", "1.5"], 2, "outside [0, 1]"),
+        (["add", "Who?", "--min-confidence", "nan"], 2, "outside [0, 1]"),
+        (["add", "Who?", "--min-confidence", "high"], 2, "is not a number"),
+        (["remove", "7"], 2, "no saved question 7"),
+        (["remove", "seven"], 2, "is not a question id"),
+    ],
+)
 def test_bad_input_is_one_line_with_its_exit_code(index, capsys, args, code, message):
     got, out, err = run(capsys, "questions", *args, "--index", str(index))
     assert got == code
@@ -118,8 +132,17 @@ def test_the_store_outlives_every_build_and_a_full_one(index, fake_embedder, tmp
 def test_answers_are_kept_once_per_question_and_article(index):
     store = WatchStore(index)
     q = store.add("Who?", baseline=_baseline(index))
-    item = {"question_id": q.id, "question": q.question, "doc_id": "a", "doc_ids": ("a", "b"), "title": "A",
-            "url": None, "recorded_at": "2026-11-30T08:00:00Z", "index_version": "v-1", "answer": {"citations": []}}
+    item = {
+        "question_id": q.id,
+        "question": q.question,
+        "doc_id": "a",
+        "doc_ids": ("a", "b"),
+        "title": "A",
+        "url": None,
+        "recorded_at": "2026-11-30T08:00:00Z",
+        "index_version": "v-1",
+        "answer": {"citations": []},
+    }
     with store.locked():
         first = store.record([item])
         again = store.record([item, {**item, "doc_id": "b", "doc_ids": ("b",)}, {**item, "question_id": 99}])

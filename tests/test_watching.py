@@ -15,14 +15,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from web_server import ARTICLES, WebServer, article_html, build_site, rss
 
 from rag import build_index, open_index
 from rag.cli.commands import main as cli_main
 from rag.index.indexdir import PAUSE_ENV, current_version
 from rag.watch.asking import PAUSE, ask_new_articles, pending
 from rag.watch.store import WatchStore
+
+from conftest import ROOT
+from web_server import ARTICLES, WebServer, article_html, build_site, rss
 
 TESTS = Path(__file__).resolve().parent
 QUESTION = "When did the harbour authority reopen the northern pier?"
@@ -52,9 +53,9 @@ def _url(site, article) -> str:
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(two_articles, seed_index_dir, copy_index,
-                                                                        model_embedder, tmp_path, monkeypatch,
-                                                                        capsys):
+def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(
+    two_articles, seed_index_dir, copy_index, model_embedder, tmp_path, monkeypatch, capsys
+):
     """The acceptance path with the real model, so the step's screens run as they do for a user."""
     site = two_articles
     monkeypatch.setenv("RAG_FETCH_DELAY_S", "0")
@@ -68,7 +69,7 @@ def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(two_art
     code, out, err = run(capsys, "sources", "update", *flags)
     assert code == 0, err
     harbour_url = _url(site, HARBOUR)
-    new = out[out.index("New answers:"):]
+    new = out[out.index("New answers:") :]
     assert f"[1] {QUESTION} ->" in new and "Tuesday" in new
     assert harbour_url in new and "characters" in new  # the citation: the article's URL and the span
     assert SILENT not in new and _url(site, LIBRARY) not in new and new.count("[1] ") == 1
@@ -78,7 +79,7 @@ def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(two_art
     assert (a["question_id"], a["doc_id"], a["url"]) == (1, harbour_url, harbour_url)
     cite = a["answer"]["citations"][0]
     doc = open_index(index, embedder=model_embedder).document(harbour_url)
-    assert doc.text[cite["start"]:cite["end"]] == cite["quote"] and "reopened the northern pier" in cite["quote"]
+    assert doc.text[cite["start"] : cite["end"]] == cite["quote"] and "reopened the northern pier" in cite["quote"]
     assert a["answer"]["confidence"] >= 0.21 and a["index_version"].startswith("v-")
 
     # The same articles again: the feed unchanged, then a full rebuild re-indexing everything.
@@ -88,11 +89,21 @@ def test_a_feed_brings_an_answer_reported_once_with_its_citation_and_url(two_art
     assert code == 0 and "New answers" not in out, err
     # The harbour article changes: asked again, but an article answered once is not reported again.
     slug, title, date, section, body = HARBOUR
-    site.set(f"/news/{section}/{slug}.html", article_html(title, body + " Repairs of the southern pier start in May",
-                                                         date, section))
-    site.set("/feed.xml", rss(site.url(""), [(f"/news/{section}/{slug}.html", title, "2024-03-09T10:00:00Z",
-                                              section), (f"/news/{LIBRARY[3]}/{LIBRARY[0]}.html", LIBRARY[1],
-                                                         LIBRARY[2], LIBRARY[3])]), "application/rss+xml")
+    site.set(
+        f"/news/{section}/{slug}.html",
+        article_html(title, body + " Repairs of the southern pier start in May", date, section),
+    )
+    site.set(
+        "/feed.xml",
+        rss(
+            site.url(""),
+            [
+                (f"/news/{section}/{slug}.html", title, "2024-03-09T10:00:00Z", section),
+                (f"/news/{LIBRARY[3]}/{LIBRARY[0]}.html", LIBRARY[1], LIBRARY[2], LIBRARY[3]),
+            ],
+        ),
+        "application/rss+xml",
+    )
     code, out, _ = run(capsys, "sources", "update", *flags)
     assert code == 0 and "1 changed" in out and "New answers" not in out
     code, out, _ = run(capsys, "questions", "answers", "--json", "--index", index)
@@ -121,8 +132,14 @@ def _killed_at_the_step(args: list[str]) -> None:
     """Run `rag <args>` until the step has its answers but has not recorded them, and SIGKILL it there."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update({PAUSE_ENV: PAUSE, "RAG_FETCH_DELAY_S": "0"})
-    proc = subprocess.Popen([sys.executable, "-c", _FAKE_CLI, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FAKE_CLI, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -161,8 +178,9 @@ def test_a_build_killed_before_recording_loses_nothing(two_articles, fake_index,
     assert current_version(fake_index).name != before
     assert store.answers() == [] and pending(fake_index)
     # The next build (nothing new in it) asks what the killed one left, and reports it.
-    code, out, err = run(capsys, "rebuild-index", "--source", str(fake_index.parent / "articles"), "--quiet",
-                         "--index", index)
+    code, out, err = run(
+        capsys, "rebuild-index", "--source", str(fake_index.parent / "articles"), "--quiet", "--index", index
+    )
     assert code == 0, err
     assert f"[1] {QUESTION} ->" in out and _url(site, HARBOUR) in out
     assert [a.doc_id for a in store.answers()] == [_url(site, HARBOUR)] and not pending(fake_index)
@@ -178,21 +196,24 @@ def test_a_build_killed_before_recording_loses_nothing(two_articles, fake_index,
     code, out, err = run(capsys, "questions", "answers", "--json", "--index", index)
     assert code == 0, err
     recorded = json.loads(out)
-    assert [(a["question_id"], a["doc_id"]) for a in recorded] == [(1, _url(site, HARBOUR)), (2, _url(site, STORM_ARTICLE))]
+    assert [(a["question_id"], a["doc_id"]) for a in recorded] == [
+        (1, _url(site, HARBOUR)),
+        (2, _url(site, STORM_ARTICLE)),
+    ]
     # Nothing twice: asking again finds it all recorded.
     assert ask_new_articles(fake_index).answers == []
     assert len(json.loads(run(capsys, "questions", "answers", "--json", "--index", index)[1])) == 2
 
 
-def test_killed_between_recording_and_marking_the_version_reports_nothing_twice(fake_index, fake_embedder,
-                                                                              monkeypatch, tmp_path):
+def test_killed_between_recording_and_marking_the_version_reports_nothing_twice(
+    fake_index, fake_embedder, monkeypatch, tmp_path
+):
     store = WatchStore(fake_index)
     version = current_version(fake_index)
     from rag.index.indexdir import read_manifest
 
     store.add(QUESTION, baseline=(version.name, read_manifest(version)["documents"]))
-    (tmp_path / "articles" / "harbour.txt").write_text(
-        "Harbour pier reopens\n\n" + HARBOUR[4], encoding="utf-8")
+    (tmp_path / "articles" / "harbour.txt").write_text("Harbour pier reopens\n\n" + HARBOUR[4], encoding="utf-8")
     build_index(tmp_path / "articles", fake_index, embedder=fake_embedder)
 
     def crash(self, checked):  # the process dies after answers.json was replaced, before checked.json
@@ -244,13 +265,21 @@ def test_the_word_screen_reads_the_bm25_index_as_the_text_would(fake_index, fake
     build_index(tmp_path / "articles", fake_index, embedder=fake_embedder)
     idx = open_index(fake_index, embedder=fake_embedder)
     docs = [d.id for d in idx.documents()]
-    questions = [SavedQuestion(i, text) for i, text in enumerate((QUESTION, STORM, SILENT, "Who is the librarian?",
-                                                                   "What did the mayor say about the cost?"), 1)]
+    questions = [
+        SavedQuestion(i, text)
+        for i, text in enumerate(
+            (QUESTION, STORM, SILENT, "Who is the librarian?", "What did the mayor say about the cost?"), 1
+        )
+    ]
     got = _holding_the_words(questions, {q.id: docs for q in questions}, idx)
     for q in questions:
         weights = {t: idx.lexical.idf_of(t) for t in content_terms(q.question)}
-        expected = [d for d in docs if sum(w for t, w in weights.items() if t in content_terms(idx.document(d).text))
-                    / sum(weights.values()) >= GATE_COVERAGE]
+        expected = [
+            d
+            for d in docs
+            if sum(w for t, w in weights.items() if t in content_terms(idx.document(d).text)) / sum(weights.values())
+            >= GATE_COVERAGE
+        ]
         assert got[q.id] == expected, q.question
     assert any(got.values()) and not all(len(v) == len(docs) for v in got.values())
 
@@ -260,8 +289,9 @@ def test_rag_watch_prints_the_new_answers_of_each_round(two_articles, fake_index
     index = str(fake_index)
     run(capsys, "sources", "add", site.url("/feed.xml"), "--index", index, "--allow-private-urls")
     run(capsys, "questions", "add", QUESTION, "--index", index)
-    code, out, err = run(capsys, "watch", "--every", "1s", "--max-updates", "2", "--index", index,
-                         "--allow-private-urls")
+    code, out, err = run(
+        capsys, "watch", "--every", "1s", "--max-updates", "2", "--index", index, "--allow-private-urls"
+    )
     assert code == 0, err
     assert out.count("New answers:") == 1 and f"[1] {QUESTION} ->" in out and _url(site, HARBOUR) in out
     assert out.index("New answers:") > out.index("2 added")  # after the round's summary line

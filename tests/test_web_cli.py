@@ -16,13 +16,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from web_server import ARTICLES, article_html, rss
 
 from rag import open_index
 from rag.cli.commands import main as cli_main
 from rag.cli.sources import parse_every
 from rag.index.indexdir import PAUSE_ENV, current_version
+
+from conftest import ROOT
+from web_server import ARTICLES, article_html, rss
 
 TESTS = Path(__file__).resolve().parent
 _FAKE_CLI = f"""
@@ -74,7 +75,9 @@ def test_sources_add_update_ask_and_a_second_update(site, index, capsys):
     assert "0 added, 0 changed" in out and "(0 added, 0 updated)" in out
 
     slug, title, date, section, body = ARTICLES[0]
-    site.set(f"/news/{section}/{slug}.html", article_html(title, body + " A second pier opens next year.", date, section))
+    site.set(
+        f"/news/{section}/{slug}.html", article_html(title, body + " A second pier opens next year.", date, section)
+    )
     items = [(f"/news/{s}/{sl}.html", t, "2024-03-10T00:00:00Z" if sl == slug else d, s) for sl, t, d, s, _ in ARTICLES]
     site.set("/feed.xml", rss(site.url(""), items), "application/rss+xml")
     code, out, _ = run(capsys, "sources", "update", "--index", str(index), "--allow-private-urls")
@@ -106,8 +109,9 @@ def test_add_by_url_and_the_refusals(site, index, capsys):
 def test_rebuild_index_reads_the_kept_web_articles_without_network(site, index, capsys, tmp_path):
     run(capsys, "add", site.url("/news/culture/library.html"), "--index", str(index), "--allow-private-urls")
     site.stop()
-    code, _, err = run(capsys, "rebuild-index", "--source", str(tmp_path / "articles"), "--index", str(index),
-                       "--full", "--quiet")
+    code, _, err = run(
+        capsys, "rebuild-index", "--source", str(tmp_path / "articles"), "--index", str(index), "--full", "--quiet"
+    )
     assert code == 0 and "including the web articles" in err
     assert site.url("/news/culture/library.html") in {d.id for d in open_index(index).documents()}
 
@@ -127,8 +131,14 @@ class _Proc:
         env["RAG_FETCH_DELAY_S"] = "0"
         if pause:
             env[PAUSE_ENV] = pause
-        self.proc = subprocess.Popen([sys.executable, "-c", _FAKE_CLI, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FAKE_CLI, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         for stream in (self.proc.stdout, self.proc.stderr):

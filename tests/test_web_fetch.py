@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import local_fetcher
-from web_server import WebServer, article_html
 
 from rag.errors import FetchError
 from rag.web.fetch import USER_AGENT, Fetcher
+
+from conftest import local_fetcher
+from web_server import WebServer, article_html
 
 
 def fetcher(**kw) -> Fetcher:
@@ -33,13 +34,16 @@ def test_loopback_is_refused_without_allow_private_urls(site):
     assert Fetcher(allow_private=True, delay_s=0).fetch(site.url("/feed.xml")).kind == "feed"
 
 
-@pytest.mark.parametrize("location, reason", [
-    ("http://169.254.169.254/latest/meta-data/", "metadata"),
-    ("http://10.0.0.5/admin", "10.0.0.5, a private address"),
-    ("http://[::ffff:192.168.0.1]/", "private"),
-    ("http://127.0.0.2/", "loopback"),
-    ("file:///etc/passwd", "scheme file:"),
-])
+@pytest.mark.parametrize(
+    "location, reason",
+    [
+        ("http://169.254.169.254/latest/meta-data/", "metadata"),
+        ("http://10.0.0.5/admin", "10.0.0.5, a private address"),
+        ("http://[::ffff:192.168.0.1]/", "private"),
+        ("http://127.0.0.2/", "loopback"),
+        ("file:///etc/passwd", "scheme file:"),
+    ],
+)
 def test_a_redirect_to_a_refused_address_is_refused_after_the_redirect(site, location, reason):
     site.set("/go", b"", None, status=302, headers={"Location": location}, etag=False)
     with pytest.raises(FetchError, match=reason):
@@ -116,8 +120,7 @@ def test_responses_over_the_cap_are_refused(site):
         fetcher(max_bytes=1024 * 1024).fetch(site.url("/stream.html"))
 
 
-@pytest.mark.parametrize("status, reason", [(404, "HTTP 404"), (410, "HTTP 410"), (500, "HTTP 500"),
-                                            (403, "HTTP 403")])
+@pytest.mark.parametrize("status, reason", [(404, "HTTP 404"), (410, "HTTP 410"), (500, "HTTP 500"), (403, "HTTP 403")])
 def test_http_errors_name_the_status(site, status, reason):
     site.set("/err", b"no", "text/plain", status=status, etag=False)
     with pytest.raises(FetchError, match=reason):

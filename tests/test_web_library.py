@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import SEEDS
 
 from rag import build_index
 from rag.config import Settings
 from rag.errors import ConfigError, FetchError
 from rag.library.library import Library
+
+from conftest import SEEDS
 
 
 def _library(tmp_path, fake_embedder, **settings) -> Library:
@@ -59,10 +60,27 @@ def test_the_library_tab_has_add_by_url_and_the_sources_table(tmp_path, fake_emb
     lib = _library(tmp_path, fake_embedder)
     demo = create_app(lib)
     ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
-    assert {"add-url", "add-url-btn", "web-sources", "source-url", "source-add", "source-remove",
-            "source-update"} <= ids
+    assert {
+        "add-url",
+        "add-url-btn",
+        "web-sources",
+        "source-url",
+        "source-add",
+        "source-remove",
+        "source-update",
+    } <= ids
     from rag.web.state import WebSource
 
-    table = render.web_sources_html([WebSource("http://x.example/feed.xml", kind="rss", last_check="2024-01-01T00:00:00Z",
-                                               status="error", new_items=2, last_error="HTTP 500 <b>")])
+    table = render.web_sources_html(
+        [
+            WebSource(
+                "http://x.example/feed.xml",
+                kind="rss",
+                last_check="2024-01-01T00:00:00Z",
+                status="error",
+                new_items=2,
+                last_error="HTTP 500 <b>",
+            )
+        ]
+    )
     assert "HTTP 500 &lt;b&gt;" in table and "2024-01-01T00:00:00Z" in table

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from web_server import ARTICLES, article_html
-
 from rag.web.feeds import FeedItem
 from rag.web.fetch import FetchResult
 from rag.web.pages import decode_page, read_page, section_from_url
+
+from web_server import ARTICLES, article_html
 
 
 def _result(body: bytes, url="http://news.example/news/business/harbour.html", charset="utf-8", kind="html"):
@@ -15,7 +15,9 @@ def _result(body: bytes, url="http://news.example/news/business/harbour.html", c
 
 def test_article_with_title_date_section_outlet_and_canonical_url():
     slug, title, date, section, body = ARTICLES[0]
-    html = article_html(title, body, date, section, canonical="http://news.example/news/business/harbour.html?utm_source=rss")
+    html = article_html(
+        title, body, date, section, canonical="http://news.example/news/business/harbour.html?utm_source=rss"
+    )
     art = read_page(_result(html.encode()))
     assert art.id == art.url == "http://news.example/news/business/harbour.html"
     assert art.title == title and art.section == "business" and art.outlet == "Port Elsa Gazette"

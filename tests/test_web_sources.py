@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SEEDS, local_fetcher
-from web_server import ARTICLES, article_html, rss
 
 from rag import build_index, open_index
 from rag.config import Settings
@@ -16,6 +14,9 @@ from rag.index.catalog import Catalog
 from rag.index.indexdir import current_version
 from rag.web.sources import WebIndex
 from rag.web.store import web_folder
+
+from conftest import SEEDS, local_fetcher
+from web_server import ARTICLES, article_html, rss
 
 make_fetcher = local_fetcher
 
@@ -73,12 +74,20 @@ def test_a_second_update_adds_only_what_changed(site, web, fake_embedder):
     assert report.build.added == report.build.updated == 0
     # One page changes (the feed says so with a new date) and one is new.
     slug, title, date, section, body = ARTICLES[1]
-    site.set(f"/news/{section}/{slug}.html", article_html(title, body + " The library will also open on Sundays.",
-                                                         date, section))
-    items = [(f"/news/{s}/{sl}.html", t, "2024-03-09T10:00:00Z" if sl == slug else d, s)
-             for sl, t, d, s, _ in ARTICLES]
-    site.set("/news/politics/budget.html", article_html("Council passes the budget", "The Port Elsa council passed "
-             "its budget on Friday. It spends more on roads and schools", "2024-03-08T12:00:00Z", "politics"))
+    site.set(
+        f"/news/{section}/{slug}.html",
+        article_html(title, body + " The library will also open on Sundays.", date, section),
+    )
+    items = [(f"/news/{s}/{sl}.html", t, "2024-03-09T10:00:00Z" if sl == slug else d, s) for sl, t, d, s, _ in ARTICLES]
+    site.set(
+        "/news/politics/budget.html",
+        article_html(
+            "Council passes the budget",
+            "The Port Elsa council passed its budget on Friday. It spends more on roads and schools",
+            "2024-03-08T12:00:00Z",
+            "politics",
+        ),
+    )
     items.append(("/news/politics/budget.html", "Council passes the budget", "2024-03-08T12:00:00Z", "politics"))
     site.set("/feed.xml", rss(site.url(""), items), "application/rss+xml")
     before = len(site.requests)
@@ -118,8 +127,10 @@ def test_a_failing_source_never_stops_the_others_and_its_error_is_recorded(site,
 
 
 def test_a_page_that_fails_is_reported_and_tried_again_next_time(site, web):
-    items = [("/news/business/harbour.html", "Harbour", "2024-03-05T09:00:00Z", "business"),
-             ("/gone.html", "Gone", "2024-03-04T09:00:00Z", "misc")]
+    items = [
+        ("/news/business/harbour.html", "Harbour", "2024-03-05T09:00:00Z", "business"),
+        ("/gone.html", "Gone", "2024-03-04T09:00:00Z", "misc"),
+    ]
     site.set("/mixed.xml", rss(site.url(""), items), "application/rss+xml")
     web.add_source(site.url("/mixed.xml"))
     report = web.update()
@@ -131,8 +142,10 @@ def test_a_page_that_fails_is_reported_and_tried_again_next_time(site, web):
 
 
 def test_a_huge_feed_is_bounded_per_update(site, tmp_path, fake_embedder, web):
-    items = [(f"/n/{i}.html", f"Item {i}", f"2024-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", "misc")
-             for i in range(10_000)]
+    items = [
+        (f"/n/{i}.html", f"Item {i}", f"2024-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", "misc")
+        for i in range(10_000)
+    ]
     site.set("/huge.xml", rss(site.url(""), items), "application/rss+xml")
     for path, title, date, _ in sorted(items, key=lambda x: x[2], reverse=True)[:8]:
         site.set(path, article_html(title, f"{title} is one of many items. It has its own words {title}", date))
@@ -151,8 +164,9 @@ def test_private_addresses_are_refused_unless_allowed(site, tmp_path, fake_embed
     with pytest.raises(FetchError, match="loopback"):
         strict.add_urls([site.url("/news/business/harbour.html")])
     assert site.requests == []
-    allowed = WebIndex(web.index_dir, web.settings.with_(allow_private_urls=True, fetch_delay_s=0.0),
-                       embedder=fake_embedder)
+    allowed = WebIndex(
+        web.index_dir, web.settings.with_(allow_private_urls=True, fetch_delay_s=0.0), embedder=fake_embedder
+    )
     assert allowed.add_source(site.url("/feed.xml")).kind == "rss"
 
 

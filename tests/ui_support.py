@@ -6,9 +6,9 @@ import os
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -32,8 +32,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1",
-                cors_origins=()) -> Iterator[str]:
+def running_app(library, *, mcp: bool = False, auth=None, host: str = "127.0.0.1", cors_origins=()) -> Iterator[str]:
     """Serve create_app(library) and the JSON API on a free port until the block ends; yields the base URL (with a
     trailing /)."""
     from ui.app import create_app, launch

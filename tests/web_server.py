@@ -12,9 +12,9 @@ import hashlib
 import html
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 __all__ = ["WebServer", "Route", "article_html", "rss", "atom", "sitemap", "ARTICLES", "build_site"]
 
@@ -26,11 +26,11 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     etag: bool = True  # answer If-None-Match with 304
-    handler: Callable[["_Handler"], None] | None = None
+    handler: Callable[[_Handler], None] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args) -> None:  # quiet
@@ -69,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    site: "WebServer"
+    site: WebServer
 
     def handle_error(self, request, client_address) -> None:
         pass  # a client that hung up on purpose (size cap, timeout) is not an error here
@@ -92,7 +92,7 @@ class WebServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self) -> "WebServer":
+    def start(self) -> WebServer:
         self._thread.start()
         self._timer.start()
         return self
@@ -103,14 +103,20 @@ class WebServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "WebServer":
+    def __enter__(self) -> WebServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def set(self, path: str, body: bytes | str, content_type: str | None = "text/html; charset=utf-8",
-            status: int = 200, **kw) -> None:
+    def set(
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str | None = "text/html; charset=utf-8",
+        status: int = 200,
+        **kw,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.routes[path] = Route(data, content_type, status, **kw)
 
@@ -124,23 +130,45 @@ class WebServer:
 # -- content ------------------------------------------------------------------------------------------------------
 
 ARTICLES = [
-    ("harbour", "Harbour pier reopens after repairs", "2024-03-05T09:00:00Z", "business",
-     "The Port Elsa harbour authority reopened the northern pier on Tuesday after three weeks of repairs. "
-     "Ferries will run on the winter timetable until March. The mayor said the repairs cost 40,000 euros, "
-     "less than the council had expected, because the contractor reused the old timber."),
-    ("library", "City library extends its opening hours", "2024-03-06T10:30:00Z", "culture",
-     "The central library of Port Elsa will open until nine in the evening from April. The librarian, Ana Reyes, "
-     "said that students had asked for longer hours during the examination season. The council approved the plan "
-     "on Monday and will hire two more staff."),
-    ("storm", "Storm closes the coastal road", "2024-03-07T07:15:00Z", "weather",
-     "A storm with winds of 110 kilometres an hour closed the coastal road between Port Elsa and Santa Lina on "
-     "Thursday. Police said the road would stay closed until the fallen trees were cleared. No one was hurt."),
+    (
+        "harbour",
+        "Harbour pier reopens after repairs",
+        "2024-03-05T09:00:00Z",
+        "business",
+        "The Port Elsa harbour authority reopened the northern pier on Tuesday after three weeks of repairs. "
+        "Ferries will run on the winter timetable until March. The mayor said the repairs cost 40,000 euros, "
+        "less than the council had expected, because the contractor reused the old timber.",
+    ),
+    (
+        "library",
+        "City library extends its opening hours",
+        "2024-03-06T10:30:00Z",
+        "culture",
+        "The central library of Port Elsa will open until nine in the evening from April. The librarian, Ana Reyes, "
+        "said that students had asked for longer hours during the examination season. The council approved the plan "
+        "on Monday and will hire two more staff.",
+    ),
+    (
+        "storm",
+        "Storm closes the coastal road",
+        "2024-03-07T07:15:00Z",
+        "weather",
+        "A storm with winds of 110 kilometres an hour closed the coastal road between Port Elsa and Santa Lina on "
+        "Thursday. Police said the road would stay closed until the fallen trees were cleared. No one was hurt.",
+    ),
 ]
 
 
-def article_html(title: str, body: str, date: str | None = None, section: str | None = None,
-                 outlet: str | None = "Port Elsa Gazette", canonical: str | None = None, charset_meta: str | None = None,
-                 author: str = "Maria Lopez") -> str:
+def article_html(
+    title: str,
+    body: str,
+    date: str | None = None,
+    section: str | None = None,
+    outlet: str | None = "Port Elsa Gazette",
+    canonical: str | None = None,
+    charset_meta: str | None = None,
+    author: str = "Maria Lopez",
+) -> str:
     meta = [f'<meta charset="{charset_meta}">'] if charset_meta else []
     meta.append(f"<title>{html.escape(title)}</title>")
     if outlet:
@@ -153,9 +181,11 @@ def article_html(title: str, body: str, date: str | None = None, section: str | 
     if canonical:
         meta.append(f'<link rel="canonical" href="{html.escape(canonical)}">')
     paragraphs = "".join(f"<p>{html.escape(s.strip())}.</p>" for s in body.split(". ") if s.strip())
-    return (f"<!DOCTYPE html><html><head>{''.join(meta)}</head><body><header><nav><a href='/'>Home</a></nav>"
-            f"</header><main><article><h1>{html.escape(title)}</h1>{paragraphs}</article></main>"
-            f"<footer><p>Copyright Port Elsa Gazette</p></footer></body></html>")
+    return (
+        f"<!DOCTYPE html><html><head>{''.join(meta)}</head><body><header><nav><a href='/'>Home</a></nav>"
+        f"</header><main><article><h1>{html.escape(title)}</h1>{paragraphs}</article></main>"
+        f"<footer><p>Copyright Port Elsa Gazette</p></footer></body></html>"
+    )
 
 
 def _rfc822(iso: str) -> str:
@@ -167,18 +197,25 @@ def rss(base: str, items: list[tuple[str, str, str, str]], title: str = "Port El
     """items: (path, title, iso date, category)."""
     body = "".join(
         f"<item><title>{html.escape(t)}</title><link>{base}{p}</link><guid>{base}{p}</guid>"
-        f"<pubDate>{_rfc822(d)}</pubDate><category>{html.escape(c)}</category></item>" for p, t, d, c in items)
-    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{title}</title>'
-            f"<link>{base}/</link>{body}</channel></rss>")
+        f"<pubDate>{_rfc822(d)}</pubDate><category>{html.escape(c)}</category></item>"
+        for p, t, d, c in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>{base}/</link>{body}</channel></rss>"
+    )
 
 
 def atom(base: str, items: list[tuple[str, str, str, str]]) -> str:
     body = "".join(
         f'<entry><title>{html.escape(t)}</title><link rel="alternate" href="{base}{p}"/><id>{base}{p}</id>'
         f'<published>{d}</published><updated>{d}</updated><category term="{html.escape(c)}"/></entry>'
-        for p, t, d, c in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            f"<title>Port Elsa Gazette (Atom)</title>{body}</feed>")
+        for p, t, d, c in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>Port Elsa Gazette (Atom)</title>{body}</feed>"
+    )
 
 
 def sitemap(base: str, items: list[tuple[str, str]]) -> str:
@@ -199,7 +236,10 @@ def build_site(server: WebServer, articles=ARTICLES) -> list[tuple[str, str, str
     server.set("/feed.xml", rss(base, items), "application/rss+xml; charset=utf-8")
     server.set("/atom.xml", atom(base, items), "application/atom+xml")
     server.set("/sitemap.xml", sitemap(base, [(p, d[:10]) for p, _, d, _ in items]), "application/xml")
-    server.set("/", '<html><head><title>Port Elsa Gazette</title><link rel="alternate" type="application/rss+xml" '
-                    'href="/feed.xml"></head><body><p>News</p></body></html>')
+    server.set(
+        "/",
+        '<html><head><title>Port Elsa Gazette</title><link rel="alternate" type="application/rss+xml" '
+        'href="/feed.xml"></head><body><p>News</p></body></html>',
+    )
     server.set("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
     return items

@@ -36,8 +36,10 @@ def average_state(models) -> dict:
     names = list(states[0])
     for n, state in enumerate(states[1:], 1):
         if list(state) != names or any(state[k].shape != states[0][k].shape for k in names):
-            raise SystemExit(f"reader {n + 1} is not the same model as the first (names or shapes differ); "
-                             "average only fits of one architecture")
+            raise SystemExit(
+                f"reader {n + 1} is not the same model as the first (names or shapes differ); "
+                "average only fits of one architecture"
+            )
     return {k: (sum(s[k].double() for s in states) / len(states)).to(states[0][k].dtype) for k in names}
 
 
@@ -72,8 +74,10 @@ def main(argv=None) -> int:
     keys = ("seed", "max_length", "max_question", "eval_questions")
     for rec in records[1:]:
         if any(rec["settings"].get(k) != first.get(k) for k in keys):
-            raise SystemExit(f"{rec['work']} was fitted with other {', '.join(keys)} than {records[0]['work']}; "
-                             "its held-out windows and inputs differ")
+            raise SystemExit(
+                f"{rec['work']} was fitted with other {', '.join(keys)} than {records[0]['work']}; "
+                "its held-out windows and inputs differ"
+            )
 
     models = [AutoModelForQuestionAnswering.from_pretrained(w / "model") for w in args.fits]
     model = models[0]
@@ -82,18 +86,39 @@ def main(argv=None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.fits[0] / "model")
 
     eval_rows, group_rows, ranges = train_reader.held_out_rows(
-        tokenizer, train_reader.load_paragraphs(args.train), first["seed"], first["eval_questions"], first["max_length"], first["max_question"])
+        tokenizer,
+        train_reader.load_paragraphs(args.train),
+        first["seed"],
+        first["eval_questions"],
+        first["max_length"],
+        first["max_question"],
+    )
     f1, auc = train_reader.evaluate(model, tokenizer, eval_rows, None, torch)
     choice = train_reader.group_choice(model, group_rows, ranges, torch)
-    report = {"average_of": [r["work"] for r in records],
-              "held_out": {"source": train_reader.HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4),
-                           "auroc": round(auc, 4), "groups": len(ranges), "choice_at_1": round(choice, 4)},
-              "components": {r["work"]: r["report"]["held_out"] for r in records}}
+    report = {
+        "average_of": [r["work"] for r in records],
+        "held_out": {
+            "source": train_reader.HELD_OUT,
+            "windows": len(eval_rows),
+            "span_f1": round(f1, 4),
+            "auroc": round(auc, 4),
+            "groups": len(ranges),
+            "choice_at_1": round(choice, 4),
+        },
+        "components": {r["work"]: r["report"]["held_out"] for r in records},
+    }
     print(json.dumps(report, indent=2), flush=True)
 
     settings = {k: first.get(k) for k in keys}
-    train_reader.save_fit(args.work, model, tokenizer, {"report": report, "settings": settings}, args.train,
-                          args.export, {"components": records})
+    train_reader.save_fit(
+        args.work,
+        model,
+        tokenizer,
+        {"report": report, "settings": settings},
+        args.train,
+        args.export,
+        {"components": records},
+    )
     return 0
 
 

@@ -92,27 +92,50 @@ def main() -> int:
     ap.add_argument("--reader", default=str(packaged_reader_dir()))
     ap.add_argument("--candidates", default="4,6,8")
     ap.add_argument("--max-candidates", type=int, default=8, help="the most candidates the latency budget allows")
-    ap.add_argument("--blend-from", default=None,
-                    help="fit the blend and the candidate count on this SQuAD-format folder's fit half (step 3)")
-    ap.add_argument("--news", default=None,
-                    help="a news question set (bench/news_calibration.jsonl): its fit part joins the blend and the "
-                         "confidence fit, weighted as much as the SQuAD fit half")
+    ap.add_argument(
+        "--blend-from",
+        default=None,
+        help="fit the blend and the candidate count on this SQuAD-format folder's fit half (step 3)",
+    )
+    ap.add_argument(
+        "--news",
+        default=None,
+        help="a news question set (bench/news_calibration.jsonl): its fit part joins the blend and the "
+        "confidence fit, weighted as much as the SQuAD fit half",
+    )
     ap.add_argument("--news-index", default=None, help="the index of the articles the --news questions are asked of")
-    ap.add_argument("--news-weight", type=float, default=1.0,
-                    help="the news fit part's weight in the confidence fit, as a share of the SQuAD fit half's")
-    ap.add_argument("--blend-mix", action="store_true",
-                    help="fit the blend and choose the candidate count on the SQuAD fit half, the --blend-from fit "
-                         "half and the --news fit part together, each part weighing the same (answer@1 averaged "
-                         "over the three parts chooses)")
-    ap.add_argument("--reader-scales", default="1",
-                    help="multiples of the fitted reader coefficient to measure (and choose among) beside the fit")
+    ap.add_argument(
+        "--news-weight",
+        type=float,
+        default=1.0,
+        help="the news fit part's weight in the confidence fit, as a share of the SQuAD fit half's",
+    )
+    ap.add_argument(
+        "--blend-mix",
+        action="store_true",
+        help="fit the blend and choose the candidate count on the SQuAD fit half, the --blend-from fit "
+        "half and the --news fit part together, each part weighing the same (answer@1 averaged "
+        "over the three parts chooses)",
+    )
+    ap.add_argument(
+        "--reader-scales",
+        default="1",
+        help="multiples of the fitted reader coefficient to measure (and choose among) beside the fit",
+    )
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="ask only this many questions (a quick check)")
-    ap.add_argument("--split", choices=("fit", "all"), default="fit",
-                    help="read the fit half only (enough to calibrate), or every question (to report the holdout too)")
-    ap.add_argument("--drop", default="antonym_swap,substitution,negation_mismatch",
-                    help="confidence features to leave out when they do not lift the fit-half AUROC")
+    ap.add_argument(
+        "--split",
+        choices=("fit", "all"),
+        default="fit",
+        help="read the fit half only (enough to calibrate), or every question (to report the holdout too)",
+    )
+    ap.add_argument(
+        "--drop",
+        default="antonym_swap,substitution,negation_mismatch",
+        help="confidence features to leave out when they do not lift the fit-half AUROC",
+    )
     args = ap.parse_args()
 
     settings = Settings.load({"reader": "none"})
@@ -140,7 +163,10 @@ def main() -> int:
 
     def read_question(index, q, v):
         """The question's pool, its scored candidates, the readings of the best `top` windows, its gold answers."""
-        return (*read_pool(index, reader, q.question, v, settings.k, top), [normalize_answer(t) for t in q.answer_texts])
+        return (
+            *read_pool(index, reader, q.question, v, settings.k, top),
+            [normalize_answer(t) for t in q.answer_texts],
+        )
 
     for n, (q, v) in enumerate(zip(data.questions, qvecs)):
         passages, cands, per_window, golds = read_question(idx, q, v)
@@ -154,15 +180,28 @@ def main() -> int:
             print(f"  read {n}/{len(data.questions)} in {time.time() - t0:.0f} s", flush=True)
 
     def labels(q, golds, cands):
-        return np.array([
-            any(c.sentence.start <= s and e <= c.sentence.end for s, e in q.answers)
-            or (bool(golds) and contains_answer(c.sentence.text, golds)) for c in cands
-        ], dtype=np.float64)
+        return np.array(
+            [
+                any(c.sentence.start <= s and e <= c.sentence.end for s, e in q.answers)
+                or (bool(golds) and contains_answer(c.sentence.text, golds))
+                for c in cands
+            ],
+            dtype=np.float64,
+        )
 
     def blend_rows(cands, readings):
         floor = min((r.score for r in readings.values()), default=0.0)
-        return np.array([[c.score, readings[(c.sentence.doc_id, c.sentence.start)].score
-                          if (c.sentence.doc_id, c.sentence.start) in readings else floor] for c in cands])
+        return np.array(
+            [
+                [
+                    c.score,
+                    readings[(c.sentence.doc_id, c.sentence.start)].score
+                    if (c.sentence.doc_id, c.sentence.start) in readings
+                    else floor,
+                ]
+                for c in cands
+            ]
+        )
 
     # Steps 2-3: the blend for each candidate count, chosen by fit-half answer@1 (of --blend-from when given).
     if args.blend_from:
@@ -177,8 +216,11 @@ def main() -> int:
         other_idx.close()
         print(f"blend fitted on {len(blend_set)} questions of {args.blend_from} (fit half)", flush=True)
     if not args.blend_from or args.blend_mix:
-        squad_part = [(q, cands, per_window, golds) for (q, _, cands, per_window, golds, _), fit in zip(rows, is_fit)
-                      if fit and q.answerable]
+        squad_part = [
+            (q, cands, per_window, golds)
+            for (q, _, cands, per_window, golds, _), fit in zip(rows, is_fit)
+            if fit and q.answerable
+        ]
         blend_set = squad_part + (blend_set if args.blend_from else [])
         parts = ["squad-fit"] * len(squad_part) + (parts if args.blend_from else [])
     # The news fit part: read once here, then in the blend (answerable questions) and the confidence fit (all).
@@ -200,8 +242,11 @@ def main() -> int:
             if golds:
                 blend_set.append((_NewsQuestion(q), cands, per_window, golds))
                 parts.append("news-fit")
-        print(f"news: {len(news_rows)} fit questions of {args.news}, "
-              f"{sum(1 for r in news_rows if r[3])} answerable (joined to the blend set)", flush=True)
+        print(
+            f"news: {len(news_rows)} fit questions of {args.news}, "
+            f"{sum(1 for r in news_rows if r[3])} answerable (joined to the blend set)",
+            flush=True,
+        )
     # Each part weighs the same in the fit and in the choice with --blend-mix; otherwise every question weighs 1.
     names = sorted(set(parts))
     share = {p: len(parts) / (len(names) * parts.count(p)) if args.blend_mix else 1.0 for p in names}
@@ -210,7 +255,7 @@ def main() -> int:
     print("candidates  scale  linear  reader  " + "  ".join(f"{p:>10s}" for p in names) + "        mean", flush=True)
     for m in counts:
         groups, g_weights = [], []
-        for (q, cands, per_window, golds), part in zip(blend_set, parts):
+        for (_q, cands, per_window, golds), part in zip(blend_set, parts):
             if not cands:
                 continue
             y = labels(q, golds, cands)
@@ -221,14 +266,21 @@ def main() -> int:
         for scale in scales:
             w = np.array([fitted[0], fitted[1] * scale])
             hits: dict[str, list[bool]] = {p: [] for p in names}
-            for (q, cands, per_window, golds), part in zip(blend_set, parts):
+            for (_q, cands, per_window, golds), part in zip(blend_set, parts):
                 best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
                 hits[part].append(bool(best) and contains_answer(best[0].sentence.text, golds))
             by_part = {p: float(np.mean(h)) for p, h in hits.items()}
-            mean = float(np.mean(list(by_part.values()))) if args.blend_mix else \
-                float(np.mean([x for h in hits.values() for x in h]))
-            print(f"{m:10d}  {scale:5.1f}  {w[0]:6.3f}  {w[1]:6.3f}  "
-                  + "  ".join(f"{by_part[p]:10.4f}" for p in names) + f"  {mean:10.4f}", flush=True)
+            mean = (
+                float(np.mean(list(by_part.values())))
+                if args.blend_mix
+                else float(np.mean([x for h in hits.values() for x in h]))
+            )
+            print(
+                f"{m:10d}  {scale:5.1f}  {w[0]:6.3f}  {w[1]:6.3f}  "
+                + "  ".join(f"{by_part[p]:10.4f}" for p in names)
+                + f"  {mean:10.4f}",
+                flush=True,
+            )
             # Counts past the latency budget are measured for the table, never chosen.
             if m <= args.max_candidates and (choice is None or mean > choice[2] + 0.002):
                 choice = (m, w, mean)
@@ -250,7 +302,7 @@ def main() -> int:
         short = best.sentence.text if r is None else None
         if r is not None:
             doc_text = idx.document(best.sentence.doc_id).text
-            short = doc_text[r.answer_start:r.answer_end]
+            short = doc_text[r.answer_start : r.answer_end]
         span = any(best.sentence.start <= s and e <= best.sentence.end for s, e in q.answers)
         text = bool(golds) and contains_answer(best.sentence.text, golds)
         return feats, first_hit, span, text, short
@@ -276,6 +328,7 @@ def main() -> int:
         f = confidence_features(q.question, scored, idx.lexical.idf_of)
         f.update(reader_features(scored[0], readings))
         absent_feats.append(f)
+
     def fit_confidence(dropped: set[str]):
         """Confidence and presence models over every feature but `dropped`, the bias shifted (step 5)."""
         cnames = [k for k in next(r for r in results if r)[0] if k != "bias" and k not in dropped] + ["bias"]
@@ -297,8 +350,11 @@ def main() -> int:
 
         def confidences(shift):
             model = AnswerModel({}, {**cweights, "bias": cweights["bias"] + shift}, 1.0, pweights)
-            return [model.confidence(r[0]) if r else 0.0
-                    for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
+            return [
+                model.confidence(r[0]) if r else 0.0
+                for row, r, fit in zip(rows, results, is_fit)
+                if fit and row[0].answerable
+            ]
 
         def news_confidences(shift):
             model = AnswerModel({}, {**cweights, "bias": cweights["bias"] + shift}, 1.0, pweights)
@@ -327,8 +383,16 @@ def main() -> int:
 
     def fit_auroc(cweights, pweights) -> float:
         model = AnswerModel({}, cweights, 1.0, pweights)
-        a = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and row[0].answerable]
-        u = [model.confidence(r[0]) if r else 0.0 for row, r, fit in zip(rows, results, is_fit) if fit and not row[0].answerable]
+        a = [
+            model.confidence(r[0]) if r else 0.0
+            for row, r, fit in zip(rows, results, is_fit)
+            if fit and row[0].answerable
+        ]
+        u = [
+            model.confidence(r[0]) if r else 0.0
+            for row, r, fit in zip(rows, results, is_fit)
+            if fit and not row[0].answerable
+        ]
         if news_feats:
             # The two AUROCs weighed as the fit weighs the two kinds of text, so that a cue that only helps one
             # kind is judged on both.
@@ -373,8 +437,12 @@ def main() -> int:
             f1s.append(f1)
             gone_c.append(final.confidence(a) if a is not None else 0.0)
         figs = {
-            "hit@1": np.mean(hit1), "hit@5": np.mean(hit5), "answer@1": np.mean(a1), "span@1": np.mean(s1),
-            "short_em": np.mean(ems), "short_f1": np.mean(f1s),
+            "hit@1": np.mean(hit1),
+            "hit@5": np.mean(hit5),
+            "answer@1": np.mean(a1),
+            "span@1": np.mean(s1),
+            "short_em": np.mean(ems),
+            "short_f1": np.mean(f1s),
             "answered": np.mean(np.array(conf_a) >= TARGET_THRESHOLD),
             "abstain_unanswerable": np.mean(np.array(conf_u) < TARGET_THRESHOLD),
             "abstain_auroc": auroc(conf_a, conf_u),
@@ -385,8 +453,11 @@ def main() -> int:
     if news_feats:
         na = [final.confidence(f) for f, y in news_feats if y]
         nu = [final.confidence(f) for f, y in news_feats if not y]
-        figs = {"answered": np.mean(np.array(na) >= TARGET_THRESHOLD),
-                "abstain_unanswerable": np.mean(np.array(nu) < TARGET_THRESHOLD), "abstain_auroc": auroc(na, nu)}
+        figs = {
+            "answered": np.mean(np.array(na) >= TARGET_THRESHOLD),
+            "abstain_unanswerable": np.mean(np.array(nu) < TARGET_THRESHOLD),
+            "abstain_auroc": auroc(na, nu),
+        }
         report["news_fit"] = {k: round(float(v), 4) for k, v in figs.items()}
         print("news fit " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()), flush=True)
     print(f"candidates {m}, blend linear {blend.linear:.4f} reader {blend.reader:.4f}")
@@ -404,7 +475,9 @@ def main() -> int:
                 "= product of the two sigmoids); the bias is shifted so that suggested_threshold is the confidence "
                 "92% of answerable fit questions reach."
             ),
-            "linear": round(blend.linear, 6), "reader": round(blend.reader, 6), "candidates": m,
+            "linear": round(blend.linear, 6),
+            "reader": round(blend.reader, 6),
+            "candidates": m,
             "blend_from": Path(args.blend_from).name if args.blend_from else None,
             "news": Path(args.news).name if args.news else None,
             "news_weight": args.news_weight if args.news else None,

@@ -41,7 +41,7 @@ from rag.index.embedding import make_embedder  # noqa: E402
 def question_windows(idx, question: str, qvec, k: int, top: int):
     """The engine's windows for a question (reader off), best first, as (doc_id, start, end, text)."""
     _, _, windows, docs = pool_windows(idx, question, qvec, k, top)
-    return [(w.doc_id, w.start, w.end, docs[w.doc_id].text[w.start:w.end]) for w in windows]
+    return [(w.doc_id, w.start, w.end, docs[w.doc_id].text[w.start : w.end]) for w in windows]
 
 
 def split_windows(windows, doc_id: str, answers, golds):
@@ -90,16 +90,24 @@ def main(argv=None) -> int:
             windows = question_windows(idx, q.question, v, settings.k, args.top)
             negatives, rank = split_windows(windows, q.doc_id, q.answers, [normalize_answer(t) for t in q.answer_texts])
             ranks.append(rank)
-            f.write(json.dumps({"id": q.id, "question": q.question, "negatives": negatives, "answer_rank": rank},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": q.id, "question": q.question, "negatives": negatives, "answer_rank": rank},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             if i % 2000 == 0:
                 print(f"  {i}/{len(questions)} in {time.time() - t0:.0f} s", flush=True)
     tmp.replace(out)
     idx.close()
     first = sum(r == 0 for r in ranks) / max(1, len(ranks))
     within = sum(r >= 0 for r in ranks) / max(1, len(ranks))
-    print(f"{out}: {len(ranks)} questions; the answer's window is the engine's first for {first:.3f}, "
-          f"among its {args.top} for {within:.3f}", flush=True)
+    print(
+        f"{out}: {len(ranks)} questions; the answer's window is the engine's first for {first:.3f}, "
+        f"among its {args.top} for {within:.3f}",
+        flush=True,
+    )
     return 0
 
 

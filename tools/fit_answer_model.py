@@ -43,8 +43,9 @@ L2 = 1.0
 ZERO = AnswerModel({}, {}, 1.0)
 
 
-def clogit_fit(groups: list[tuple[np.ndarray, np.ndarray]], dim: int, l2: float,
-               weights: list[float] | None = None) -> np.ndarray:
+def clogit_fit(
+    groups: list[tuple[np.ndarray, np.ndarray]], dim: int, l2: float, weights: list[float] | None = None
+) -> np.ndarray:
     """Conditional logit with several positives: maximize sum_g weight_g log sum_{positives} softmax(X w)
     - l2/2 |w|^2 (every group weighing 1 when `weights` is None)."""
     from scipy.optimize import minimize
@@ -123,8 +124,11 @@ def main() -> int:
     ap.add_argument("path")
     ap.add_argument("--work", required=True, help="folder for the index and cached question vectors")
     ap.add_argument("--write", action="store_true", help="save rag/data/answer_model.json")
-    ap.add_argument("--no-presence", action="store_true",
-                    help="leave out the model of whether the articles speak of the question's subject at all")
+    ap.add_argument(
+        "--no-presence",
+        action="store_true",
+        help="leave out the model of whether the articles speak of the question's subject at all",
+    )
     args = ap.parse_args()
     settings = Settings.load({})
     emb = make_embedder(settings.model, settings.backend)
@@ -195,7 +199,11 @@ def main() -> int:
             hit5.append(bool(j) and j[1] is not None and j[1] < 5)
             a1.append(bool(j) and j[3])
             s1.append(bool(j) and j[2])
-        return conf_a, conf_u, {"hit@1": np.mean(hit1), "hit@5": np.mean(hit5), "answer@1": np.mean(a1), "span@1": np.mean(s1)}
+        return (
+            conf_a,
+            conf_u,
+            {"hit@1": np.mean(hit1), "hit@5": np.mean(hit5), "answer@1": np.mean(a1), "span@1": np.mean(s1)},
+        )
 
     fa, _, _ = figures(is_fit)
     threshold = float(np.floor(np.percentile(fa, 8) * 100) / 100)
@@ -206,8 +214,11 @@ def main() -> int:
         gone = [final.confidence(x) for x, m in zip(absent, mask) if x is not None and m]
         f["abstain_absent"] = np.mean(np.array(gone) < threshold)
         f["absent_auroc"] = auroc(a, gone)
-        print(f"{name:8s} " + "  ".join(f"{k} {v:.3f}" for k, v in f.items())
-              + f"  auroc {auroc(a, u):.3f}  answered {answered:.3f}  abstain_unanswerable {abst:.3f}")
+        print(
+            f"{name:8s} "
+            + "  ".join(f"{k} {v:.3f}" for k, v in f.items())
+            + f"  auroc {auroc(a, u):.3f}  answered {answered:.3f}  abstain_unanswerable {abst:.3f}"
+        )
     print("sentence weights", json.dumps({k: round(v, 3) for k, v in weights.items()}))
     print("confidence weights", json.dumps({k: round(v, 3) for k, v in cweights.items()}))
     print(f"threshold {threshold}")
@@ -229,8 +240,13 @@ def main() -> int:
             "presence_weights": {k: round(v, 5) for k, v in pweights.items()},
             "margin": 1.0,
             "suggested_threshold": threshold,
-            "fitted_on": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "k": settings.k,
-                          "pool": RANK_POOL, "retriever": settings.retriever},
+            "fitted_on": {
+                "chunk_size": settings.chunk_size,
+                "chunk_overlap": settings.chunk_overlap,
+                "k": settings.k,
+                "pool": RANK_POOL,
+                "retriever": settings.retriever,
+            },
         }
         path = ROOT / "rag" / "data" / "answer_model.json"
         path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

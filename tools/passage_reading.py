@@ -90,11 +90,15 @@ def main() -> int:
     for name, rows in results.items():
         hits, f1s, ms = zip(*rows)
         per_q = inputs[name]
-        print(f"{name:16s} {np.mean(hits):8.3f} {np.mean(f1s):9.3f} {np.mean([len(x) for x in per_q]):7.1f} "
-              f"{np.mean([np.mean(x) for x in per_q if x]):7.0f} {percentile(list(ms), 50):8.1f} "
-              f"{percentile(list(ms), 95):8.1f}")
-    print("chars: mean characters per model input; whole passages are read at up to "
-          f"{WHOLE_LENGTH} tokens, windows at {windowed}")
+        print(
+            f"{name:16s} {np.mean(hits):8.3f} {np.mean(f1s):9.3f} {np.mean([len(x) for x in per_q]):7.1f} "
+            f"{np.mean([np.mean(x) for x in per_q if x]):7.0f} {percentile(list(ms), 50):8.1f} "
+            f"{percentile(list(ms), 95):8.1f}"
+        )
+    print(
+        "chars: mean characters per model input; whole passages are read at up to "
+        f"{WHOLE_LENGTH} tokens, windows at {windowed}"
+    )
     return 0
 
 

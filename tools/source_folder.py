@@ -23,18 +23,35 @@ def write_folder(paragraphs: list[dict], prefix: str, out: Path) -> int:
     the text); returns the number of questions written."""
     out.mkdir(parents=True, exist_ok=True)
     n_questions = 0
-    with open(out / "articles.jsonl", "w", encoding="utf-8") as fa, \
-            open(out / "questions.jsonl", "w", encoding="utf-8") as fq:
+    with (
+        open(out / "articles.jsonl", "w", encoding="utf-8") as fa,
+        open(out / "questions.jsonl", "w", encoding="utf-8") as fq,
+    ):
         for i, p in enumerate(paragraphs):
             title, context = f"{prefix}_{i:04d}", p["context"]
             fa.write(json.dumps({"title": title, "article_index": i, "paragraphs": [context]}) + "\n")
             for qa in p["qas"]:
-                answers = [a for a in qa["answers"]
-                           if context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]]
+                answers = [
+                    a
+                    for a in qa["answers"]
+                    if context[a["answer_start"] : a["answer_start"] + len(a["text"])] == a["text"]
+                ]
                 if not answers:
                     continue
-                fq.write(json.dumps({"id": qa["id"], "title": title, "article_index": i, "paragraph_index": 0,
-                                     "question": qa["question"], "answers": answers, "is_impossible": False}) + "\n")
+                fq.write(
+                    json.dumps(
+                        {
+                            "id": qa["id"],
+                            "title": title,
+                            "article_index": i,
+                            "paragraph_index": 0,
+                            "question": qa["question"],
+                            "answers": answers,
+                            "is_impossible": False,
+                        }
+                    )
+                    + "\n"
+                )
                 n_questions += 1
     return n_questions
 

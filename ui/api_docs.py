@@ -51,8 +51,14 @@ def _type(schema: dict[str, Any]) -> str:
         return f"list of {_type(schema.get('items', {}))}" if schema.get("items") else "list"
     if "enum" in schema or "const" in schema:
         return " | ".join(json.dumps(v) for v in schema.get("enum", [schema.get("const")]))
-    return {"string": "text", "integer": "whole number", "number": "number", "boolean": "true or false",
-            "object": "object", "null": "null"}.get(kind, kind or "any")
+    return {
+        "string": "text",
+        "integer": "whole number",
+        "number": "number",
+        "boolean": "true or false",
+        "object": "object",
+        "null": "null",
+    }.get(kind, kind or "any")
 
 
 def _fields_table(model: dict[str, Any]) -> str:
@@ -62,10 +68,11 @@ def _fields_table(model: dict[str, Any]) -> str:
         about = prop.get("description", "")
         if "default" in prop and prop["default"] is not None:
             about += f" (default {json.dumps(prop['default'])})"
-        rows.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(_type(prop))}</td>"
-                    f"<td>{'yes' if name in required else ''}</td><td>{_prose(about)}</td></tr>")
-    return ("<table><tr><th>field</th><th>type</th><th>required</th><th>meaning</th></tr>" + "".join(rows) +
-            "</table>")
+        rows.append(
+            f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(_type(prop))}</td>"
+            f"<td>{'yes' if name in required else ''}</td><td>{_prose(about)}</td></tr>"
+        )
+    return "<table><tr><th>field</th><th>type</th><th>required</th><th>meaning</th></tr>" + "".join(rows) + "</table>"
 
 
 def _curl(method: str, url: str, body: Any, login: bool) -> str:
@@ -80,8 +87,10 @@ def _curl(method: str, url: str, body: Any, login: bool) -> str:
 
 
 def _operation(path: str, method: str, op: dict[str, Any], doc: dict[str, Any], base: str, login: bool) -> str:
-    out = [f"<h2><span class='method'>{method.upper()}</span> <code>/api{html.escape(path)}</code> "
-           f"<span class='muted'>{html.escape(op.get('summary', ''))}</span></h2>"]
+    out = [
+        f"<h2><span class='method'>{method.upper()}</span> <code>/api{html.escape(path)}</code> "
+        f"<span class='muted'>{html.escape(op.get('summary', ''))}</span></h2>"
+    ]
     if op.get("description"):
         out.append(f"<p>{_prose(op['description'])}</p>")
     params = [p for p in op.get("parameters", []) if p.get("in") in ("query", "path")]
@@ -99,11 +108,14 @@ def _operation(path: str, method: str, op: dict[str, Any], doc: dict[str, Any], 
                 else:
                     query[p["name"]] = examples[0]
             default = f" (default {json.dumps(schema['default'])})" if "default" in schema else ""
-            rows.append(f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                        f"<td>{html.escape(_type(schema))}</td>"
-                        f"<td>{_prose(p.get('description', '') + default)}</td></tr>")
-        out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>" + "".join(rows) +
-                   "</table>")
+            rows.append(
+                f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
+                f"<td>{html.escape(_type(schema))}</td>"
+                f"<td>{_prose(p.get('description', '') + default)}</td></tr>"
+            )
+        out.append(
+            "<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>" + "".join(rows) + "</table>"
+        )
     body_examples: list[Any] = [None]
     content = op.get("requestBody", {}).get("content", {}).get("application/json")
     if content:
@@ -127,19 +139,28 @@ def _models(doc: dict[str, Any]) -> str:
     for name, model in doc.get("components", {}).get("schemas", {}).items():
         if name.endswith("Request") or name in ("HTTPValidationError", "ValidationError"):
             continue
-        shown.append(f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3>"
-                     f"<p>{_prose(model.get('description', ''))}</p>{_fields_table(model)}")
+        shown.append(
+            f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3>"
+            f"<p>{_prose(model.get('description', ''))}</p>{_fields_table(model)}"
+        )
     return "<h2>Answers</h2>" + "".join(shown)
 
 
 def docs_html(doc: dict[str, Any], base: str, *, login: bool) -> str:
     """The documentation page for an OpenAPI document whose paths are served under `base` (e.g. http://host/api)."""
     info = doc.get("info", {})
-    ops = [_operation(path, method, op, doc, base, login)
-           for path, methods in doc.get("paths", {}).items() for method, op in methods.items()]
+    ops = [
+        _operation(path, method, op, doc, base, login)
+        for path, methods in doc.get("paths", {}).items()
+        for method, op in methods.items()
+    ]
     intro = "".join(f"<p>{_prose(p)}</p>" for p in info.get("description", "").split("\n\n") if p.strip())
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(info.get('title', 'API'))}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(info.get('title', 'API'))} "
-            f"<span class='muted'>{html.escape(str(info.get('version', '')))}</span></h1>{intro}"
-            f"<p>The OpenAPI document: <a href='{html.escape(base)}/openapi.json'>openapi.json</a>.</p>"
-            + "\n".join(ops) + _models(doc) + "</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(info.get('title', 'API'))}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(info.get('title', 'API'))} "
+        f"<span class='muted'>{html.escape(str(info.get('version', '')))}</span></h1>{intro}"
+        f"<p>The OpenAPI document: <a href='{html.escape(base)}/openapi.json'>openapi.json</a>.</p>"
+        + "\n".join(ops)
+        + _models(doc)
+        + "</body></html>"
+    )

@@ -44,8 +44,10 @@ class ApiError(Exception):
         self.headers = headers
 
 
-TOO_LARGE = (f"the request body is over the {MAX_BODY_BYTES // (1024 * 1024)} MB limit; send a shorter question or "
-             "history (only the last 20 turns are read)")
+TOO_LARGE = (
+    f"the request body is over the {MAX_BODY_BYTES // (1024 * 1024)} MB limit; send a shorter question or "
+    "history (only the last 20 turns are read)"
+)
 
 
 class BodyLimit:
@@ -104,10 +106,18 @@ def _shown(value: Any) -> str:
 
 
 _EXPECTED = {
-    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number",
-    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
-    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
-    "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
 }
 
 
@@ -133,15 +143,19 @@ def validation_message(errors: list[dict], request: Request) -> str:
         kind, loc, value = e.get("type", ""), tuple(e.get("loc", ())), e.get("input")
         name = _field(loc)
         if kind == "json_invalid":
-            out.append(f"the body is not JSON ({e.get('ctx', {}).get('error', 'unreadable')} at character "
-                       f"{loc[1] if len(loc) > 1 else 0}); send a JSON object")
+            out.append(
+                f"the body is not JSON ({e.get('ctx', {}).get('error', 'unreadable')} at character "
+                f"{loc[1] if len(loc) > 1 else 0}); send a JSON object"
+            )
         elif loc[:1] == ("body",) and len(loc) == 1:
             content_type = request.headers.get("content-type", "")
             if kind == "missing":
-                out.append("the body is empty; send a JSON object such as {\"question\": \"...\"}")
+                out.append('the body is empty; send a JSON object such as {"question": "..."}')
             elif "json" not in content_type:
-                out.append(f"the body must be JSON sent with Content-Type: application/json (got "
-                           f"{content_type or 'no Content-Type'}); with curl add -H 'Content-Type: application/json'")
+                out.append(
+                    f"the body must be JSON sent with Content-Type: application/json (got "
+                    f"{content_type or 'no Content-Type'}); with curl add -H 'Content-Type: application/json'"
+                )
             else:
                 out.append(f"the body must be a JSON object, got {_shown(value)}")
         elif kind == "missing":
@@ -150,8 +164,9 @@ def validation_message(errors: list[dict], request: Request) -> str:
             known = _fields_of(request)
             out.append(f"unknown field {name!r}" + (f"; the fields are: {', '.join(known)}" if known else ""))
         elif kind == "literal_error":
-            out.append(f"{name} must be {e.get('ctx', {}).get('expected', 'one of the listed values')}, "
-                       f"got {_shown(value)}")
+            out.append(
+                f"{name} must be {e.get('ctx', {}).get('expected', 'one of the listed values')}, got {_shown(value)}"
+            )
         elif kind in _EXPECTED:
             out.append(f"{name} must be {_EXPECTED[kind]}, got {_shown(value)}")
         else:
@@ -184,11 +199,13 @@ def install_error_handlers(app: FastAPI, login_check) -> None:
         except ApiError as denied:
             return error_response(denied.status, denied.message, denied.exit_code, denied.headers)
         if exc.status_code == 404:
-            return error_response(404, f"no such endpoint: {request.method} {request.url.path}; the endpoints are "
-                                       "listed at /api/docs", 1)
+            return error_response(
+                404, f"no such endpoint: {request.method} {request.url.path}; the endpoints are listed at /api/docs", 1
+            )
         if exc.status_code == 405:
-            return error_response(405, f"{request.url.path} does not take {request.method}; see /api/docs", 1,
-                                  dict(exc.headers or {}))
+            return error_response(
+                405, f"{request.url.path} does not take {request.method}; see /api/docs", 1, dict(exc.headers or {})
+            )
         return error_response(exc.status_code, str(exc.detail), 1, dict(exc.headers or {}) or None)
 
     @app.exception_handler(Exception)

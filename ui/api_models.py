@@ -32,8 +32,11 @@ _NAMES = {"type": "array", "items": {"type": "string"}}
 def _k_field() -> Any:
     # The range is documented here but checked by the library, so the message is the command line's own
     # ("k must be between 1 and 100, got 0").
-    return Field(None, description="passages to retrieve, 1-100 (default: the server's k, 5)",
-                 json_schema_extra={"minimum": 1, "maximum": 100})
+    return Field(
+        None,
+        description="passages to retrieve, 1-100 (default: the server's k, 5)",
+        json_schema_extra={"minimum": 1, "maximum": 100},
+    )
 
 
 class _Filters(BaseModel):
@@ -41,30 +44,48 @@ class _Filters(BaseModel):
 
     question: str = Field(description="the question, in plain words (at most max_question_chars, 2,000)")
     k: int | None = _k_field()
-    since: str | None = Field(None, description="only articles published on or after this date: YYYY-MM-DD, YYYY-MM "
-                                                "or YYYY (dateless articles never pass a date bound)")
+    since: str | None = Field(
+        None,
+        description="only articles published on or after this date: YYYY-MM-DD, YYYY-MM "
+        "or YYYY (dateless articles never pass a date bound)",
+    )
     until: str | None = Field(None, description="only articles published on or before this date")
     section: list[str] | None = Field(None, description="only articles of these sections (any case)")
     outlet: list[str] | None = Field(None, description="only articles from these outlets (any case)")
     doc_ids: list[str] | None = Field(None, description="only these article ids")
     sources: list[str] | None = Field(None, description="only articles from these source paths, as shown in answers")
-    sort: Literal["relevance", "newest"] = Field("relevance", description="passages by relevance, or newest "
-                                                                          "article first")
+    sort: Literal["relevance", "newest"] = Field(
+        "relevance", description="passages by relevance, or newest article first"
+    )
 
 
 class AskRequest(_Filters):
     """POST /api/ask: a question, the filters of `rag ask`, and optionally the conversation so far."""
 
     model_config = ConfigDict(
-        strict=True, extra="forbid",
-        json_schema_extra={"examples": [
-            {"question": "When could the pause be lifted?"},
-            {"question": "What did Ed Balls say about the Budget?", "k": 5, "section": ["politics"],
-             "since": "2005-01", "sort": "newest"},
-            {"question": "Who said so?", "history": [{"question": "When could the pause be lifted?",
-                                                      "answer": {"citations": [{"doc_id": "000_f517c2c1bff018e5.txt",
-                                                                                "quote": "…"}]}}]},
-        ]},
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "When could the pause be lifted?"},
+                {
+                    "question": "What did Ed Balls say about the Budget?",
+                    "k": 5,
+                    "section": ["politics"],
+                    "since": "2005-01",
+                    "sort": "newest",
+                },
+                {
+                    "question": "Who said so?",
+                    "history": [
+                        {
+                            "question": "When could the pause be lifted?",
+                            "answer": {"citations": [{"doc_id": "000_f517c2c1bff018e5.txt", "quote": "…"}]},
+                        }
+                    ],
+                },
+            ]
+        },
     )
 
     # Only the list is checked here: each turn is checked by the library, whose messages name the turn
@@ -72,23 +93,28 @@ class AskRequest(_Filters):
     history: list[Any] | None = Field(
         None,
         description="the conversation's earlier turns, oldest first: each a question (text) or an object "
-                    "{\"question\": ..., \"answer\": <an earlier /api/ask answer>}; the last 20 are read",
+        '{"question": ..., "answer": <an earlier /api/ask answer>}; the last 20 are read',
         json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
     )
     abstain_threshold: float | None = Field(
-        None, description="abstain below this confidence, 0-1 (default: the server's, 0.21)",
-        json_schema_extra={"minimum": 0, "maximum": 1})
+        None,
+        description="abstain below this confidence, 0-1 (default: the server's, 0.21)",
+        json_schema_extra={"minimum": 0, "maximum": 1},
+    )
 
 
 class SearchRequest(_Filters):
     """POST /api/search: a query and the filters of `rag search`."""
 
     model_config = ConfigDict(
-        strict=True, extra="forbid",
-        json_schema_extra={"examples": [
-            {"question": "intelligence sharing", "k": 3},
-            {"question": "Budget", "k": 5, "section": ["politics"], "since": "2005-01", "sort": "newest"},
-        ]},
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "intelligence sharing", "k": 3},
+                {"question": "Budget", "k": 5, "section": ["politics"], "since": "2005-01", "sort": "newest"},
+            ]
+        },
     )
 
 
@@ -211,5 +237,8 @@ class ErrorOut(BaseModel):
     """Every error: the command line's one-line message and the exit code `rag` gives the same failure."""
 
     error: str = Field(examples=["k must be between 1 and 100, got 0"])
-    exit_code: int = Field(description="2: a bad question, filter, history or setting; 4-8: the index cannot be "
-                                       "used; 1: other (see README, exit codes)", examples=[2])
+    exit_code: int = Field(
+        description="2: a bad question, filter, history or setting; 4-8: the index cannot be "
+        "used; 1: other (see README, exit codes)",
+        examples=[2],
+    )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import secrets
 from base64 import b64decode
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Security
@@ -24,8 +25,11 @@ __all__ = ["ERRORS", "POSTED", "REALM", "check_login", "library_of", "router", "
 REALM = "rag-articles"
 
 
-_basic = HTTPBasic(auto_error=False, realm=REALM,
-                   description="The web app's login (--auth, RAG_AUTH or RAG_AUTH_FILE), when it has one.")
+_basic = HTTPBasic(
+    auto_error=False,
+    realm=REALM,
+    description="The web app's login (--auth, RAG_AUTH or RAG_AUTH_FILE), when it has one.",
+)
 
 
 def check_login(request: Request) -> None:
@@ -44,8 +48,13 @@ def check_login(request: Request) -> None:
             user = user if sep else None
     challenge = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
     if user is None:
-        raise ApiError(401, "this server requires a login: send the web app's user name and password as HTTP Basic "
-                            "credentials (curl -u user:password)", 1, challenge)
+        raise ApiError(
+            401,
+            "this server requires a login: send the web app's user name and password as HTTP Basic "
+            "credentials (curl -u user:password)",
+            1,
+            challenge,
+        )
     # Both compared, always, so the time taken does not tell which of the two was wrong.
     ok_user = secrets.compare_digest(user.encode(), expected.username.encode())
     ok_password = secrets.compare_digest((password or "").encode(), expected.password.encode())
@@ -53,8 +62,7 @@ def check_login(request: Request) -> None:
         raise ApiError(401, "wrong user name or password for this server", 1, challenge)
 
 
-async def _require_login(request: Request,
-                         _: Annotated[HTTPBasicCredentials | None, Security(_basic)] = None) -> None:
+async def _require_login(request: Request, _: Annotated[HTTPBasicCredentials | None, Security(_basic)] = None) -> None:
     # The Security parameter only declares the scheme in the OpenAPI document; check_login does the checking.
     check_login(request)
 

@@ -24,15 +24,25 @@ __all__ = ["QuestionRequest"]
 class QuestionRequest(BaseModel):
     """POST /api/questions: a question to watch, with the filters and threshold of `rag questions add`."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
-        {"question": "Who will run Unilever?"},
-        {"question": "What did the Bank of England decide on rates?", "section": ["business"],
-         "min_confidence": 0.5},
-    ]})
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "Who will run Unilever?"},
+                {
+                    "question": "What did the Bank of England decide on rates?",
+                    "section": ["business"],
+                    "min_confidence": 0.5,
+                },
+            ]
+        },
+    )
 
     question: str = Field(description="the question (1 to 2,000 characters, as for /api/ask)")
-    min_confidence: float | None = Field(None, description="record answers of at least this confidence, 0-1 "
-                                                           "(default: the index's abstain threshold)")
+    min_confidence: float | None = Field(
+        None, description="record answers of at least this confidence, 0-1 (default: the index's abstain threshold)"
+    )
     section: list[str] | None = Field(None, description="only articles of these sections")
     outlet: list[str] | None = Field(None, description="only articles from these outlets")
 
@@ -54,31 +64,50 @@ def _add(library: Library, body: QuestionRequest) -> dict:
 
     version = indexdir.require_index(library.index_dir)
     baseline = (version.name, indexdir.read_manifest(version).get("documents") or {})
-    q = _store(library).add(body.question, min_confidence=body.min_confidence, section=body.section,
-                            outlet=body.outlet, max_chars=library.settings.max_question_chars, baseline=baseline)
+    q = _store(library).add(
+        body.question,
+        min_confidence=body.min_confidence,
+        section=body.section,
+        outlet=body.outlet,
+        max_chars=library.settings.max_question_chars,
+        baseline=baseline,
+    )
     return q.to_dict()
 
 
-@router.get("/questions", responses=ERRORS, summary="The watched questions",
-            description="The saved questions (`rag questions list --json`), each with its filters, threshold and "
-                        "the number of answers recorded for it.")
+@router.get(
+    "/questions",
+    responses=ERRORS,
+    summary="The watched questions",
+    description="The saved questions (`rag questions list --json`), each with its filters, threshold and "
+    "the number of answers recorded for it.",
+)
 async def list_questions(request: Request) -> JSONResponse:
     return JSONResponse(await run_engine(request, _questions, library_of(request)))
 
 
-@router.post("/questions", status_code=201, responses=POSTED, summary="Watch a question",
-             description="Save a question: every later build asks it against the articles it adds or changes, and "
-                         "records an answer once per article. An empty, overlong or duplicate question, a threshold "
-                         "outside [0, 1], or a 501st question is refused with 400.")
+@router.post(
+    "/questions",
+    status_code=201,
+    responses=POSTED,
+    summary="Watch a question",
+    description="Save a question: every later build asks it against the articles it adds or changes, and "
+    "records an answer once per article. An empty, overlong or duplicate question, a threshold "
+    "outside [0, 1], or a 501st question is refused with 400.",
+)
 async def add_question(body: QuestionRequest, request: Request) -> JSONResponse:
     return JSONResponse(await run_engine(request, _add, library_of(request), body), status_code=201)
 
 
-@router.delete("/questions/{question_id}", responses={**ERRORS, 404: {"description": "no saved question has this id"}},
-               summary="Stop watching a question", description="Forget a saved question and its recorded answers.")
-async def remove_question(request: Request,
-                          question_id: Annotated[int, Path(description="the question's id", examples=[3])]
-                          ) -> JSONResponse:
+@router.delete(
+    "/questions/{question_id}",
+    responses={**ERRORS, 404: {"description": "no saved question has this id"}},
+    summary="Stop watching a question",
+    description="Forget a saved question and its recorded answers.",
+)
+async def remove_question(
+    request: Request, question_id: Annotated[int, Path(description="the question's id", examples=[3])]
+) -> JSONResponse:
     store = _store(library_of(request))
     if not any(q.id == question_id for q in store.questions()):
         raise ApiError(404, f"no saved question {question_id}; GET /api/questions lists them", 2)
@@ -86,14 +115,21 @@ async def remove_question(request: Request,
     return JSONResponse(gone.to_dict())
 
 
-@router.get("/answers", responses=ERRORS, summary="Answers new articles gave the watched questions",
-            description="The recorded answers, oldest first (`rag questions answers --json`): each with its question, "
-                        "the article (id, title, URL), when and against which index version it was recorded, and "
-                        "the answer as /api/ask gives it (without the nearest passages). `since` keeps those after "
-                        "an answer id, or those recorded at or after a date or time (UTC).")
-async def answers(request: Request,
-                  since: Annotated[str, Query(description="an answer id (12), or a date or time (2026-11-30, "
-                                                          "2026-11-30T08:00:00Z)")] = "") -> JSONResponse:
+@router.get(
+    "/answers",
+    responses=ERRORS,
+    summary="Answers new articles gave the watched questions",
+    description="The recorded answers, oldest first (`rag questions answers --json`): each with its question, "
+    "the article (id, title, URL), when and against which index version it was recorded, and "
+    "the answer as /api/ask gives it (without the nearest passages). `since` keeps those after "
+    "an answer id, or those recorded at or after a date or time (UTC).",
+)
+async def answers(
+    request: Request,
+    since: Annotated[
+        str, Query(description="an answer id (12), or a date or time (2026-11-30, 2026-11-30T08:00:00Z)")
+    ] = "",
+) -> JSONResponse:
     since_id, since_time = parse_since(since)
     found = await run_engine(request, _store(library_of(request)).answers, since_id=since_id, since_time=since_time)
     return JSONResponse([a.to_dict() for a in found])

@@ -16,8 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import html  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
@@ -55,14 +55,17 @@ def parse_history_json(history) -> list | None:
     try:
         return json.loads(history)
     except json.JSONDecodeError as exc:
-        raise QuestionError(f"history is not JSON ({exc.msg} at character {exc.pos}); send a JSON list of earlier "
-                            "turns, each a question or {\"question\": ..., \"answer\": ...}") from None
+        raise QuestionError(
+            f"history is not JSON ({exc.msg} at character {exc.pos}); send a JSON list of earlier "
+            'turns, each a question or {"question": ..., "answer": ...}'
+        ) from None
 
 
 def _ids(text: str | None) -> list[str] | None:
     """Article ids from an endpoint's comma-separated text (None when empty)."""
     ids = [i.strip() for i in (text or "").split(",") if i.strip()]
     return ids or None
+
 
 # Citation markers in answers are links to "#cite-<turn>-<n>" / "#passage-<turn>-<n>". This listener, installed once
 # by the sources panel, turns a click on one into the panel's click event with the ref as data, so no hidden
@@ -180,10 +183,13 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             short = None
         doc = library.document(doc_id)
         if doc is None:
-            return ("<div class='src-empty'>This article is no longer in the index; ask again to search the "
-                    "current articles.</div>")
-        return render.excerpt_html(excerpt(doc, start, end, quote=quote, passages=passages, whole=whole, answer=short),
-                                   label)
+            return (
+                "<div class='src-empty'>This article is no longer in the index; ask again to search the "
+                "current articles.</div>"
+            )
+        return render.excerpt_html(
+            excerpt(doc, start, end, quote=quote, passages=passages, whole=whole, answer=short), label
+        )
 
     def _radio(turns: list[Answer], ref: str | None):
         if not turns:
@@ -193,15 +199,32 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         if a.citations:
             choices = [(render.source_choice(c), render.cite_ref(turn, c.number)) for c in a.citations]
         else:
-            choices = [(f"passage {i}: {p.title[:70]}", render.passage_ref(turn, i)) for i, p in enumerate(a.passages, 1)]
+            choices = [
+                (f"passage {i}: {p.title[:70]}", render.passage_ref(turn, i)) for i, p in enumerate(a.passages, 1)
+            ]
         values = {v for _, v in choices}
-        return gr.Radio(choices=choices, value=ref if ref in values else None, visible=bool(choices),
-                        label="Sources of the last answer" if a.citations else "Nearest passages")
+        return gr.Radio(
+            choices=choices,
+            value=ref if ref in values else None,
+            visible=bool(choices),
+            label="Sources of the last answer" if a.citations else "Nearest passages",
+        )
 
     # -- handlers (UI only: private, not API endpoints) -----------------------------------------------------------
 
-    def respond(message: str, history: list, turns: list[Answer], k: float, doc_filter: list[str] | None, whole: bool,
-                since: str, until: str, sections: list[str] | None, outlets: list[str] | None, sort: str):
+    def respond(
+        message: str,
+        history: list,
+        turns: list[Answer],
+        k: float,
+        doc_filter: list[str] | None,
+        whole: bool,
+        since: str,
+        until: str,
+        sections: list[str] | None,
+        outlets: list[str] | None,
+        sort: str,
+    ):
         if not (message or "").strip():
             return (gr.skip(),) * 6
         history = list(history or [])
@@ -209,15 +232,26 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         history.append({"role": "user", "content": render.md_escape(message)})
         try:
             # The chat's own earlier answers are the conversation: a follow-up is read in their light.
-            answer = library.ask(message, int(k), doc_ids=doc_filter or None, since=since, until=until,
-                                 section=sections or None, outlet=outlets or None, sort=sort, history=turns)
+            answer = library.ask(
+                message,
+                int(k),
+                doc_ids=doc_filter or None,
+                since=since,
+                until=until,
+                section=sections or None,
+                outlet=outlets or None,
+                sort=sort,
+                history=turns,
+            )
         except RagError as exc:
             history.append({"role": "assistant", "content": f"**Could not answer:** {render.md_escape(str(exc))}"})
             return "", history, turns, gr.skip(), gr.skip(), gr.skip()
         turns.append(answer)
         turn = len(turns) - 1
         history.append({"role": "assistant", "content": render.answer_markdown(answer, turn, threshold)})
-        ref = render.cite_ref(turn, 1) if answer.citations else (render.passage_ref(turn, 1) if answer.passages else None)
+        ref = (
+            render.cite_ref(turn, 1) if answer.citations else (render.passage_ref(turn, 1) if answer.passages else None)
+        )
         return "", history, turns, _render_ref(turns, ref, whole), ref, _radio(turns, ref)
 
     def on_ref_click(turns: list[Answer], whole: bool, evt: gr.EventData):
@@ -241,8 +275,15 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
     def _listing(query: str, section: str | None, outlet: str | None, sort: str, descending: bool, page: float):
         try:
-            listing = library.listing(query or "", section=section or None, outlet=outlet or None, sort=sort or "id",
-                                      descending=bool(descending), page=int(page or 1), per_page=PER_PAGE)
+            listing = library.listing(
+                query or "",
+                section=section or None,
+                outlet=outlet or None,
+                sort=sort or "id",
+                descending=bool(descending),
+                page=int(page or 1),
+                per_page=PER_PAGE,
+            )
         except RagError as exc:
             return f"<p class='up-refused'>{html.escape(str(exc))}</p>", "", gr.skip()
         return render.listing_html(listing), render.counts_html(listing), listing.page
@@ -260,9 +301,17 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
         status = library.status()
         sections, outlets = _value_choices(library.sections()), _value_choices(library.outlets())
         table, counts, page_box = _listing(query, section, outlet, sort, descending, page)
-        return (render.status_html(status), table, render.status_line(status), counts, page_box,
-                gr.Dropdown(choices=sections), gr.Dropdown(choices=outlets), gr.Dropdown(choices=sections),
-                gr.Dropdown(choices=outlets))
+        return (
+            render.status_html(status),
+            table,
+            render.status_line(status),
+            counts,
+            page_box,
+            gr.Dropdown(choices=sections),
+            gr.Dropdown(choices=outlets),
+            gr.Dropdown(choices=sections),
+            gr.Dropdown(choices=outlets),
+        )
 
     def on_upload(files: list[str] | None):
         stored, refused = [], []
@@ -286,9 +335,11 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             return f"<p class='up-refused'>Rebuild failed: {html.escape(str(exc))}</p>"
         # Only the file's name: the page must not tell its readers where files live on the server.
         skipped = "".join(f"<li>{html.escape(Path(s.path).name)}: {html.escape(s.reason)}</li>" for s in stats.skipped)
-        return (f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
-                f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
-                f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""))
+        return (
+            f"<p>Rebuilt: {stats.documents} articles ({stats.added} added, {stats.updated} updated, "
+            f"{stats.removed} removed), {stats.chunks} passages in {stats.seconds:.1f} s. The chat now answers "
+            f"from the new index.</p>" + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else "")
+        )
 
     # -- articles from the web (rag.web through the library) --------------------------------------------------------
 
@@ -319,8 +370,10 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             src = library.add_web_source(url)
         except RagError as exc:
             return f"<p class='up-refused'>Not followed: {html.escape(str(exc))}</p>", url, _sources_table()
-        msg = (f"<p>Following {html.escape(src.url)} ({html.escape(src.kind)}, {src.items} entries listed). "
-               "“Update sources” fetches them.</p>")
+        msg = (
+            f"<p>Following {html.escape(src.url)} ({html.escape(src.kind)}, {src.items} entries listed). "
+            "“Update sources” fetches them.</p>"
+        )
         return msg, "", _sources_table()
 
     def on_source_remove(url: str):
@@ -328,8 +381,11 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             src = library.remove_web_source(url)
         except RagError as exc:
             return f"<p class='up-refused'>{html.escape(str(exc))}</p>", url, _sources_table()
-        return (f"<p>No longer following {html.escape(src.url)}; its articles stay in the index.</p>", "",
-                _sources_table())
+        return (
+            f"<p>No longer following {html.escape(src.url)}; its articles stay in the index.</p>",
+            "",
+            _sources_table(),
+        )
 
     def on_sources_update(progress=gr.Progress()):
         try:
@@ -340,8 +396,17 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
     # -- API endpoints ---------------------------------------------------------------------------------------------
 
-    def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
-            doc_ids: str = "", sort: str = "relevance", history: str = "") -> dict:
+    def ask(
+        question: str,
+        k: int = default_k,
+        since: str = "",
+        until: str = "",
+        section: str = "",
+        outlet: str = "",
+        doc_ids: str = "",
+        sort: str = "relevance",
+        history: str = "",
+    ) -> dict:
         """Answer a question with quoted sentences from the indexed articles, each with a citation, or abstain.
 
         Args:
@@ -361,13 +426,30 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             section, outlet), passages, read_as and follows (how a follow-up was read).
         """
         try:
-            return library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
-                               outlet=outlet, sort=sort, history=parse_history_json(history)).to_dict()
+            return library.ask(
+                question,
+                int(k),
+                _ids(doc_ids),
+                since=since,
+                until=until,
+                section=section,
+                outlet=outlet,
+                sort=sort,
+                history=parse_history_json(history),
+            ).to_dict()
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
-    def search(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "",
-               outlet: str = "", doc_ids: str = "", sort: str = "relevance") -> list[dict]:
+    def search(
+        question: str,
+        k: int = default_k,
+        since: str = "",
+        until: str = "",
+        section: str = "",
+        outlet: str = "",
+        doc_ids: str = "",
+        sort: str = "relevance",
+    ) -> list[dict]:
         """The k passages of the indexed articles that best match a query, best first, with scores.
 
         Args:
@@ -384,8 +466,12 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
             a list of passages (doc_id, title, source, start, end, text, score, date, section, outlet).
         """
         try:
-            return [p.to_dict() for p in library.search(question, int(k), _ids(doc_ids), since=since, until=until,
-                                                         section=section, outlet=outlet, sort=sort)]
+            return [
+                p.to_dict()
+                for p in library.search(
+                    question, int(k), _ids(doc_ids), since=since, until=until, section=section, outlet=outlet, sort=sort
+                )
+            ]
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -402,139 +488,296 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=320):
                         chatbot = gr.Chatbot(
-                            show_label=False, elem_id="chat",
-                            placeholder="Answers quote the articles. Click a citation such as [1] to read it in its article.", height=430, latex_delimiters=[], sanitize_html=True, render_markdown=True,
+                            show_label=False,
+                            elem_id="chat",
+                            placeholder="Answers quote the articles. Click a citation such as [1] to read it in its article.",
+                            height=430,
+                            latex_delimiters=[],
+                            sanitize_html=True,
+                            render_markdown=True,
                             buttons=["copy"],
                         )
                         with gr.Row(equal_height=True):
-                            msg = gr.Textbox(placeholder="Ask a question about the articles and press Enter",
-                                             show_label=False, scale=6, elem_id="msg", max_lines=4, autofocus=True)
+                            msg = gr.Textbox(
+                                placeholder="Ask a question about the articles and press Enter",
+                                show_label=False,
+                                scale=6,
+                                elem_id="msg",
+                                max_lines=4,
+                                autofocus=True,
+                            )
                             ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
                         if examples:
-                            gr.Examples(examples=[[q] for q in examples], inputs=[msg], label="Examples",
-                                        elem_id="examples")
+                            gr.Examples(
+                                examples=[[q] for q in examples], inputs=[msg], label="Examples", elem_id="examples"
+                            )
                         with gr.Accordion("Settings", open=False, elem_id="settings"):
-                            k_slider = gr.Slider(1, 20, value=default_k, step=1, label="Passages to read (k)",
-                                                 elem_id="k")
+                            k_slider = gr.Slider(
+                                1, 20, value=default_k, step=1, label="Passages to read (k)", elem_id="k"
+                            )
                             with gr.Row():
-                                since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
-                                                   elem_id="since", max_lines=1)
-                                until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
-                                                   elem_id="until", max_lines=1)
+                                since = gr.Textbox(
+                                    label="From date",
+                                    placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                    elem_id="since",
+                                    max_lines=1,
+                                )
+                                until = gr.Textbox(
+                                    label="To date",
+                                    placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                    elem_id="until",
+                                    max_lines=1,
+                                )
                             with gr.Row():
-                                section_filter = gr.Dropdown(choices=_value_choices(library.sections()),
-                                                             multiselect=True, value=[], label="Sections (empty = all)",
-                                                             elem_id="section-filter")
-                                outlet_filter = gr.Dropdown(choices=_value_choices(library.outlets()), multiselect=True,
-                                                            value=[], label="Outlets (empty = all)", elem_id="outlet-filter")
-                            doc_search = gr.Textbox(label="Find articles to search in", elem_id="doc-search",
-                                                    placeholder="Type words of a title or an id", max_lines=1)
-                            doc_filter = gr.Dropdown(choices=[], multiselect=True, value=[],
-                                                     label="Only these articles (empty = all)", elem_id="doc-filter")
-                            sort = gr.Radio([("Most relevant", "relevance"), ("Newest first", "newest")],
-                                            value="relevance", label="Order of the passages", elem_id="sort")
+                                section_filter = gr.Dropdown(
+                                    choices=_value_choices(library.sections()),
+                                    multiselect=True,
+                                    value=[],
+                                    label="Sections (empty = all)",
+                                    elem_id="section-filter",
+                                )
+                                outlet_filter = gr.Dropdown(
+                                    choices=_value_choices(library.outlets()),
+                                    multiselect=True,
+                                    value=[],
+                                    label="Outlets (empty = all)",
+                                    elem_id="outlet-filter",
+                                )
+                            doc_search = gr.Textbox(
+                                label="Find articles to search in",
+                                elem_id="doc-search",
+                                placeholder="Type words of a title or an id",
+                                max_lines=1,
+                            )
+                            doc_filter = gr.Dropdown(
+                                choices=[],
+                                multiselect=True,
+                                value=[],
+                                label="Only these articles (empty = all)",
+                                elem_id="doc-filter",
+                            )
+                            sort = gr.Radio(
+                                [("Most relevant", "relevance"), ("Newest first", "newest")],
+                                value="relevance",
+                                label="Order of the passages",
+                                elem_id="sort",
+                            )
                         new_btn = gr.Button("New chat", size="sm", elem_id="new-chat")
                     with gr.Column(scale=2, min_width=300):
                         gr.Markdown("### Sources")
                         panel = gr.HTML(render.EMPTY_PANEL, elem_id="sources", js_on_load=BRIDGE_JS)
                         whole = gr.Checkbox(False, label="Show the whole article", elem_id="whole")
-                        cite_radio = gr.Radio(choices=[], visible=False, label="Sources of the last answer",
-                                              elem_id="cite-radio")
+                        cite_radio = gr.Radio(
+                            choices=[], visible=False, label="Sources of the last answer", elem_id="cite-radio"
+                        )
             with gr.Tab("Library", id="library") as lib_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=320):
                         gr.Markdown("### Indexed articles")
                         with gr.Row(equal_height=True):
-                            lib_search = gr.Textbox(placeholder="Search titles, ids, sections, outlets", show_label=False,
-                                                    elem_id="lib-search", max_lines=1, scale=3)
-                            lib_section = gr.Dropdown(choices=_value_choices(library.sections()), value=None,
-                                                      label="Section", elem_id="lib-section", scale=1)
-                            lib_outlet = gr.Dropdown(choices=_value_choices(library.outlets()), value=None,
-                                                     label="Outlet", elem_id="lib-outlet", scale=1)
+                            lib_search = gr.Textbox(
+                                placeholder="Search titles, ids, sections, outlets",
+                                show_label=False,
+                                elem_id="lib-search",
+                                max_lines=1,
+                                scale=3,
+                            )
+                            lib_section = gr.Dropdown(
+                                choices=_value_choices(library.sections()),
+                                value=None,
+                                label="Section",
+                                elem_id="lib-section",
+                                scale=1,
+                            )
+                            lib_outlet = gr.Dropdown(
+                                choices=_value_choices(library.outlets()),
+                                value=None,
+                                label="Outlet",
+                                elem_id="lib-outlet",
+                                scale=1,
+                            )
                         with gr.Row(equal_height=True):
-                            lib_sort = gr.Dropdown([("Id", "id"), ("Title", "title"), ("Date", "date"),
-                                                    ("Section", "section"), ("Outlet", "outlet"), ("Passages", "passages")],
-                                                   value="id", label="Sort by", elem_id="lib-sort", scale=2, min_width=120)
+                            lib_sort = gr.Dropdown(
+                                [
+                                    ("Id", "id"),
+                                    ("Title", "title"),
+                                    ("Date", "date"),
+                                    ("Section", "section"),
+                                    ("Outlet", "outlet"),
+                                    ("Passages", "passages"),
+                                ],
+                                value="id",
+                                label="Sort by",
+                                elem_id="lib-sort",
+                                scale=2,
+                                min_width=120,
+                            )
                             lib_desc = gr.Checkbox(False, label="Descending", elem_id="lib-desc", scale=1, min_width=90)
                             prev_btn = gr.Button("◀", size="sm", elem_id="lib-prev", scale=1, min_width=50)
-                            lib_page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="lib-page", scale=1,
-                                                 min_width=70)
+                            lib_page = gr.Number(
+                                1, label="Page", precision=0, minimum=1, elem_id="lib-page", scale=1, min_width=70
+                            )
                             next_btn = gr.Button("▶", size="sm", elem_id="lib-next", scale=1, min_width=50)
                         first_table, first_counts, _ = _listing("", None, None, "id", False, 1)
                         docs_counts = gr.HTML(first_counts, elem_id="docs-counts")
                         docs_table = gr.HTML(first_table, elem_id="docs")
                     with gr.Column(scale=2, min_width=300):
                         status_box = gr.HTML(render.status_html(status), elem_id="index-status")
-                        files = gr.File(label=f"Add articles ({', '.join(UPLOAD_EXTENSIONS)}; up to "
-                                              f"{settings.max_upload_mb:g} MB each)",
-                                        file_count="multiple", file_types=list(UPLOAD_EXTENSIONS), elem_id="upload")
+                        files = gr.File(
+                            label=f"Add articles ({', '.join(UPLOAD_EXTENSIONS)}; up to "
+                            f"{settings.max_upload_mb:g} MB each)",
+                            file_count="multiple",
+                            file_types=list(UPLOAD_EXTENSIONS),
+                            elem_id="upload",
+                        )
                         upload_msg = gr.HTML("", elem_id="upload-msg")
                         with gr.Row(equal_height=True):
-                            url_box = gr.Textbox(label="Add by URL", placeholder="https://… (one or more, space- or "
-                                                 "line-separated)", lines=1, max_lines=4, elem_id="add-url", scale=3)
+                            url_box = gr.Textbox(
+                                label="Add by URL",
+                                placeholder="https://… (one or more, space- or line-separated)",
+                                lines=1,
+                                max_lines=4,
+                                elem_id="add-url",
+                                scale=3,
+                            )
                             url_btn = gr.Button("Add by URL", elem_id="add-url-btn", scale=1, min_width=100)
                         url_msg = gr.HTML("", elem_id="add-url-msg")
                         rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
                         rebuild_msg = gr.HTML("", elem_id="rebuild-msg")
                         gr.Markdown("### Feeds and sitemaps")
                         sources_table = gr.HTML(_sources_table(), elem_id="web-sources")
-                        source_box = gr.Textbox(label="Feed, sitemap or site URL", max_lines=1, elem_id="source-url",
-                                                placeholder="https://example.com/feed.xml")
+                        source_box = gr.Textbox(
+                            label="Feed, sitemap or site URL",
+                            max_lines=1,
+                            elem_id="source-url",
+                            placeholder="https://example.com/feed.xml",
+                        )
                         with gr.Row():
                             add_src_btn = gr.Button("Follow", size="sm", elem_id="source-add")
                             remove_src_btn = gr.Button("Stop following", size="sm", elem_id="source-remove")
-                            update_src_btn = gr.Button("Update sources", size="sm", variant="primary",
-                                                       elem_id="source-update")
+                            update_src_btn = gr.Button(
+                                "Update sources", size="sm", variant="primary", elem_id="source-update"
+                            )
                         sources_msg = gr.HTML("", elem_id="sources-msg")
             watched_tab(library, panel=panel, tabs=tabs)  # saved questions and the answers new articles gave them
 
-        chat_inputs = [msg, chatbot, turns, k_slider, doc_filter, whole, since, until, section_filter, outlet_filter, sort]
+        chat_inputs = [
+            msg,
+            chatbot,
+            turns,
+            k_slider,
+            doc_filter,
+            whole,
+            since,
+            until,
+            section_filter,
+            outlet_filter,
+            sort,
+        ]
         chat_outputs = [msg, chatbot, turns, panel, ref, cite_radio]
-        msg.submit(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
-                   concurrency_limit=QUEUE_WORKERS)
-        ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="chat",
-                      concurrency_limit=QUEUE_WORKERS)
+        msg.submit(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            api_visibility="private",
+            concurrency_id="chat",
+            concurrency_limit=QUEUE_WORKERS,
+        )
+        ask_btn.click(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            api_visibility="private",
+            concurrency_id="chat",
+            concurrency_limit=QUEUE_WORKERS,
+        )
         panel.click(on_ref_click, [turns, whole], [panel, ref, cite_radio, tabs], api_visibility="private").then(
-            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private"
+        )
         cite_radio.input(on_radio, [cite_radio, turns, whole], [panel, ref], api_visibility="private").then(
-            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private"
+        )
         whole.input(on_whole, [turns, ref, whole], panel, api_visibility="private").then(
-            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private")
+            None, None, None, js=SCROLL_TO_MARK_JS, api_visibility="private"
+        )
         new_btn.click(new_chat, None, [chatbot, turns, panel, ref, cite_radio, msg], api_visibility="private")
         listing_inputs = [lib_search, lib_section, lib_outlet, lib_sort, lib_desc]
         listing_outputs = [docs_table, docs_counts, lib_page]
-        view_outputs = [status_box, docs_table, status_top, docs_counts, lib_page, lib_section, lib_outlet,
-                        section_filter, outlet_filter]
+        view_outputs = [
+            status_box,
+            docs_table,
+            status_top,
+            docs_counts,
+            lib_page,
+            lib_section,
+            lib_outlet,
+            section_filter,
+            outlet_filter,
+        ]
         lib_tab.select(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private")
         lib_tab.select(_sources_table, None, sources_table, api_visibility="private")
         for box in (lib_search,):
             box.submit(on_listing, listing_inputs, listing_outputs, api_visibility="private")
-            box.change(on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last")
+            box.change(
+                on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last"
+            )
         for box in (lib_section, lib_outlet, lib_sort, lib_desc):
             box.input(on_listing, listing_inputs, listing_outputs, api_visibility="private")
-        prev_btn.click(lambda *a: on_page(*a, -1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
-        next_btn.click(lambda *a: on_page(*a, 1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
-        lib_page.submit(lambda *a: on_page(*a, 0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
-        doc_search.change(on_pick, [doc_search, doc_filter], doc_filter, api_visibility="private",
-                          trigger_mode="always_last")
-        files.upload(on_upload, files, [upload_msg, files, status_box], api_visibility="private",
-                     show_progress_on=[upload_msg])
+        prev_btn.click(
+            lambda *a: on_page(*a, -1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+        )
+        next_btn.click(
+            lambda *a: on_page(*a, 1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+        )
+        lib_page.submit(
+            lambda *a: on_page(*a, 0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+        )
+        doc_search.change(
+            on_pick, [doc_search, doc_filter], doc_filter, api_visibility="private", trigger_mode="always_last"
+        )
+        files.upload(
+            on_upload, files, [upload_msg, files, status_box], api_visibility="private", show_progress_on=[upload_msg]
+        )
 
         def job(trigger, fn, inputs, outputs, message, refresh: bool = True):
             """A long job: one at a time, its progress on its message only, then the tab refreshed."""
-            event = trigger(fn, inputs, outputs, api_visibility="private", concurrency_id="rebuild",
-                            concurrency_limit=1, show_progress_on=[message])
+            event = trigger(
+                fn,
+                inputs,
+                outputs,
+                api_visibility="private",
+                concurrency_id="rebuild",
+                concurrency_limit=1,
+                show_progress_on=[message],
+            )
             if refresh:
-                event.then(library_view, [*listing_inputs, lib_page], view_outputs, api_visibility="private",
-                           show_progress="hidden")
+                event.then(
+                    library_view,
+                    [*listing_inputs, lib_page],
+                    view_outputs,
+                    api_visibility="private",
+                    show_progress="hidden",
+                )
 
         job(rebuild_btn.click, on_rebuild, None, [rebuild_msg], rebuild_msg)
         for trigger in (url_btn.click, url_box.submit):
             job(trigger, on_add_urls, [url_box], [url_msg, url_box, sources_table], url_msg)
-        job(add_src_btn.click, on_source_add, [source_box], [sources_msg, source_box, sources_table], sources_msg,
-            refresh=False)
-        job(remove_src_btn.click, on_source_remove, [source_box], [sources_msg, source_box, sources_table],
-            sources_msg, refresh=False)
+        job(
+            add_src_btn.click,
+            on_source_add,
+            [source_box],
+            [sources_msg, source_box, sources_table],
+            sources_msg,
+            refresh=False,
+        )
+        job(
+            remove_src_btn.click,
+            on_source_remove,
+            [source_box],
+            [sources_msg, source_box, sources_table],
+            sources_msg,
+            refresh=False,
+        )
         job(update_src_btn.click, on_sources_update, None, [sources_msg, sources_table], sources_msg)
 
         # With --mcp, Gradio turns public endpoints into MCP tools named after the function and returns str() of the
@@ -550,8 +793,17 @@ def create_app(library: Library, *, mcp: bool = False) -> gr.Blocks:
 
 
 def _mcp_tools(library: Library, default_k: int):
-    def ask(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "", outlet: str = "",
-            doc_ids: str = "", sort: str = "relevance", history: str = "") -> str:
+    def ask(
+        question: str,
+        k: int = default_k,
+        since: str = "",
+        until: str = "",
+        section: str = "",
+        outlet: str = "",
+        doc_ids: str = "",
+        sort: str = "relevance",
+        history: str = "",
+    ) -> str:
         """Answer a question with sentences quoted from the indexed articles, each cited by article and character span.
 
         Args:
@@ -575,14 +827,33 @@ def _mcp_tools(library: Library, default_k: int):
             `read_as` is the question as it was read when it followed an earlier turn (`follows`: which one).
         """
         try:
-            return json.dumps(library.ask(question, int(k), _ids(doc_ids), since=since, until=until, section=section,
-                                          outlet=outlet, sort=sort, history=parse_history_json(history)).to_dict(),
-                              ensure_ascii=False)
+            return json.dumps(
+                library.ask(
+                    question,
+                    int(k),
+                    _ids(doc_ids),
+                    since=since,
+                    until=until,
+                    section=section,
+                    outlet=outlet,
+                    sort=sort,
+                    history=parse_history_json(history),
+                ).to_dict(),
+                ensure_ascii=False,
+            )
         except RagError as exc:
             return json.dumps({"error": str(exc)})
 
-    def search(question: str, k: int = default_k, since: str = "", until: str = "", section: str = "",
-               outlet: str = "", doc_ids: str = "", sort: str = "relevance") -> str:
+    def search(
+        question: str,
+        k: int = default_k,
+        since: str = "",
+        until: str = "",
+        section: str = "",
+        outlet: str = "",
+        doc_ids: str = "",
+        sort: str = "relevance",
+    ) -> str:
         """Find the passages of the indexed articles that best match a query, best first, with scores.
 
         Args:
@@ -599,9 +870,22 @@ def _mcp_tools(library: Library, default_k: int):
             JSON list of passages: [{doc_id, title, source, start, end, text, score, date, section, outlet}].
         """
         try:
-            return json.dumps([p.to_dict() for p in library.search(question, int(k), _ids(doc_ids), since=since,
-                                                                    until=until, section=section, outlet=outlet,
-                                                                    sort=sort)], ensure_ascii=False)
+            return json.dumps(
+                [
+                    p.to_dict()
+                    for p in library.search(
+                        question,
+                        int(k),
+                        _ids(doc_ids),
+                        since=since,
+                        until=until,
+                        section=section,
+                        outlet=outlet,
+                        sort=sort,
+                    )
+                ],
+                ensure_ascii=False,
+            )
         except RagError as exc:
             return json.dumps({"error": str(exc)})
 
@@ -616,9 +900,18 @@ def _check_access(mcp: bool, auth: Credentials | None) -> None:
         )
 
 
-def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-           share: bool = False, mcp: bool = False, auth: Credentials | None = None,
-           cors_origins: Sequence[str] | None = None, block: bool = True) -> Served:
+def launch(
+    demo: gr.Blocks,
+    library: Library,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    share: bool = False,
+    mcp: bool = False,
+    auth: Credentials | None = None,
+    cors_origins: Sequence[str] | None = None,
+    block: bool = True,
+) -> Served:
     """Start the app and its JSON API (/api): loopback by default, uploads capped, no files served from disk,
     optional login (the same one for the page and the API).
 
@@ -648,23 +941,40 @@ def launch(demo: gr.Blocks, library: Library, *, host: str = DEFAULT_HOST, port:
         # Nothing on disk is served except Gradio's own upload cache: no allowed_paths, and the article and index
         # folders are blocked explicitly in case the working directory is one of them.
         allowed_paths=[],
-        blocked_paths=[str(library.index_dir.resolve()), str(library.uploads_dir.resolve()),
-                       str(library.web().files.folder.resolve())],
+        blocked_paths=[
+            str(library.index_dir.resolve()),
+            str(library.uploads_dir.resolve()),
+            str(library.web().files.folder.resolve()),
+        ],
         css=CSS,
         show_error=False,
         ssr_mode=False,
         pwa=False,
         enable_monitoring=False,
     )
-    served = start(demo, api, host=host, port=port, gradio_options=gradio_options, share=share, quiet=not block,
-                   routes=[feed_route(library, auth)])
+    served = start(
+        demo,
+        api,
+        host=host,
+        port=port,
+        gradio_options=gradio_options,
+        share=share,
+        quiet=not block,
+        routes=[feed_route(library, auth)],
+    )
     if block:
         served.wait()
     return served
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None, share: bool = False,
-          mcp: bool = False, auth: str | None = None) -> int:
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    share: bool = False,
+    mcp: bool = False,
+    auth: str | None = None,
+) -> int:
     """`rag serve`: open the index, build the app and serve it until interrupted.
 
     Args:
@@ -683,6 +993,15 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     origins = resolve_cors_origins()
     library = Library(settings.index_dir, settings)
     demo = create_app(library, mcp=mcp)
-    launch(demo, library, host=host or DEFAULT_HOST, port=port or DEFAULT_PORT, share=share, mcp=mcp,
-           auth=credentials, cors_origins=origins, block=True)
+    launch(
+        demo,
+        library,
+        host=host or DEFAULT_HOST,
+        port=port or DEFAULT_PORT,
+        share=share,
+        mcp=mcp,
+        auth=credentials,
+        cors_origins=origins,
+        block=True,
+    )
     return 0

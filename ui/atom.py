@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import html
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request
@@ -65,13 +65,16 @@ def _content(a: WatchedAnswer, base: str) -> str:
     if a.short_answer:
         parts.append(f"<p>{e(a.short_answer)}</p>")
     parts.append(f"<blockquote>{quote}</blockquote>")
-    parts.append(f"<p><a href=\"{e(link, quote=True)}\">{e(a.title)}</a>{f' ({e(about)})' if about else ''}<br>"
-                 f"{where} · confidence {a.confidence:.2f}</p>")
+    parts.append(
+        f'<p><a href="{e(link, quote=True)}">{e(a.title)}</a>{f" ({e(about)})" if about else ""}<br>'
+        f"{where} · confidence {a.confidence:.2f}</p>"
+    )
     return "".join(parts)
 
 
-def atom_feed(answers: Sequence[WatchedAnswer], *, base: str, feed_id: str, title: str = "New answers to the "
-              "watched questions") -> str:
+def atom_feed(
+    answers: Sequence[WatchedAnswer], *, base: str, feed_id: str, title: str = "New answers to the watched questions"
+) -> str:
     """The Atom document (RFC 4287) for `answers`, newest first.
 
     Args:
@@ -82,20 +85,30 @@ def atom_feed(answers: Sequence[WatchedAnswer], *, base: str, feed_id: str, titl
     newest = sorted(answers, key=lambda a: a.id, reverse=True)[:MAX_ENTRIES]
     updated = newest[0].recorded_at if newest else now()
     x = escape
-    out = [f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}">',
-           f"<id>urn:uuid:{x(feed_id)}</id>", f"<title>{x(title)}</title>", f"<updated>{x(updated)}</updated>",
-           f'<link rel="self" type="application/atom+xml" href="{_attr(base)}answers.xml"/>',
-           f'<link rel="alternate" type="text/html" href="{_attr(base)}"/>',
-           "<author><name>rag-articles</name></author>", "<generator>rag-articles</generator>"]
+    out = [
+        f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}">',
+        f"<id>urn:uuid:{x(feed_id)}</id>",
+        f"<title>{x(title)}</title>",
+        f"<updated>{x(updated)}</updated>",
+        f'<link rel="self" type="application/atom+xml" href="{_attr(base)}answers.xml"/>',
+        f'<link rel="alternate" type="text/html" href="{_attr(base)}"/>',
+        "<author><name>rag-articles</name></author>",
+        "<generator>rag-articles</generator>",
+    ]
     for a in newest:
         said = a.short_answer or a.quote
         head = f"[{a.question_id}] {a.question} \u2014 {said}"
         link = answer_link(a, base)
-        out += ["<entry>", f"<id>{_entry_id(feed_id, a)}</id>", f"<title>{x(head)}</title>",
-                f"<updated>{x(a.recorded_at)}</updated>", f"<published>{x(a.recorded_at)}</published>",
-                f'<link rel="alternate" type="text/html" href="{_attr(link)}"/>',
-                f"<summary>{x(said)}</summary>",
-                f'<content type="html">{x(_content(a, base))}</content>']
+        out += [
+            "<entry>",
+            f"<id>{_entry_id(feed_id, a)}</id>",
+            f"<title>{x(head)}</title>",
+            f"<updated>{x(a.recorded_at)}</updated>",
+            f"<published>{x(a.recorded_at)}</published>",
+            f'<link rel="alternate" type="text/html" href="{_attr(link)}"/>',
+            f"<summary>{x(said)}</summary>",
+            f'<content type="html">{x(_content(a, base))}</content>',
+        ]
         section = a.citation.get("section")
         if section:
             out.append(f'<category term="{_attr(section)}"/>')
@@ -131,4 +144,3 @@ def _app(library: Library, credentials: Credentials | None) -> FastAPI:
 def feed_route(library: Library, credentials: Credentials | None) -> Route:
     """The /answers.xml route for the server (ui.server.start(routes=...)), with the login of /api."""
     return Route("/answers.xml", _app(library, credentials), methods=["GET", "HEAD"])
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import quote, unquote, urlparse
 
 from rag.index.catalog import DocumentInfo
@@ -83,7 +83,7 @@ def parse_doc_ref(ref: str | None) -> str | None:
 
 
 def about(date: str | None, section: str | None, outlet: str | None) -> str:
-    """"2024-03-06 · politics · Reuters": whichever of an article's date, section and outlet it has."""
+    """ "2024-03-06 · politics · Reuters": whichever of an article's date, section and outlet it has."""
     return " · ".join(x for x in ((date or "")[:10], section, outlet) if x)
 
 
@@ -139,8 +139,10 @@ def _quote_markdown(c) -> str:
     a, b = c.answer_start - c.start, c.answer_end - c.start
     pre, ans, post = c.quote[:a], c.quote[a:b], c.quote[b:]
     # Spaces stay outside the bold markers, or markdown does not close them.
-    return (f"{md_escape(pre)}{' ' if pre[-1:].isspace() else ''}**{md_escape(ans.strip())}**"
-            f"{' ' if post[:1].isspace() else ''}{md_escape(post)}").strip()
+    return (
+        f"{md_escape(pre)}{' ' if pre[-1:].isspace() else ''}**{md_escape(ans.strip())}**"
+        f"{' ' if post[:1].isspace() else ''}{md_escape(post)}"
+    ).strip()
 
 
 def _byline(author: str | None, outlet: str | None) -> str:
@@ -150,9 +152,13 @@ def _byline(author: str | None, outlet: str | None) -> str:
 def excerpt_html(ex: Excerpt, label: str) -> str:
     """The sources panel for one citation or passage: title, byline, source, and the text with the span marked."""
     e = html.escape
-    head = f"<div class='src-head'><span class='src-label'>{e(label)}</span> <b class='src-title'>{e(ex.title)}</b></div>"
+    head = (
+        f"<div class='src-head'><span class='src-label'>{e(label)}</span> <b class='src-title'>{e(ex.title)}</b></div>"
+    )
     when = about(ex.date, ex.section, None)
-    meta = [x for x in (when, _byline(ex.author, ex.outlet), ex.doc_id, ex.source if ex.source != ex.doc_id else "") if x]
+    meta = [
+        x for x in (when, _byline(ex.author, ex.outlet), ex.doc_id, ex.source if ex.source != ex.doc_id else "") if x
+    ]
     # A whole article opened from the Library has no quoted span to locate.
     span = [f"characters {ex.start + ex.mark_start}–{ex.start + ex.mark_end}"] if ex.mark_end > ex.mark_start else []
     meta_html = " · ".join(f"<span>{e(x)}</span>" for x in meta + span)
@@ -160,8 +166,10 @@ def excerpt_html(ex: Excerpt, label: str) -> str:
     if ex.url and urlparse(ex.url).scheme in ("http", "https"):
         url = f" · <a href='{e(ex.url, quote=True)}' target='_blank' rel='noopener noreferrer'>{e(ex.url)}</a>"
     if ex.changed:
-        note = ("<div class='src-note'>This article has changed since the answer was given; only the quote is shown. "
-                "Ask again to cite the current text.</div>")
+        note = (
+            "<div class='src-note'>This article has changed since the answer was given; only the quote is shown. "
+            "Ask again to cite the current text.</div>"
+        )
         body = f"<mark class='src-quote'>{e(ex.text)}</mark>"
         return f"<div class='src'>{head}<div class='src-meta'>{meta_html}</div>{note}<div class='src-text'>{body}</div></div>"
     pre, mark, post = ex.text[: ex.mark_start], ex.marked, ex.text[ex.mark_end :]
@@ -173,16 +181,17 @@ def excerpt_html(ex: Excerpt, label: str) -> str:
         inner = f"{e(mark[:a])}<strong class='src-answer'>{e(mark[a:b])}</strong>{e(mark[b:])}"
     body = f"{lead}{e(pre)}<mark class='src-quote'>{inner}</mark>{e(post)}{tail}"
     cls = "src-text src-whole" if ex.whole else "src-text"
-    return (f"<div class='src'>{head}<div class='src-meta'>{meta_html}{url}</div>"
-            f"<div class='{cls}'>{body}</div></div>")
+    return f"<div class='src'>{head}<div class='src-meta'>{meta_html}{url}</div><div class='{cls}'>{body}</div></div>"
 
 
 def status_line(status: LibraryStatus) -> str:
     """The one-line index summary under the title (HTML)."""
     e = html.escape
     building = " · <b>rebuilding…</b>" if status.building else ""
-    return (f"<div class='status-line'>{status.documents} article{'s' if status.documents != 1 else ''} · "
-            f"{status.chunks} passages · model {e(status.model)} · built {e(status.built_at)}{building}</div>")
+    return (
+        f"<div class='status-line'>{status.documents} article{'s' if status.documents != 1 else ''} · "
+        f"{status.chunks} passages · model {e(status.model)} · built {e(status.built_at)}{building}</div>"
+    )
 
 
 def status_html(status: LibraryStatus) -> str:
@@ -216,8 +225,10 @@ def documents_html(docs: Sequence[DocumentInfo]) -> str:
         f"<td>{e(d.outlet or '')}</td><td class='num'>{d.chunks}</td></tr>"
         for d in docs
     )
-    return ("<table class='docs-table'><thead><tr><th>Title</th><th>Id</th><th>Date</th><th>Section</th><th>Outlet</th>"
-            f"<th class='num'>Passages</th></tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        "<table class='docs-table'><thead><tr><th>Title</th><th>Id</th><th>Date</th><th>Section</th><th>Outlet</th>"
+        f"<th class='num'>Passages</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def listing_html(listing: Listing) -> str:
@@ -226,8 +237,10 @@ def listing_html(listing: Listing) -> str:
         return "<div class='docs-empty'>No article matches.</div>"
     first = (listing.page - 1) * listing.per_page + 1
     last = first + len(listing.rows) - 1
-    head = (f"<div class='docs-count'>{first}–{last} of {listing.total} article{'s' if listing.total != 1 else ''}"
-            f" · page {listing.page} of {listing.pages}</div>")
+    head = (
+        f"<div class='docs-count'>{first}–{last} of {listing.total} article{'s' if listing.total != 1 else ''}"
+        f" · page {listing.page} of {listing.pages}</div>"
+    )
     return head + documents_html(listing.rows)
 
 
@@ -240,8 +253,10 @@ def counts_html(listing: Listing, months: int = 12) -> str:
     more = f" · … {len(dated) - months} earlier months" if len(dated) > months else ""
     undated = listing.by_month.get("(none)", 0)
     none = f"{' · ' if shown else ''}undated <b>{undated}</b>" if undated else ""
-    return (f"<div class='docs-counts'><div><span class='src-label'>By section:</span> {sections or '—'}</div>"
-            f"<div><span class='src-label'>By month:</span> {shown}{more}{none}</div></div>")
+    return (
+        f"<div class='docs-counts'><div><span class='src-label'>By section:</span> {sections or '—'}</div>"
+        f"<div><span class='src-label'>By month:</span> {shown}{more}{none}</div></div>"
+    )
 
 
 def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
@@ -249,7 +264,9 @@ def uploads_html(stored: Sequence[StoredUpload], refused: Sequence[str]) -> str:
     e = html.escape
     items = []
     for s in stored:
-        what = "already uploaded" if s.already_present else f"added ({s.articles} article{'s' if s.articles != 1 else ''})"
+        what = (
+            "already uploaded" if s.already_present else f"added ({s.articles} article{'s' if s.articles != 1 else ''})"
+        )
         items.append(f"<li class='up-ok'>{e(s.original_name)}: {what}, saved as {e(s.path.name)}</li>")
     for r in refused:
         items.append(f"<li class='up-refused'>Refused: {e(r)}</li>")
@@ -265,9 +282,13 @@ def web_sources_html(sources: Sequence) -> str:
     rows = "".join(
         f"<tr><td class='src-path'>{e(s.url)}</td><td>{e(s.kind or '')}</td><td class='nowrap'>{e(s.last_check or 'never')}</td>"
         f"<td>{e(s.status)}</td><td class='num'>{s.new_items}</td>"
-        f"<td class='up-refused'>{e(s.last_error or '')}</td></tr>" for s in sources)
-    return ("<table class='docs-table web-sources'><thead><tr><th>Source</th><th>Kind</th><th>Last check</th>"
-            f"<th>Status</th><th class='num'>New items</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>")
+        f"<td class='up-refused'>{e(s.last_error or '')}</td></tr>"
+        for s in sources
+    )
+    return (
+        "<table class='docs-table web-sources'><thead><tr><th>Source</th><th>Kind</th><th>Last check</th>"
+        f"<th>Status</th><th class='num'>New items</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def web_report_html(report) -> str:
@@ -283,6 +304,12 @@ def web_report_html(report) -> str:
             else:
                 items.append(f"<li class='up-ok'>{e(p.status)}: {e(p.title or p.url)}</li>")
     b = report.build
-    done = (f"<p>Published: {b.documents} articles ({b.added} added, {b.updated} updated). The chat now answers from "
-            "them.</p>") if b else "<p>Nothing was published.</p>"
+    done = (
+        (
+            f"<p>Published: {b.documents} articles ({b.added} added, {b.updated} updated). The chat now answers from "
+            "them.</p>"
+        )
+        if b
+        else "<p>Nothing was published.</p>"
+    )
     return f"<ul class='uploads'>{''.join(items)}</ul>{done}"

@@ -13,7 +13,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 import uvicorn
@@ -29,8 +30,16 @@ __all__ = ["Served", "start"]
 class Served:
     """A running server: `url` is its address (with a trailing /); `close()` stops it, `wait()` blocks until then."""
 
-    def __init__(self, url: str, server: uvicorn.Server, thread: threading.Thread, loop: asyncio.AbstractEventLoop,
-                 demo: gr.Blocks, gradio_app: Any, share_url: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        loop: asyncio.AbstractEventLoop,
+        demo: gr.Blocks,
+        gradio_app: Any,
+        share_url: str | None = None,
+    ):
         self.url = url
         self.share_url = share_url
         self.demo = demo
@@ -56,8 +65,9 @@ class Served:
         def interrupt(signum, frame):  # SIGTERM (a service manager, `kill`): stop as Ctrl-C does
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() \
-            else None
+        previous = (
+            signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+        )
         try:
             while self._thread.is_alive():
                 self._thread.join(0.5)
@@ -77,12 +87,23 @@ def _check_port(host: str, port: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host.strip("[]"), port))
     except OSError as exc:
-        raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); pass --port with a free port, or "
-                          "stop whatever holds this one") from None
+        raise ConfigError(
+            f"cannot serve on {host}:{port} ({exc.strerror or exc}); pass --port with a free port, or "
+            "stop whatever holds this one"
+        ) from None
 
 
-def start(demo: gr.Blocks, api: FastAPI, *, host: str, port: int, gradio_options: dict[str, Any],
-          share: bool = False, quiet: bool = False, routes: Sequence[BaseRoute] = ()) -> Served:
+def start(
+    demo: gr.Blocks,
+    api: FastAPI,
+    *,
+    host: str,
+    port: int,
+    gradio_options: dict[str, Any],
+    share: bool = False,
+    quiet: bool = False,
+    routes: Sequence[BaseRoute] = (),
+) -> Served:
     """Serve `api` at /api and `demo` at / on host:port, in a background thread.
 
     Args:
@@ -99,8 +120,9 @@ def start(demo: gr.Blocks, api: FastAPI, *, host: str, port: int, gradio_options
     app.router.routes.extend(routes)
     gr.mount_gradio_app(app, demo, path="/", server_name=host, server_port=port, **gradio_options)
     gradio_app = app.routes[-1].app
-    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=3
+    )
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
 
@@ -124,9 +146,13 @@ def start(demo: gr.Blocks, api: FastAPI, *, host: str, port: int, gradio_options
     share_url = None
     if share:
         try:
-            share_url = networking.setup_tunnel(local_host=host, local_port=port,
-                                                share_token=secrets.token_urlsafe(32), share_server_address=None,
-                                                share_server_tls_certificate=None)
+            share_url = networking.setup_tunnel(
+                local_host=host,
+                local_port=port,
+                share_token=secrets.token_urlsafe(32),
+                share_server_address=None,
+                share_server_tls_certificate=None,
+            )
         except Exception as exc:  # noqa: BLE001 - the share service is optional; the local server runs on
             print(f"warning: no public link could be made ({type(exc).__name__}: {exc})", file=sys.stderr)
     if not quiet:

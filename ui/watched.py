@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import gradio as gr
 
@@ -69,34 +69,42 @@ def _answer_html(a: WatchedAnswer, new: bool) -> str:
     if a.url and a.url.startswith(("http://", "https://")):
         link = f" · <a href='{e(a.url, quote=True)}' target='_blank' rel='noopener noreferrer'>{e(a.url)}</a>"
     quote = a.quote if len(a.quote) <= 240 else a.quote[:237] + "…"
-    return (f"<li class='watch-a{' new' if new else ''}' data-answer='{a.id}'>"
-            f"<a href='#answer-{a.id}'>{e(said)}</a> <span class='watch-quote'>— “{e(quote)}”</span><br>"
-            f"<span class='watch-meta'>{e(about)} · confidence {a.confidence:.2f} · recorded "
-            f"{e(a.recorded_at.replace('T', ' ').rstrip('Z'))} UTC</span>{link}</li>")
+    return (
+        f"<li class='watch-a{' new' if new else ''}' data-answer='{a.id}'>"
+        f"<a href='#answer-{a.id}'>{e(said)}</a> <span class='watch-quote'>— “{e(quote)}”</span><br>"
+        f"<span class='watch-meta'>{e(about)} · confidence {a.confidence:.2f} · recorded "
+        f"{e(a.recorded_at.replace('T', ' ').rstrip('Z'))} UTC</span>{link}</li>"
+    )
 
 
 def questions_html(questions: Sequence[SavedQuestion], answers: Sequence[WatchedAnswer], seen_through: int) -> str:
     """Each saved question with its answers, newest first; answers after `seen_through` are marked new."""
     e = html.escape
     if not questions:
-        return ("<div class='watch-none'>No watched questions yet. Save one above: every build that adds or changes "
-                "articles asks it against them, and an answer shows here once per article.</div>")
+        return (
+            "<div class='watch-none'>No watched questions yet. Save one above: every build that adds or changes "
+            "articles asks it against them, and an answer shows here once per article.</div>"
+        )
     by_q: dict[int, list[WatchedAnswer]] = {}
     for a in answers:
         by_q.setdefault(a.question_id, []).append(a)
     out = ["<div class='watch-list'>"]
     for q in sorted(questions, key=lambda q: -q.id):
         mine = sorted(by_q.get(q.id, []), key=lambda a: -a.id)
-        out.append(f"<div class='watch-q' data-question='{q.id}'><b>[{q.id}] {e(q.question)}</b> "
-                   f"<span class='watch-meta'>{e(_filters(q))} · {len(mine)} answer{'s' if len(mine) != 1 else ''}"
-                   f"</span><a class='watch-remove' href='#unwatch-{q.id}'>Stop watching</a>")
+        out.append(
+            f"<div class='watch-q' data-question='{q.id}'><b>[{q.id}] {e(q.question)}</b> "
+            f"<span class='watch-meta'>{e(_filters(q))} · {len(mine)} answer{'s' if len(mine) != 1 else ''}"
+            f"</span><a class='watch-remove' href='#unwatch-{q.id}'>Stop watching</a>"
+        )
         if mine:
             out.append("<ul>" + "".join(_answer_html(a, a.id > seen_through) for a in mine) + "</ul>")
         else:
             out.append("<div class='watch-none'>No answer yet.</div>")
         out.append("</div>")
-    out.append("</div><p class='watch-meta'>Follow the new answers in a feed reader: "
-               "<a href='answers.xml' target='_blank'>answers.xml</a> (Atom; the app's login).</p>")
+    out.append(
+        "</div><p class='watch-meta'>Follow the new answers in a feed reader: "
+        "<a href='answers.xml' target='_blank'>answers.xml</a> (Atom; the app's login).</p>"
+    )
     return "".join(out)
 
 
@@ -132,23 +140,48 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
     with gr.Tab(tab_label(unseen()), id="watched", elem_id="watched-tab") as tab:
         shown_seen = gr.State(None)
         gr.Markdown("### Watched questions")
-        gr.Markdown("Save a question: each build that adds or changes articles (an upload and Rebuild, Add by URL, "
-                    "a feed update, `rag watch`) asks it against them, and an answer that reaches its confidence "
-                    "is shown here once per article.", elem_classes=["watch-meta"])
+        gr.Markdown(
+            "Save a question: each build that adds or changes articles (an upload and Rebuild, Add by URL, "
+            "a feed update, `rag watch`) asks it against them, and an answer that reaches its confidence "
+            "is shown here once per article.",
+            elem_classes=["watch-meta"],
+        )
         with gr.Row(equal_height=True):
-            box = gr.Textbox(label="Question to watch", placeholder="Who will run Unilever?", max_lines=2, scale=5,
-                             elem_id="watch-question")
+            box = gr.Textbox(
+                label="Question to watch",
+                placeholder="Who will run Unilever?",
+                max_lines=2,
+                scale=5,
+                elem_id="watch-question",
+            )
             add_btn = gr.Button("Watch", variant="primary", scale=1, min_width=100, elem_id="watch-add")
         with gr.Row(equal_height=True):
             # Text, not a number box: empty must stay empty (the index's threshold), never become 0.
-            conf = gr.Textbox(label="Min confidence, 0-1 (empty: the index's)", max_lines=1, scale=1, min_width=140,
-                              elem_id="watch-min")
-            sections = gr.Dropdown(choices=sorted(library.sections(), key=str.casefold), multiselect=True, value=[],
-                                   allow_custom_value=True, label="Sections (empty = all)", elem_id="watch-sections",
-                                   scale=2)
-            outlets = gr.Dropdown(choices=sorted(library.outlets(), key=str.casefold), multiselect=True, value=[],
-                                  allow_custom_value=True, label="Outlets (empty = all)", elem_id="watch-outlets",
-                                  scale=2)
+            conf = gr.Textbox(
+                label="Min confidence, 0-1 (empty: the index's)",
+                max_lines=1,
+                scale=1,
+                min_width=140,
+                elem_id="watch-min",
+            )
+            sections = gr.Dropdown(
+                choices=sorted(library.sections(), key=str.casefold),
+                multiselect=True,
+                value=[],
+                allow_custom_value=True,
+                label="Sections (empty = all)",
+                elem_id="watch-sections",
+                scale=2,
+            )
+            outlets = gr.Dropdown(
+                choices=sorted(library.outlets(), key=str.casefold),
+                multiselect=True,
+                value=[],
+                allow_custom_value=True,
+                label="Outlets (empty = all)",
+                elem_id="watch-outlets",
+                scale=2,
+            )
         msg = gr.HTML("", elem_id="watch-msg")
         board = gr.HTML(listing(), elem_id="watched", js_on_load=WATCH_JS, css_template=CSS)
         timer = gr.Timer(REFRESH_S)
@@ -172,13 +205,22 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
         try:
             version = indexdir.require_index(library.index_dir)
             baseline = (version.name, indexdir.read_manifest(version).get("documents") or {})
-            q = store.add(text or "", min_confidence=(min_conf or "").strip() or None, section=secs or None,
-                          outlet=outs or None,
-                          max_chars=library.settings.max_question_chars, baseline=baseline)
+            q = store.add(
+                text or "",
+                min_confidence=(min_conf or "").strip() or None,
+                section=secs or None,
+                outlet=outs or None,
+                max_chars=library.settings.max_question_chars,
+                baseline=baseline,
+            )
         except RagError as exc:
             return f"<p class='watch-error'>Not saved: {html.escape(str(exc))}</p>", gr.skip(), listing(shown)
-        return (f"<p>Watching [{q.id}] {html.escape(q.question)}: the next build that adds or changes articles asks "
-                "it.</p>", "", listing(shown))
+        return (
+            f"<p>Watching [{q.id}] {html.escape(q.question)}: the next build that adds or changes articles asks "
+            "it.</p>",
+            "",
+            listing(shown),
+        )
 
     def on_click(shown: int | None, evt: gr.EventData):
         data = getattr(evt, "_data", None)
@@ -195,8 +237,13 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
             return gr.skip(), gr.skip(), note, listing(shown), gr.Tab(label=tab_label(unseen()))
         found = next((a for a in store.answers() if a.id == number), None)
         if found is None:
-            return gr.skip(), gr.skip(), "<p class='watch-error'>That answer is no longer recorded.</p>", \
-                listing(shown), gr.skip()
+            return (
+                gr.skip(),
+                gr.skip(),
+                "<p class='watch-error'>That answer is no longer recorded.</p>",
+                listing(shown),
+                gr.skip(),
+            )
         return _answer_panel(library, found), gr.Tabs(selected="chat"), gr.skip(), gr.skip(), gr.skip()
 
     def on_load():

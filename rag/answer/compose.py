@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from rag.answer.ranking import AnswerModel, Candidate, IdfFn, confidence_features, load_model
 from rag.answer.reader import Reading
@@ -119,7 +120,9 @@ def compose_answer(
     return Answer(question, text, False, conf, tuple(citations), shown, index_version)
 
 
-def _short_answer(c: Candidate, readings: Mapping[tuple[str, int], Reading] | None, first: bool) -> tuple[int, int] | None:
+def _short_answer(
+    c: Candidate, readings: Mapping[tuple[str, int], Reading] | None, first: bool
+) -> tuple[int, int] | None:
     """The reader's span inside the quoted sentence: always for the first quote it read, for later quotes only when
     the reader prefers the span to "no answer"."""
     r = readings.get((c.sentence.doc_id, c.sentence.start)) if readings else None
@@ -151,4 +154,6 @@ def load_reranker(path: str) -> Reranker:
 
         return CrossEncoder(path, device="cpu", local_files_only=True)
     except Exception as exc:
-        raise ConfigError(f"cannot load a CrossEncoder from {path} ({type(exc).__name__}: {exc}); pass another --reranker") from None
+        raise ConfigError(
+            f"cannot load a CrossEncoder from {path} ({type(exc).__name__}: {exc}); pass another --reranker"
+        ) from None

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from rag.answer import followup as followup_weights
-from rag.index import indexdir
 from rag.answer.compose import compose_answer, load_reranker
-from rag.config import Settings
-from rag.index.embedding import Embedder
-from rag.errors import FilterError, IndexCorruptError, QuestionError
 from rag.answer.filters import SORTS, Filters, allowed_chunks, make_filters
 from rag.answer.followup import FollowUp, Turn, parse_history, prefer_articles, read_followup
 from rag.answer.ranking import Candidate, Signals, confidence_features, load_model, rank_pool, score_candidates
@@ -23,6 +20,10 @@ from rag.answer.reader import Reading, load_reader
 from rag.answer.reading import load_blend, read_candidates, rescore
 from rag.answer.recency import newest_first, order_citations, prefer_cued, time_cue
 from rag.answer.retrieval import Hit, HybridRetriever, Retriever, make_retriever
+from rag.config import Settings
+from rag.errors import FilterError, IndexCorruptError, QuestionError
+from rag.index import indexdir
+from rag.index.embedding import Embedder
 from rag.index.version import IndexVersion
 from rag.types import Answer, Document, Passage, Sentence
 
@@ -109,9 +110,22 @@ class Index(IndexVersion):
             >>> idx.query("How many will go in IT?", history=[first]).read_as
             'How many will go in IT? (ABN Amro)'
         """
-        return self.query_ranked(question, k, doc_ids=doc_ids, sources=sources, abstain_threshold=abstain_threshold,
-                                 since=since, until=until, section=section, outlet=outlet, sort=sort,
-                                 filters=filters, history=history, read=read, vector=vector)[0]
+        return self.query_ranked(
+            question,
+            k,
+            doc_ids=doc_ids,
+            sources=sources,
+            abstain_threshold=abstain_threshold,
+            since=since,
+            until=until,
+            section=section,
+            outlet=outlet,
+            sort=sort,
+            filters=filters,
+            history=history,
+            read=read,
+            vector=vector,
+        )[0]
 
     def query_ranked(
         self,
@@ -139,8 +153,9 @@ class Index(IndexVersion):
         question = self._check_question(question)
         k = self._k(k)
         sort = _check_sort(sort)
-        filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
-                                          sources=sources)
+        filters = filters or make_filters(
+            since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids, sources=sources
+        )
         followup = self._followup(question, history)
         qvec = vector if vector is not None and followup is None else self._query_vector(question, followup)
         passages, candidates, docs, readings = self._rank(question, qvec, k, filters, followup, read)
@@ -184,8 +199,9 @@ class Index(IndexVersion):
         question = self._check_question(question)
         k = self._k(k)
         sort = _check_sort(sort)
-        filters = filters or make_filters(since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids,
-                                          sources=sources)
+        filters = filters or make_filters(
+            since=since, until=until, section=section, outlet=outlet, doc_ids=doc_ids, sources=sources
+        )
         followup = self._followup(question, history)
         qvec = self._query_vector(question, followup)
         top = self._rank(question, qvec, k, filters, followup)[0][:k]
@@ -198,8 +214,11 @@ class Index(IndexVersion):
     def _dated(self, answer: Answer, docs: dict[str, Document], sort: str) -> Answer:
         """Citations with their article's date and section, later quotes newest first; passages sorted if asked."""
         cites = tuple(
-            replace(c, date=docs[c.doc_id].date, section=docs[c.doc_id].section, outlet=c.outlet or docs[c.doc_id].outlet)
-            if c.doc_id in docs else c
+            replace(
+                c, date=docs[c.doc_id].date, section=docs[c.doc_id].section, outlet=c.outlet or docs[c.doc_id].outlet
+            )
+            if c.doc_id in docs
+            else c
             for c in answer.citations
         )
         answer = order_citations(replace(answer, citations=cites))
@@ -264,11 +283,15 @@ class Index(IndexVersion):
         readings = None
         if read is not True and read is not False and candidates:
             # A floor: the reader reads only when the linear model alone is that confident (the answer it would give).
-            linear = candidates if followup is None else \
-                prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)
+            linear = (
+                candidates
+                if followup is None
+                else prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)
+            )
             cued = rank_pool(passages, prefer_cued(linear, docs, time_cue(question)))[1]
-            read = any(c.passage < k for c in cued) and \
-                load_model().confidence(confidence_features(question, cued, self._idf)) >= float(read)
+            read = any(c.passage < k for c in cued) and load_model().confidence(
+                confidence_features(question, cued, self._idf)
+            ) >= float(read)
         if read and self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
             texts = {d: doc.text for d, doc in docs.items()}
@@ -282,7 +305,11 @@ class Index(IndexVersion):
         return ranked, candidates, docs, readings
 
     def pool(
-        self, question: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None,
+        self,
+        question: str,
+        qvec: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
         followup: FollowUp | None = None,
     ) -> tuple[list[Passage], list[list[Sentence]], list[np.ndarray], list[Signals], dict[str, Document]]:
         """The retrieved pool before ranking: passages, their sentences and sentence vectors, retrieval signals, documents.
@@ -290,8 +317,14 @@ class Index(IndexVersion):
         The pool is wider than k: the passage holding the best sentence is often not the retriever's first.
         """
         if followup is not None:
-            hits = self.retriever.retrieve(question, qvec, max(RANK_POOL, 2 * k), allowed, context=followup.carry,
-                                           context_weight=followup_weights.CARRY_LEXICAL)
+            hits = self.retriever.retrieve(
+                question,
+                qvec,
+                max(RANK_POOL, 2 * k),
+                allowed,
+                context=followup.carry,
+                context_weight=followup_weights.CARRY_LEXICAL,
+            )
             hits = self._with_previous_articles(hits, question, qvec, allowed, followup)
         else:
             hits = self.retriever.retrieve(question, qvec, max(RANK_POOL, 2 * k), allowed)
@@ -306,8 +339,9 @@ class Index(IndexVersion):
             signals.append(Signals(fused, dense, h.lexical_share, n, h.dense_rank, h.lexical_rank))
         return passages, sentences, vectors, signals, docs
 
-    def _with_previous_articles(self, hits: list[Hit], question: str, qvec: np.ndarray, allowed: np.ndarray | None,
-                                followup: FollowUp) -> list[Hit]:
+    def _with_previous_articles(
+        self, hits: list[Hit], question: str, qvec: np.ndarray, allowed: np.ndarray | None, followup: FollowUp
+    ) -> list[Hit]:
         """The pool plus the best passages of the previous answer's articles that it lacks.
 
         A follow-up's few words may not retrieve the article it is about; its passages join the pool with ranks
@@ -320,10 +354,18 @@ class Index(IndexVersion):
         if allowed is not None:
             mine = np.intersect1d(mine, allowed)
         seen = {h.chunk_id for h in hits}
-        extra = [h for h in self.retriever.retrieve(question, qvec, followup_weights.PREVIOUS_PASSAGES, mine,
-                                                    context=followup.carry,
-                                                    context_weight=followup_weights.CARRY_LEXICAL)
-                 if h.chunk_id not in seen]
+        extra = [
+            h
+            for h in self.retriever.retrieve(
+                question,
+                qvec,
+                followup_weights.PREVIOUS_PASSAGES,
+                mine,
+                context=followup.carry,
+                context_weight=followup_weights.CARRY_LEXICAL,
+            )
+            if h.chunk_id not in seen
+        ]
         if not extra:
             return hits
         top = max((h.lexical for h in hits if h.lexical == h.lexical), default=0.0) or 1.0
@@ -359,12 +401,27 @@ class Index(IndexVersion):
                     passages[i] = Passage(**{**p.__dict__, "also_in": p.also_in + (doc.id,)})
                 continue
             by_text[key] = len(passages)
-            passages.append(Passage(doc.id, doc.title, doc.source, row.start, row.end, text, round(h.score, 6), row.id,
-                                    date=doc.date, section=doc.section, outlet=doc.outlet))
+            passages.append(
+                Passage(
+                    doc.id,
+                    doc.title,
+                    doc.source,
+                    row.start,
+                    row.end,
+                    text,
+                    round(h.score, 6),
+                    row.id,
+                    date=doc.date,
+                    section=doc.section,
+                    outlet=doc.outlet,
+                )
+            )
             kept.append(h)
         return passages, kept, docs
 
-    def _sentences(self, passages: list[Passage], docs: dict[str, Document]) -> tuple[list[list[Sentence]], list[np.ndarray]]:
+    def _sentences(
+        self, passages: list[Passage], docs: dict[str, Document]
+    ) -> tuple[list[list[Sentence]], list[np.ndarray]]:
         all_sents: list[list[Sentence]] = []
         all_vecs: list[np.ndarray] = []
         by_chunk = self.catalog.sentences_of_chunks([p.chunk_id for p in passages])
@@ -374,7 +431,9 @@ class Index(IndexVersion):
             # A sentence cut by the chunk boundary is quoted whole: the citation still points into the document.
             all_sents.append([Sentence(r.doc_id, r.start, r.end, doc.text[r.start : r.end]) for r in rows])
             idx = np.array([r.row for r in rows], dtype=np.int64)
-            all_vecs.append(np.asarray(self.sentence_matrix[idx], dtype=np.float32) if len(idx) else np.zeros((0, 1), np.float32))
+            all_vecs.append(
+                np.asarray(self.sentence_matrix[idx], dtype=np.float32) if len(idx) else np.zeros((0, 1), np.float32)
+            )
         return all_sents, all_vecs
 
 
@@ -403,8 +462,13 @@ def _check_sort(sort: str | None) -> str:
     return sort
 
 
-def open_index(index_dir: str | Path | None = None, *, settings: Settings | None = None, embedder: Embedder | None = None,
-               verify: bool = True) -> Index:
+def open_index(
+    index_dir: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    verify: bool = True,
+) -> Index:
     """Open the live version of an index folder.
 
     Args:

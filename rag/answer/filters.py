@@ -6,14 +6,15 @@ chunk ids the vector store and BM25 may return, so that `k` results come back af
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.ingest.dates import parse_bound
 from rag.errors import FilterError
+from rag.ingest.dates import parse_bound
 
 if TYPE_CHECKING:  # pragma: no cover
     from rag.index.catalog import Catalog
@@ -105,7 +106,7 @@ def make_filters(
     return Filters(lo, hi, _values(section), _values(outlet), ids, tuple(dict.fromkeys(sources or ())))
 
 
-def allowed_chunks(catalog: "Catalog", filters: Filters, built_from: str | None = None) -> np.ndarray | None:
+def allowed_chunks(catalog: Catalog, filters: Filters, built_from: str | None = None) -> np.ndarray | None:
     """The ids of the chunks a filtered search may return, int64 (n,); None when the filter is empty.
 
     Args:
@@ -136,8 +137,12 @@ def allowed_chunks(catalog: "Catalog", filters: Filters, built_from: str | None 
         if missing:
             raise FilterError(f"no article with id {missing[0]!r} in the index; `rag info` lists the ids")
     ids = catalog.chunk_ids_matching(
-        doc_ids=filters.doc_ids, sources=[_as_stored(s, built_from) for s in filters.sources],
-        sections=filters.sections, outlets=filters.outlets, since=filters.since, until=filters.until,
+        doc_ids=filters.doc_ids,
+        sources=[_as_stored(s, built_from) for s in filters.sources],
+        sections=filters.sections,
+        outlets=filters.outlets,
+        since=filters.since,
+        until=filters.until,
     )
     if not ids:
         raise FilterError(f"no indexed article matches the filter ({filters.describe()}); widen it")

@@ -22,12 +22,13 @@ answer's `read_as`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
+from rag.answer.ranking import Candidate
 from rag.errors import QuestionError
 from rag.index.lexical import STOP_WORDS, _stem
-from rag.answer.ranking import Candidate
 from rag.types import Answer
 
 __all__ = ["Turn", "FollowUp", "parse_history", "read_followup", "prefer_articles", "MAX_TURNS", "MAX_TURN_CHARS"]
@@ -64,15 +65,21 @@ _CONNECTIVE = re.compile(
     r"^\s*(and|but|also|so|then|plus|or|what about|how about|what else|anything else|same for|as for|and what about)\b",
     re.IGNORECASE,
 )
-_QUESTION_WORDS = frozenset("who whom whose what which when where why how is are was were do does did can could will "
-                            "would should has have had".split())
+_QUESTION_WORDS = frozenset(
+    "who whom whose what which when where why how is are was were do does did can could will "
+    "would should has have had".split()
+)
 # Lower-case words inside a name.
 _PARTICLES = frozenset("van von de der den du da di del della la le al bin ibn st".split())
 # Words that open a sentence without naming anything ("Since when...", "According to...").
-_OPENERS = frozenset("since after following despite according under although though given apart besides among "
-                     "unlike like including".split())
-_CALENDAR = frozenset("january february march april may june july august september october november december "
-                      "monday tuesday wednesday thursday friday saturday sunday".split())
+_OPENERS = frozenset(
+    "since after following despite according under although though given apart besides among "
+    "unlike like including".split()
+)
+_CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 
@@ -97,12 +104,13 @@ class Turn:
     number: int = 0
 
     @classmethod
-    def from_answer(cls, answer: Answer) -> "Turn":
+    def from_answer(cls, answer: Answer) -> Turn:
         """The turn an answer closes (its citations say which articles and sentence it used)."""
         first = answer.citations[0] if answer.citations else None
         doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
-        return cls(answer.question, answer.read_as, doc_ids, first.quote if first else None,
-                   first.answer if first else None)
+        return cls(
+            answer.question, answer.read_as, doc_ids, first.quote if first else None, first.answer if first else None
+        )
 
     @property
     def subject_text(self) -> str:
@@ -140,8 +148,10 @@ def parse_history(history: Any, max_chars: int = MAX_TURN_CHARS) -> tuple[Turn, 
     if history is None:
         return ()
     if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence):
-        raise QuestionError("history must be a list of earlier turns (each a question, or an object with "
-                            f"\"question\"), oldest first; got {type(history).__name__}")
+        raise QuestionError(
+            "history must be a list of earlier turns (each a question, or an object with "
+            f'"question"), oldest first; got {type(history).__name__}'
+        )
     total = len(history)
     kept = list(history)[-MAX_TURNS:]
     offset = total - len(kept)
@@ -161,19 +171,27 @@ def _text(value: Any, what: str, n: int, max_chars: int, required: bool = False)
 
 def _turn(item: Any, n: int, max_chars: int) -> Turn:
     if isinstance(item, Turn):
-        item = {"question": item.question, "read_as": item.read_as, "doc_ids": list(item.doc_ids),
-                "quote": item.quote, "short_answer": item.short_answer}
+        item = {
+            "question": item.question,
+            "read_as": item.read_as,
+            "doc_ids": list(item.doc_ids),
+            "quote": item.quote,
+            "short_answer": item.short_answer,
+        }
     elif isinstance(item, Answer):
         t = Turn.from_answer(item)
         return _turn(t, n, max_chars)
     elif isinstance(item, str):
         item = {"question": item}
     if not isinstance(item, Mapping):
-        raise QuestionError(f"history turn {n} must be a question or an object with \"question\", "
-                            f"got {type(item).__name__}")
+        raise QuestionError(
+            f'history turn {n} must be a question or an object with "question", got {type(item).__name__}'
+        )
     answer = item.get("answer")
     if answer is not None and not isinstance(answer, Mapping):
-        raise QuestionError(f"history turn {n}: answer must be an object (an answer's JSON), got {type(answer).__name__}")
+        raise QuestionError(
+            f"history turn {n}: answer must be an object (an answer's JSON), got {type(answer).__name__}"
+        )
     source = answer if answer is not None else item
     citations = source.get("citations") or []
     if not isinstance(citations, Sequence) or isinstance(citations, (str, bytes)):
@@ -183,7 +201,7 @@ def _turn(item: Any, n: int, max_chars: int) -> Turn:
     short = source.get("short_answer")
     for c in citations[:MAX_TURNS]:
         if not isinstance(c, Mapping) or not isinstance(c.get("doc_id"), str):
-            raise QuestionError(f"history turn {n}: each citation must be an object with a \"doc_id\"")
+            raise QuestionError(f'history turn {n}: each citation must be an object with a "doc_id"')
         doc_ids.append(c["doc_id"])
         if quote is None:
             quote = c.get("quote")
@@ -192,8 +210,12 @@ def _turn(item: Any, n: int, max_chars: int) -> Turn:
         raise QuestionError(f"history turn {n}: doc_ids must be article ids (text)")
     return Turn(
         question=_text(item.get("question"), "question", n, max_chars, required=True) or "",
-        read_as=_text(item.get("read_as") if answer is None else (answer.get("read_as") or item.get("read_as")),
-                      "read_as", n, max_chars),
+        read_as=_text(
+            item.get("read_as") if answer is None else (answer.get("read_as") or item.get("read_as")),
+            "read_as",
+            n,
+            max_chars,
+        ),
         doc_ids=tuple(dict.fromkeys(d[:max_chars] for d in doc_ids))[:MAX_TURNS],
         quote=_text(quote, "quote", n, max_chars),
         short_answer=_text(short, "short_answer", n, max_chars),
@@ -238,8 +260,13 @@ def _entities(text: str) -> list[str]:
             continue
         name = t.text[0].isupper() or (t.text[0].isdigit() and not _YEAR.fullmatch(t.text) and run)
         plain = t.low.split("'")[0].split("’")[0]
-        if (name and not (i == 0 and (plain in _QUESTION_WORDS or plain in _OPENERS)) and plain not in STOP_WORDS
-                and plain not in _CALENDAR and len(plain) > 1):
+        if (
+            name
+            and not (i == 0 and (plain in _QUESTION_WORDS or plain in _OPENERS))
+            and plain not in STOP_WORDS
+            and plain not in _CALENDAR
+            and len(plain) > 1
+        ):
             # Words joined by a space only (no comma or other mark between) belong to one name.
             if run and text[run[-1].end : t.start].strip():
                 flush()
@@ -301,8 +328,9 @@ def read_followup(
         reasons.append(f"pronoun {pronoun.low}")
     if _CONNECTIVE.match(question):
         reasons.append("connective")
-    demonstrative = next((t for i, t in enumerate(toks[:-1])
-                          if t.low in _DEMONSTRATIVE and toks[i + 1].low not in STOP_WORDS), None)
+    demonstrative = next(
+        (t for i, t in enumerate(toks[:-1]) if t.low in _DEMONSTRATIVE and toks[i + 1].low not in STOP_WORDS), None
+    )
     if demonstrative is not None and not new_names:
         reasons.append(f"reference {demonstrative.low}")
     if not reasons:
@@ -372,8 +400,12 @@ def _resolve(question: str, toks: Sequence[_Token], pronoun: _Token | None, prev
         if referent:
             nxt = next((t for t in toks if t.start > pronoun.start), None)
             # "her" is possessive when a content word follows it directly ("her husband"), else an object.
-            her_owns = (pronoun.low == "her" and nxt is not None and nxt.low not in STOP_WORDS
-                        and not question[pronoun.end : nxt.start].strip())
+            her_owns = (
+                pronoun.low == "her"
+                and nxt is not None
+                and nxt.low not in STOP_WORDS
+                and not question[pronoun.end : nxt.start].strip()
+            )
             possessive = pronoun.low in _POSSESSIVE or her_owns
             word = f"{referent}'s" if possessive else referent
             return question[: pronoun.start] + word + question[pronoun.end :]

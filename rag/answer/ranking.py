@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import combinations
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -52,15 +52,35 @@ _WHO = re.compile(r"\bwho(m|se)?\b")
 # Products of the strongest signals let the linear model weigh agreement between them (a sentence that matches
 # both by meaning and by words beats one that matches only one way).
 _PRODUCT_KEYS = (
-    "cosine", "overlap", "window_overlap", "passage_best_cosine", "passage_dense", "passage_fused", "bigram",
+    "cosine",
+    "overlap",
+    "window_overlap",
+    "passage_best_cosine",
+    "passage_dense",
+    "passage_fused",
+    "bigram",
     "names_covered",
 )
 # The confidence model reads these features of the best sentence.
 _CONFIDENCE_KEYS = (
-    "cosine", "overlap", "window_overlap", "bigram", "names_covered", "numbers_covered",
-    "novel_share", "window_missing_max", "window_missing_count", "missing_max", "passage_missing_max",
-    "passage_missing_count", "passage_dense", "passage_fused", "passage_overlap", "passage_names_covered",
-    "passage_best_cosine", "length",
+    "cosine",
+    "overlap",
+    "window_overlap",
+    "bigram",
+    "names_covered",
+    "numbers_covered",
+    "novel_share",
+    "window_missing_max",
+    "window_missing_count",
+    "missing_max",
+    "passage_missing_max",
+    "passage_missing_count",
+    "passage_dense",
+    "passage_fused",
+    "passage_overlap",
+    "passage_names_covered",
+    "passage_best_cosine",
+    "length",
 )
 
 
@@ -99,8 +119,14 @@ def _analyse(text: str) -> _Text:
     found, pairs = terms_and_phrases(text)
     words = tuple(found)
     return _Text(
-        text, words, frozenset(words), frozenset(pairs), frozenset(_names(text, False)), frozenset(_numbers(text)),
-        _ANAPHOR.match(text) is not None, _NEGATION.search(text) is not None,
+        text,
+        words,
+        frozenset(words),
+        frozenset(pairs),
+        frozenset(_names(text, False)),
+        frozenset(_numbers(text)),
+        _ANAPHOR.match(text) is not None,
+        _NEGATION.search(text) is not None,
     )
 
 
@@ -129,10 +155,19 @@ def analyse_question(question: str, idf: IdfFn) -> Question:
     low = question.lower()
     weight = {w: idf(w) for w in q_terms}
     return Question(
-        question, q_terms, frozenset(pairs), frozenset(_names(question, True)), frozenset(_numbers(question)),
-        _WHEN.search(low) is not None, _COUNT.search(low) is not None, _WHO.search(low) is not None,
-        _NEGATION.search(question) is not None, weight, sum(weight.values()) or 1.0,
-        max(weight.values(), default=1.0) or 1.0, tuple(found),
+        question,
+        q_terms,
+        frozenset(pairs),
+        frozenset(_names(question, True)),
+        frozenset(_numbers(question)),
+        _WHEN.search(low) is not None,
+        _COUNT.search(low) is not None,
+        _WHO.search(low) is not None,
+        _NEGATION.search(question) is not None,
+        weight,
+        sum(weight.values()) or 1.0,
+        max(weight.values(), default=1.0) or 1.0,
+        tuple(found),
     )
 
 
@@ -229,8 +264,9 @@ def _missing(words: frozenset[str] | set[str], q: Question) -> tuple[float, floa
     return max((q.weight[w] for w in gone), default=0.0) / q.max_idf, min(len(gone), 4) / 4
 
 
-def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosines: Sequence[float],
-                     overlaps: Sequence[float]) -> dict[str, float]:
+def passage_features(
+    q: Question, signals: Signals, texts: Sequence[_Text], cosines: Sequence[float], overlaps: Sequence[float]
+) -> dict[str, float]:
     """Features shared by every sentence of one passage (prefixed `passage_`)."""
     words = frozenset().union(*(t.word_set for t in texts)) if texts else frozenset()
     missing_max, missing_count = _missing(words, q)
@@ -251,8 +287,9 @@ def passage_features(q: Question, signals: Signals, texts: Sequence[_Text], cosi
     }
 
 
-def sentence_features(q: Question, texts: Sequence[_Text], i: int, cosines: Sequence[float], overlaps: Sequence[float],
-                      inside: bool) -> dict[str, float]:
+def sentence_features(
+    q: Question, texts: Sequence[_Text], i: int, cosines: Sequence[float], overlaps: Sequence[float], inside: bool
+) -> dict[str, float]:
     """Features of sentence i of a passage, each roughly in [0, 1].
 
     Args:
@@ -471,20 +508,22 @@ def confidence_features(question: str, candidates: Sequence[Candidate], idf: Idf
     second = scores[1] if len(scores) > 1 else scores[0] - 5.0
     feats = {k: best.features[k] for k in _CONFIDENCE_KEYS}
     top = _analyse(best.sentence.text)
-    feats.update({
-        "substitution": min(_substitutions(q.words, top.words), 2) / 2,
-        "negation_mismatch": 1.0 if q.negated != top.negated else 0.0,
-        "antonym_swap": 1.0 if _antonym_swap(question, best.sentence.text) else 0.0,
-        "top_score": best.score / 10,
-        "top_margin": (scores[0] - second) / 5,
-        "top_share": float(1.0 / np.exp(scores - scores[0]).sum()),
-        "question_when": 1.0 if q.when else 0.0,
-        "question_count": 1.0 if q.count else 0.0,
-        "question_who": 1.0 if q.who else 0.0,
-        "question_negated": 1.0 if q.negated else 0.0,
-        "question_length": len(q.words) / 10,
-        "bias": 1.0,
-    })
+    feats.update(
+        {
+            "substitution": min(_substitutions(q.words, top.words), 2) / 2,
+            "negation_mismatch": 1.0 if q.negated != top.negated else 0.0,
+            "antonym_swap": 1.0 if _antonym_swap(question, best.sentence.text) else 0.0,
+            "top_score": best.score / 10,
+            "top_margin": (scores[0] - second) / 5,
+            "top_share": float(1.0 / np.exp(scores - scores[0]).sum()),
+            "question_when": 1.0 if q.when else 0.0,
+            "question_count": 1.0 if q.count else 0.0,
+            "question_who": 1.0 if q.who else 0.0,
+            "question_negated": 1.0 if q.negated else 0.0,
+            "question_length": len(q.words) / 10,
+            "bias": 1.0,
+        }
+    )
     return feats
 
 

@@ -18,11 +18,12 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -109,8 +110,10 @@ def reader_manifest(folder: str | Path | None = None) -> dict:
     try:
         return json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{folder / MANIFEST_FILE} cannot be read ({type(exc).__name__}); "
-                          "pass --reader none or a reader folder made by tools/train_reader.py") from None
+        raise ConfigError(
+            f"{folder / MANIFEST_FILE} cannot be read ({type(exc).__name__}); "
+            "pass --reader none or a reader folder made by tools/train_reader.py"
+        ) from None
 
 
 class OnnxReader:
@@ -132,7 +135,9 @@ class OnnxReader:
         self.max_question = int(settings.get("max_question", 40))
         model = folder / MODEL_FILE
         if not model.is_file() or not (folder / "tokenizer.json").is_file():
-            raise ConfigError(f"{folder} holds no {MODEL_FILE} and tokenizer.json; pass --reader none or a reader folder")
+            raise ConfigError(
+                f"{folder} holds no {MODEL_FILE} and tokenizer.json; pass --reader none or a reader folder"
+            )
         self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tok.no_truncation()
         self._tok.no_padding()
@@ -154,8 +159,10 @@ class OnnxReader:
             except Exception as exc:
                 error = exc
         else:
-            raise ConfigError(f"{model} cannot be loaded by onnxruntime ({type(error).__name__}); "
-                              "pass --reader none or re-export it with tools/train_reader.py") from None
+            raise ConfigError(
+                f"{model} cannot be loaded by onnxruntime ({type(error).__name__}); "
+                "pass --reader none or re-export it with tools/train_reader.py"
+            ) from None
         # onnxruntime's run() is safe to call from several threads at once: no lock.
         self._inputs = {i.name for i in self._session.get_inputs()}
 
@@ -174,7 +181,9 @@ class OnnxReader:
         offsets = [(start + s, start + e) for s, e in enc.offsets[:room]]
         return ids, offsets, tuple(sentences)
 
-    def read(self, question: str, windows: Sequence[Window], texts: dict[str, str] | None = None) -> list[list[Reading]]:
+    def read(
+        self, question: str, windows: Sequence[Window], texts: dict[str, str] | None = None
+    ) -> list[list[Reading]]:
         """Readings of every sentence of every window.
 
         Args:
@@ -228,8 +237,14 @@ def _stitch(window: Window) -> str:
     return "".join(chars)
 
 
-def _sentence_readings(s_log: np.ndarray, e_log: np.ndarray, offsets: list[tuple[int, int]],
-                       sentences: tuple[Sentence, ...], null: float, asked: frozenset[str] = frozenset()) -> list[Reading]:
+def _sentence_readings(
+    s_log: np.ndarray,
+    e_log: np.ndarray,
+    offsets: list[tuple[int, int]],
+    sentences: tuple[Sentence, ...],
+    null: float,
+    asked: frozenset[str] = frozenset(),
+) -> list[Reading]:
     """For each sentence: the best span (start <= end, at most MAX_ANSWER_TOKENS) among its tokens that holds a word
     the question does not (`asked`: the question's content terms).
 
@@ -246,7 +261,9 @@ def _sentence_readings(s_log: np.ndarray, e_log: np.ndarray, offsets: list[tuple
         lo, hi = int(idx[0]), int(idx[-1]) + 1
         grid = s_log[lo:hi, None] + e_log[None, lo:hi]
         size = hi - lo
-        band = np.triu(np.ones((size, size), dtype=bool)) & ~np.triu(np.ones((size, size), dtype=bool), MAX_ANSWER_TOKENS)
+        band = np.triu(np.ones((size, size), dtype=bool)) & ~np.triu(
+            np.ones((size, size), dtype=bool), MAX_ANSWER_TOKENS
+        )
         grid = np.where(band, grid, -np.inf)
         flat = grid.ravel()
         tried = min(SPANS_TRIED, int(band.sum()))
@@ -332,13 +349,22 @@ def export_reader(model_dir: str | Path, out_dir: str | Path, manifest: dict) ->
                 out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
                 return out.start_logits, out.end_logits
 
-        enc = tokenizer(["a question", "another question"], ["some context text", "more"], return_tensors="pt",
-                        padding=True)
+        enc = tokenizer(
+            ["a question", "another question"], ["some context text", "more"], return_tensors="pt", padding=True
+        )
         axes = {n: {0: "batch", 1: "sequence"} for n in names + ["start_logits", "end_logits"]}
         fp32 = work / "reader_fp32.onnx"
         with torch.inference_mode():
-            torch.onnx.export(_Logits(model), tuple(enc[n] for n in names), str(fp32), dynamo=False, opset_version=17,
-                              input_names=names, output_names=["start_logits", "end_logits"], dynamic_axes=axes)
+            torch.onnx.export(
+                _Logits(model),
+                tuple(enc[n] for n in names),
+                str(fp32),
+                dynamo=False,
+                opset_version=17,
+                input_names=names,
+                output_names=["start_logits", "end_logits"],
+                dynamic_axes=axes,
+            )
         _quantize_int8(fp32, work / MODEL_FILE)
         fp32.unlink()
         shutil.copy(model_dir / "tokenizer.json", work / "tokenizer.json")

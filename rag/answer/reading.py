@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from rag.errors import ConfigError
 from rag.answer.ranking import AnswerModel, Candidate
 from rag.answer.reader import Reader, Reading, Window
+from rag.errors import ConfigError
 from rag.types import Sentence
 
 __all__ = ["Blend", "CALIBRATION_FILE", "load_blend", "read_candidates", "reader_features", "rescore"]
@@ -74,8 +74,9 @@ def load_blend(folder: str | Path, base: AnswerModel) -> Blend:
         ) from None
 
 
-def windows_for(candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]], top: int,
-                whole: bool = False) -> list[Window]:
+def windows_for(
+    candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]], top: int, whole: bool = False
+) -> list[Window]:
     """Windows around the `top` best distinct candidate sentences: each with its neighbours in its passage.
 
     With `whole`, each of the passages of those candidates is read whole instead (one window per passage, its
@@ -106,8 +107,15 @@ def windows_for(candidates: Sequence[Candidate], passage_sentences: Sequence[Seq
     return out
 
 
-def read_candidates(question: str, candidates: Sequence[Candidate], passage_sentences: Sequence[Sequence[Sentence]],
-                    reader: Reader, texts: Mapping[str, str], top: int, whole: bool = False) -> dict[Key, Reading]:
+def read_candidates(
+    question: str,
+    candidates: Sequence[Candidate],
+    passage_sentences: Sequence[Sequence[Sentence]],
+    reader: Reader,
+    texts: Mapping[str, str],
+    top: int,
+    whole: bool = False,
+) -> dict[Key, Reading]:
     """The reader's best reading of every sentence it saw, by (doc_id, start)."""
     windows = windows_for(candidates, passage_sentences, top, whole)
     best: dict[Key, Reading] = {}

@@ -9,12 +9,12 @@ why it cannot move figures measured on undated collections such as SQuAD.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Mapping, Sequence
 
-from rag.ingest.dates import MONTHS
 from rag.answer.ranking import Candidate
+from rag.ingest.dates import MONTHS
 from rag.types import Answer, Citation, Document, Passage
 
 __all__ = ["TimeCue", "time_cue", "prefer_cued", "newest_first", "order_citations", "CUE_BONUS"]
@@ -25,8 +25,11 @@ CUE_BONUS = 0.5
 _LATEST = re.compile(r"\b(latest|most recent(?:ly)?|newest|recently|lately)\b", re.I)
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
 _MONTH_YEAR = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(19[5-9]\d|20\d\d)\b")
-_IN_MONTH = re.compile(r"\b(?:in|during|since|by|last)\s+(January|February|March|April|May|June|July|August|September|"
-                       r"October|November|December)\b", re.I)
+_IN_MONTH = re.compile(
+    r"\b(?:in|during|since|by|last)\s+(January|February|March|April|May|June|July|August|September|"
+    r"October|November|December)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ def _day(iso: str | None) -> date | None:
         return None
 
 
-def prefer_cued(candidates: Sequence[Candidate], documents: Mapping[str, Document], cue: TimeCue | None) -> list[Candidate]:
+def prefer_cued(
+    candidates: Sequence[Candidate], documents: Mapping[str, Document], cue: TimeCue | None
+) -> list[Candidate]:
     """Candidates with the time bonus added to their score, best first again.
 
     `latest`: the newest dated article of the pool gets CUE_BONUS, the oldest none, the others in proportion to
@@ -81,10 +86,14 @@ def prefer_cued(candidates: Sequence[Candidate], documents: Mapping[str, Documen
     if cue.latest:
         lo, hi = min(dated).toordinal(), max(dated).toordinal()
         span = max(hi - lo, 1)
-        bonus = {i: (CUE_BONUS * (d.toordinal() - lo) / span if hi > lo else 0.0) if d else 0.0 for i, d in days.items()}
+        bonus = {
+            i: (CUE_BONUS * (d.toordinal() - lo) / span if hi > lo else 0.0) if d else 0.0 for i, d in days.items()
+        }
     else:
         bonus = {
-            i: CUE_BONUS if d and (cue.year is None or d.year == cue.year) and (cue.month is None or d.month == cue.month) else 0.0
+            i: CUE_BONUS
+            if d and (cue.year is None or d.year == cue.year) and (cue.month is None or d.month == cue.month)
+            else 0.0
             for i, d in days.items()
         }
     if not any(bonus.values()):

@@ -46,8 +46,16 @@ class Hit:
 
 @runtime_checkable
 class Retriever(Protocol):
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
-                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+    def retrieve(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        context: str = "",
+        context_weight: float = 0.0,
+    ) -> list[Hit]:
         """Return up to k hits, best first.
 
         `context` is a conversation's earlier subject: its words count `context_weight` times a question word on
@@ -62,10 +70,20 @@ class DenseRetriever:
     def __init__(self, store: VectorStore):
         self.store = store
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
-                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+    def retrieve(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        context: str = "",
+        context_weight: float = 0.0,
+    ) -> list[Hit]:
         scores, ids = self.store.search(query_vector[None, :], k, allowed_ids)
-        return [Hit(int(i), float(s), float(s), dense_rank=r) for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
+        return [
+            Hit(int(i), float(s), float(s), dense_rank=r) for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0
+        ]
 
 
 class LexicalRetriever:
@@ -74,8 +92,16 @@ class LexicalRetriever:
     def __init__(self, lexical: LexicalIndex):
         self.lexical = lexical
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
-                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+    def retrieve(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        context: str = "",
+        context_weight: float = 0.0,
+    ) -> list[Hit]:
         scores, ids = self.lexical.search(question, k, allowed_ids, context=context, context_weight=context_weight)
         top = float(scores[0]) if len(scores) else 1.0
         return [
@@ -101,9 +127,7 @@ def fuse(dense: dict[int, float], lexical: dict[int, float], weight: float) -> d
     lex = {i: s / top for i, s in lexical.items()} if top > 0 else {}
     d_floor = min(dense.values(), default=0.0)
     l_floor = min(lex.values(), default=0.0)
-    return {
-        i: weight * dense.get(i, d_floor) + (1.0 - weight) * lex.get(i, l_floor) for i in set(dense) | set(lex)
-    }
+    return {i: weight * dense.get(i, d_floor) + (1.0 - weight) * lex.get(i, l_floor) for i in set(dense) | set(lex)}
 
 
 class HybridRetriever:
@@ -119,12 +143,22 @@ class HybridRetriever:
         self.lexical = lexical
         self.weight = weight
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
-                 context: str = "", context_weight: float = 0.0) -> list[Hit]:
+    def retrieve(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        context: str = "",
+        context_weight: float = 0.0,
+    ) -> list[Hit]:
         pool = max(_POOL, 2 * k)
         d_scores, d_ids = self.store.search(query_vector[None, :], pool, allowed_ids)
         dense = {int(i): float(s) for s, i in zip(d_scores[0], d_ids[0]) if i >= 0}
-        l_scores, l_ids = self.lexical.search(question, pool, allowed_ids, context=context, context_weight=context_weight)
+        l_scores, l_ids = self.lexical.search(
+            question, pool, allowed_ids, context=context, context_weight=context_weight
+        )
         lexical = {int(i): float(s) for s, i in zip(l_scores, l_ids)}
         fused = fuse(dense, lexical, self.weight)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
@@ -133,7 +167,15 @@ class HybridRetriever:
         d_rank = {i: r for r, i in enumerate(dense)}
         l_rank = {i: r for r, i in enumerate(lexical)}
         return [
-            Hit(i, s, dense.get(i, d_floor), lexical.get(i, 0.0), lexical.get(i, 0.0) / top, d_rank.get(i, -1), l_rank.get(i, -1))
+            Hit(
+                i,
+                s,
+                dense.get(i, d_floor),
+                lexical.get(i, 0.0),
+                lexical.get(i, 0.0) / top,
+                d_rank.get(i, -1),
+                l_rank.get(i, -1),
+            )
             for i, s in best
         ]
 

@@ -7,7 +7,8 @@ import json
 import os
 import sys
 import textwrap
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rag.errors import RagError
 
@@ -60,8 +61,8 @@ def _progress_bar(enabled: bool) -> Callable[[str, int, int], None] | None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from rag.ingest.uploads import uploaded_files, uploads_folder
     from rag.index.build import build_index
+    from rag.ingest.uploads import uploaded_files, uploads_folder
 
     settings = _settings(args)
     show = not args.quiet and not args.json and sys.stderr.isatty()
@@ -105,12 +106,19 @@ def _open(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {"doc_ids": args.doc or None, "sources": args.source_filter or None, "since": args.since,
-            "until": args.until, "section": args.section or None, "outlet": args.outlet or None, "sort": args.sort}
+    return {
+        "doc_ids": args.doc or None,
+        "sources": args.source_filter or None,
+        "since": args.since,
+        "until": args.until,
+        "section": args.section or None,
+        "outlet": args.outlet or None,
+        "sort": args.sort,
+    }
 
 
 def _about(item: Any) -> str:
-    """"2024-03-06 · politics · Reuters" for a citation or passage: whichever of the three it has."""
+    """ "2024-03-06 · politics · Reuters" for a citation or passage: whichever of the three it has."""
     return " · ".join(x for x in ((item.date or "")[:10], item.section, item.outlet) if x)
 
 
@@ -124,10 +132,14 @@ def _read_history(path: str | None) -> list | None:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
         return json.loads(text)
     except OSError as exc:
-        raise QuestionError(f"cannot read the history file {path} ({exc.strerror}); pass a JSON file of earlier turns") from None
+        raise QuestionError(
+            f"cannot read the history file {path} ({exc.strerror}); pass a JSON file of earlier turns"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QuestionError(f"the history file {path} is not JSON ({exc}); pass a JSON list of earlier turns, each a "
-                            "question or an object with \"question\" and \"answer\" (rag ask --json output)") from None
+        raise QuestionError(
+            f"the history file {path} is not JSON ({exc}); pass a JSON list of earlier turns, each a "
+            'question or an object with "question" and "answer" (rag ask --json output)'
+        ) from None
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -267,7 +279,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
-        print(f"{settings.index_dir} is damaged: run `rag rebuild-index --index {settings.index_dir} --full`", file=sys.stderr)
+        print(
+            f"{settings.index_dir} is damaged: run `rag rebuild-index --index {settings.index_dir} --full`",
+            file=sys.stderr,
+        )
         return 6
     idx = _open(args)
     info = idx.info()
@@ -312,21 +327,28 @@ def _term_width() -> int:
 def _add_index_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", help="index folder (default: index/ or RAG_INDEX_DIR)")
     # SUPPRESS: without the flag here, `rag --verbose <command>` keeps the value given before the command.
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show the libraries' debug logging")
+    p.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the libraries' debug logging"
+    )
 
 
 def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="file or folder of articles (default: seeds/ or RAG_SOURCE)")
     _add_index_flags(p)
-    p.add_argument("--model", help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)")
+    p.add_argument(
+        "--model", help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)"
+    )
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="embedding backend (default onnx-int8)")
     p.add_argument("--chunk-size", type=int, help="passage size in model tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap between passages in model tokens")
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store (default faiss)")
     p.add_argument("--milvus-uri", help="Milvus Lite file or server URI when --store milvus")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"),
-                   help="run the embedding model on cpu (default), cuda (refused when PyTorch sees no GPU) or auto; "
-                        "the index is the same")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        help="run the embedding model on cpu (default), cuda (refused when PyTorch sees no GPU) or auto; "
+        "the index is the same",
+    )
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged articles")
     p.add_argument("--json", action="store_true", help="print build statistics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -348,10 +370,16 @@ def _add_filter_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD, YYYY-MM or YYYY)")
     p.add_argument("--section", action="append", help="only articles of this section, e.g. politics (repeatable)")
     p.add_argument("--outlet", action="append", help="only articles from this outlet (repeatable)")
-    p.add_argument("--sort", choices=("relevance", "newest"), default="relevance",
-                   help="order passages by relevance (default) or newest article first")
+    p.add_argument(
+        "--sort",
+        choices=("relevance", "newest"),
+        default="relevance",
+        help="order passages by relevance (default) or newest article first",
+    )
     p.add_argument("--retriever", choices=("dense", "lexical", "hybrid"), help="retrieval method")
-    p.add_argument("--reader", help="default (the shipped reader), none (linear sentence model only), or a reader folder")
+    p.add_argument(
+        "--reader", help="default (the shipped reader), none (linear sentence model only), or a reader folder"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,8 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with quoted sentences and citations")
     _add_query_flags(p)
     p.add_argument("--threshold", type=float, help="abstain below this confidence (0-1)")
-    p.add_argument("--history", help="JSON file ('-': standard input) of the conversation's earlier turns, oldest "
-                                     "first: questions, or objects with \"question\" and \"answer\" (rag ask --json)")
+    p.add_argument(
+        "--history",
+        help="JSON file ('-': standard input) of the conversation's earlier turns, oldest "
+        'first: questions, or objects with "question" and "answer" (rag ask --json)',
+    )
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal: follow-up questions read with the earlier ones")

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any
 
-from rag.errors import ConfigError, RagError
 from rag.cli.watch import print_new_answers, report_dict
+from rag.errors import ConfigError, RagError
 
 __all__ = ["register", "parse_every"]
 
@@ -19,7 +19,7 @@ _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
 
 def parse_every(text: str) -> float:
-    """"30s", "30m", "2h", "1d" or plain seconds -> seconds.
+    """ "30s", "30m", "2h", "1d" or plain seconds -> seconds.
 
     Raises:
         ConfigError: not a duration, or under 1 second.
@@ -47,17 +47,34 @@ def _web(args: argparse.Namespace):
 
 def _summary(report) -> str:
     b = report.build
-    built = (f"; index {b.version}: {b.documents} documents ({b.added} added, {b.updated} updated), "
-             f"built in {b.seconds:.1f} s") if b else "; nothing published"
-    return (f"{report.count('added')} added, {report.count('changed')} changed, {report.count('unchanged')} unchanged, "
-            f"{report.count('duplicate')} duplicates, {report.count('failed')} failed in {report.fetch_seconds:.1f} s "
-            f"of fetching{built}")
+    built = (
+        (
+            f"; index {b.version}: {b.documents} documents ({b.added} added, {b.updated} updated), "
+            f"built in {b.seconds:.1f} s"
+        )
+        if b
+        else "; nothing published"
+    )
+    return (
+        f"{report.count('added')} added, {report.count('changed')} changed, {report.count('unchanged')} unchanged, "
+        f"{report.count('duplicate')} duplicates, {report.count('failed')} failed in {report.fetch_seconds:.1f} s "
+        f"of fetching{built}"
+    )
 
 
 def _report_dict(report) -> dict[str, Any]:
     return {
-        "sources": [{"url": s.url, "status": s.status, "error": s.error, "listed": s.listed, "waiting": s.waiting,
-                     "pages": [p.__dict__ for p in s.pages]} for s in report.sources],
+        "sources": [
+            {
+                "url": s.url,
+                "status": s.status,
+                "error": s.error,
+                "listed": s.listed,
+                "waiting": s.waiting,
+                "pages": [p.__dict__ for p in s.pages],
+            }
+            for s in report.sources
+        ],
         "build": report.build.to_dict() if report.build else None,
         "fetch_seconds": round(report.fetch_seconds, 3),
         "build_seconds": round(report.build_seconds, 3),
@@ -83,7 +100,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_sources_add(args: argparse.Namespace) -> int:
     source = _web(args).add_source(args.url)
     via = f" (feed {source.feed_url})" if source.feed_url and source.feed_url != source.url else ""
-    print(f"following {source.url}{via}: {source.kind}, {source.items} entries listed; `rag sources update` fetches them")
+    print(
+        f"following {source.url}{via}: {source.kind}, {source.items} entries listed; `rag sources update` fetches them"
+    )
     return 0
 
 
@@ -96,8 +115,10 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
         print("no sources followed; add one with `rag sources add URL`")
         return 0
     for s in sources:
-        print(f"{s.url}  [{s.kind}]  last check {s.last_check or 'never'}  status {s.status}  "
-              f"new items {s.new_items}" + (f"\n    last error: {s.last_error}" if s.last_error else ""))
+        print(
+            f"{s.url}  [{s.kind}]  last check {s.last_check or 'never'}  status {s.status}  "
+            f"new items {s.new_items}" + (f"\n    last error: {s.last_error}" if s.last_error else "")
+        )
     return 0
 
 
@@ -149,10 +170,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--index", help="index folder (default: index/ or RAG_INDEX_DIR)")
-        p.add_argument("--allow-private-urls", action="store_true",
-                       help="also fetch loopback and private addresses (RAG_ALLOW_PRIVATE_URLS); off by default")
-        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="show the libraries' debug logging")
+        p.add_argument(
+            "--allow-private-urls",
+            action="store_true",
+            help="also fetch loopback and private addresses (RAG_ALLOW_PRIVATE_URLS); off by default",
+        )
+        p.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the libraries' debug logging"
+        )
 
     p = sub.add_parser("add", help="fetch web pages by URL and add them to the index")
     p.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// address of an article page or PDF")

@@ -19,7 +19,7 @@ def _settings(args: argparse.Namespace):
 
 
 def answer_line(a) -> str:
-    """"[3] When will the ferry resume? -> 9 December (Little Skerry ferry to resume..., 2026-11-30)"."""
+    """ "[3] When will the ferry resume? -> 9 December (Little Skerry ferry to resume..., 2026-11-30)"."""
     title = a.title if len(a.title) <= 60 else a.title[:57].rstrip() + "..."
     about = ", ".join(x for x in (title, (a.date or "")[:10]) if x)
     said = a.short_answer or a.quote
@@ -33,8 +33,11 @@ def _print_answer(a, out: TextIO, width: int = 100) -> None:
     quote = textwrap.fill(f"\u201c{a.quote}\u201d", width, initial_indent="      ", subsequent_indent="       ")
     print(quote, file=out)
     where = a.url or c.get("source") or a.doc_id
-    print(f"      {where}  characters {c.get('start')}-{c.get('end')}  (confidence {a.confidence:.2f}, answer "
-          f"{a.id}, {a.recorded_at})", file=out)
+    print(
+        f"      {where}  characters {c.get('start')}-{c.get('end')}  (confidence {a.confidence:.2f}, answer "
+        f"{a.id}, {a.recorded_at})",
+        file=out,
+    )
 
 
 def print_new_answers(report, out: TextIO | None = None) -> None:
@@ -43,8 +46,10 @@ def print_new_answers(report, out: TextIO | None = None) -> None:
     if report is None:
         return
     if report.error:
-        print(f"warning: the saved questions were not asked ({report.error}); `rag questions answers` asks them",
-              file=sys.stderr)
+        print(
+            f"warning: the saved questions were not asked ({report.error}); `rag questions answers` asks them",
+            file=sys.stderr,
+        )
         return
     if report.answers:
         print("New answers:", file=out)
@@ -83,9 +88,14 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     index_dir = Path(settings.index_dir)
-    q = WatchStore(index_dir).add(args.question, min_confidence=args.min_confidence, section=args.section,
-                                  outlet=args.outlet, max_chars=settings.max_question_chars,
-                                  baseline=_baseline(index_dir))
+    q = WatchStore(index_dir).add(
+        args.question,
+        min_confidence=args.min_confidence,
+        section=args.section,
+        outlet=args.outlet,
+        max_chars=settings.max_question_chars,
+        baseline=_baseline(index_dir),
+    )
     extra = [f"section {', '.join(q.sections)}"] if q.sections else []
     extra += [f"outlet {', '.join(q.outlets)}"] if q.outlets else []
     extra += [f"min confidence {q.min_confidence:g}"] if q.min_confidence is not None else []
@@ -128,8 +138,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_answers(args: argparse.Namespace) -> int:
-    from rag.watch.store import WatchStore
     from rag.watch.asking import ask_new_articles, pending
+    from rag.watch.store import WatchStore
 
     settings = _settings(args)
     store = WatchStore(settings.index_dir)
@@ -157,15 +167,18 @@ def cmd_answers(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--index", help="index folder (default: index/ or RAG_INDEX_DIR)")
-        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="show the libraries' debug logging")
+        p.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the libraries' debug logging"
+        )
 
     p = sub.add_parser("questions", help="watched questions: asked again whenever a build adds or changes articles")
     qsub = p.add_subparsers(dest="questions_command", required=True)
     q = qsub.add_parser("add", help="save a question; each later build asks it against its new and changed articles")
     q.add_argument("question", help="the question, in quotes")
-    q.add_argument("--min-confidence", help="record answers of at least this confidence (0-1; default: the "
-                                            "index's abstain threshold)")
+    q.add_argument(
+        "--min-confidence",
+        help="record answers of at least this confidence (0-1; default: the index's abstain threshold)",
+    )
     q.add_argument("--section", action="append", help="only articles of this section (repeatable)")
     q.add_argument("--outlet", action="append", help="only articles from this outlet (repeatable)")
     common(q)
@@ -178,10 +191,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("id", metavar="ID", help="the question's number, as `rag questions list` shows it")
     common(q)
     q.set_defaults(func=cmd_remove)
-    q = qsub.add_parser("answers", help="the answers new articles gave the saved questions (asks first what a "
-                                        "stopped build left unasked)")
-    q.add_argument("--new", action="store_true", help="only those not shown by --new (or the web app) before, "
-                                                      "then mark them seen")
+    q = qsub.add_parser(
+        "answers",
+        help="the answers new articles gave the saved questions (asks first what a stopped build left unasked)",
+    )
+    q.add_argument(
+        "--new", action="store_true", help="only those not shown by --new (or the web app) before, then mark them seen"
+    )
     q.add_argument("--json", action="store_true", help="print them as JSON")
     common(q)
     q.set_defaults(func=cmd_answers)
@@ -191,7 +207,13 @@ def report_dict(report) -> dict[str, Any] | None:
     """A build step's answers for a command's --json output."""
     if report is None:
         return None
-    return {"answers": [a.to_dict() for a in report.answers], "error": report.error, "version": report.version,
-            "articles": report.articles, "questions": report.questions, "screened": report.screened,
-            "asked": report.asked,
-            "seconds": round(report.seconds, 3)}
+    return {
+        "answers": [a.to_dict() for a in report.answers],
+        "error": report.error,
+        "version": report.version,
+        "articles": report.articles,
+        "questions": report.questions,
+        "screened": report.screened,
+        "asked": report.asked,
+        "seconds": round(report.seconds, 3),
+    }

@@ -36,8 +36,15 @@ def load_beir(folder: str | Path, limit: int | None = None):
     return corpus, queries, qrels
 
 
-def run_beir(folder: str | Path, settings=None, *, limit: int | None = None, work: str | Path | None = None,
-             embedder=None, show_progress: bool = False) -> dict[str, Any]:
+def run_beir(
+    folder: str | Path,
+    settings=None,
+    *,
+    limit: int | None = None,
+    work: str | Path | None = None,
+    embedder=None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
     """Index a BEIR corpus (one document per record) and score passage retrieval per query.
 
     A document's rank is that of its best passage among the first 100 retrieved.

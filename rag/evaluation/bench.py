@@ -44,9 +44,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -138,8 +139,8 @@ class BenchConfig:
         return f"{self.backend}/{self.store}-server" if server else f"{self.backend}/{self.store}"
 
     @classmethod
-    def parse(cls, text: str, store: str = "faiss") -> "BenchConfig":
-        """"onnx-int8", "onnx-int8/milvus" or "onnx-int8/milvus@http://127.0.0.1:19530" -> BenchConfig."""
+    def parse(cls, text: str, store: str = "faiss") -> BenchConfig:
+        """ "onnx-int8", "onnx-int8/milvus" or "onnx-int8/milvus@http://127.0.0.1:19530" -> BenchConfig."""
         backend, _, rest = text.strip().partition("/")
         kind, _, uri = rest.partition("@")
         return cls(backend=backend, store=kind or store, milvus_uri=uri)
@@ -161,8 +162,9 @@ class SharedVectors:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def embed_documents(self, texts: Sequence[str], batch_size: int = 32,
-                        progress: Callable[[int], None] | None = None):
+    def embed_documents(
+        self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ):
         import numpy as np
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -214,7 +216,7 @@ class RssSampler:
         while not self._stop.wait(self.interval_s):
             self.peak_mb = max(self.peak_mb, _rss_mb())
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self.start_mb = self.peak_mb = _rss_mb()
         self._thread.start()
         return self
@@ -234,8 +236,13 @@ def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
     def rank(q: float) -> float:
         return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs) - 1e-9) - 1))] * 1000.0
 
-    return {"p50_ms": round(statistics.median(xs) * 1000.0, 3), "p95_ms": round(rank(0.95), 3),
-            "p99_ms": round(rank(0.99), 3), "mean_ms": round(statistics.fmean(xs) * 1000.0, 3), "n": len(xs)}
+    return {
+        "p50_ms": round(statistics.median(xs) * 1000.0, 3),
+        "p95_ms": round(rank(0.95), 3),
+        "p99_ms": round(rank(0.99), 3),
+        "mean_ms": round(statistics.fmean(xs) * 1000.0, 3),
+        "n": len(xs),
+    }
 
 
 def _folder_mb(folder: Path) -> float:
@@ -299,19 +306,31 @@ def _cold_start(index_dir: Path, backend: str, runs: int) -> dict[str, Any]:
         if done.returncode != 0:
             return {"error": done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]}
     answer = json.loads(done.stdout)
-    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
-            "abstained": bool(answer.get("abstained"))}
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "runs_s": [round(t, 3) for t in times],
+        "abstained": bool(answer.get("abstained")),
+    }
 
 
 def _embed_throughput(embedder: Any, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
     """Chunks/s and tokens/s of embed_documents alone, on the given chunk texts."""
-    tokens = sum(embedder.count_tokens_batch(texts)) if hasattr(embedder, "count_tokens_batch") else sum(
-        embedder.count_tokens(t) for t in texts)
+    tokens = (
+        sum(embedder.count_tokens_batch(texts))
+        if hasattr(embedder, "count_tokens_batch")
+        else sum(embedder.count_tokens(t) for t in texts)
+    )
     t0 = time.perf_counter()
     embedder.embed_documents(list(texts), batch_size)
     s = time.perf_counter() - t0
-    return {"texts": len(texts), "tokens": tokens, "seconds": round(s, 3), "chunks_per_s": round(len(texts) / s, 1),
-            "tokens_per_s": round(tokens / s, 1), "tokens_per_chunk": round(tokens / max(1, len(texts)), 1)}
+    return {
+        "texts": len(texts),
+        "tokens": tokens,
+        "seconds": round(s, 3),
+        "chunks_per_s": round(len(texts) / s, 1),
+        "tokens_per_s": round(tokens / s, 1),
+        "tokens_per_chunk": round(tokens / max(1, len(texts)), 1),
+    }
 
 
 def bench_config(
@@ -350,11 +369,18 @@ def bench_config(
     from rag.index.build import build_index
     from rag.index.embedding import make_embedder
 
-    settings = (settings or Settings.load()).with_(backend=config.backend, store=config.store,
-                                                   milvus_uri=config.milvus_uri or None)
-    out: dict[str, Any] = {"config": config.name, "backend": config.backend, "store": config.store,
-                           "settings": {k: getattr(settings, k, None) for k in
-                                        ("model", "chunk_size", "chunk_overlap", "retriever", "k", "sentence_vectors")}}
+    settings = (settings or Settings.load()).with_(
+        backend=config.backend, store=config.store, milvus_uri=config.milvus_uri or None
+    )
+    out: dict[str, Any] = {
+        "config": config.name,
+        "backend": config.backend,
+        "store": config.store,
+        "settings": {
+            k: getattr(settings, k, None)
+            for k in ("model", "chunk_size", "chunk_overlap", "retriever", "k", "sentence_vectors")
+        },
+    }
     index_dir = work / "index"
 
     t0 = time.perf_counter()
@@ -367,13 +393,17 @@ def bench_config(
         stats = build_index(source, index_dir, settings, embedder=emb, full=True)
     embedded = stats.chunks + stats.sentences
     out["build"] = {
-        "documents": stats.documents, "chunks": stats.chunks, "sentences": stats.sentences, "tokens": stats.tokens,
+        "documents": stats.documents,
+        "chunks": stats.chunks,
+        "sentences": stats.sentences,
+        "tokens": stats.tokens,
         "seconds": stats.seconds,
         "documents_per_s": round(stats.documents / stats.seconds, 2),
         "chunks_per_s": round(stats.chunks / stats.seconds, 2),
         "tokens_per_s": round(stats.tokens / stats.seconds, 1),
         "texts_embedded_per_s": round(embedded / stats.seconds, 1),
-        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_mb": round(rss.start_mb, 1),
+        "peak_rss_mb": round(rss.peak_mb, 1),
+        "rss_before_mb": round(rss.start_mb, 1),
     }
 
     idx = open_index(index_dir, settings=settings, embedder=emb)
@@ -396,8 +426,14 @@ def bench_config(
         t0 = time.perf_counter()
         inc = build_index(source, index_dir, settings, embedder=emb)
         wall = time.perf_counter() - t0
-        out["incremental"] = {"changed": changed, "seconds": round(wall, 3), "updated": inc.updated, "added": inc.added,
-                              "removed": inc.removed, "embedded_chunks": inc.embedded_chunks}
+        out["incremental"] = {
+            "changed": changed,
+            "seconds": round(wall, 3),
+            "updated": inc.updated,
+            "added": inc.added,
+            "removed": inc.removed,
+            "embedded_chunks": inc.embedded_chunks,
+        }
         if calls_before is not None:
             out["incremental"]["texts_embedded"] = emb.calls - calls_before
         full_s = out["build"]["seconds"]
@@ -444,8 +480,12 @@ def _query_latency(idx: Any, emb: Any, questions: Sequence[str], rounds: int) ->
             t0 = time.perf_counter()
             emb.embed_query(q)
             embed_samples.append(time.perf_counter() - t0)
-    return {**percentiles(samples), "first_pass": percentiles(samples[: len(questions)]),
-            "embed_query": percentiles(embed_samples), "answered_fraction": round(answered / max(1, len(samples)), 3)}
+    return {
+        **percentiles(samples),
+        "first_pass": percentiles(samples[: len(questions)]),
+        "embed_query": percentiles(embed_samples),
+        "answered_fraction": round(answered / max(1, len(samples)), 3),
+    }
 
 
 # -- the tutorial baseline --------------------------------------------------------------------------------------
@@ -503,9 +543,18 @@ def bench_tutorial(
     from rag.ingest.files import load_documents
 
     settings = settings or Settings.load()
-    out: dict[str, Any] = {"config": TUTORIAL, "backend": TUTORIAL, "store": "faiss", "settings": {
-        "model": settings.model, "chunk_size": TUTORIAL_CHUNK_TOKENS, "chunk_overlap": 0,
-        "splitter": "RecursiveCharacterTextSplitter", "encoder": "sentence-transformers"}}
+    out: dict[str, Any] = {
+        "config": TUTORIAL,
+        "backend": TUTORIAL,
+        "store": "faiss",
+        "settings": {
+            "model": settings.model,
+            "chunk_size": TUTORIAL_CHUNK_TOKENS,
+            "chunk_overlap": 0,
+            "splitter": "RecursiveCharacterTextSplitter",
+            "encoder": "sentence-transformers",
+        },
+    }
     t0 = time.perf_counter()
     model = model or _load_tutorial_model(settings.model)
     model.encode(["warm up the embedding model before timing"] * 4, batch_size=32, normalize_embeddings=True)
@@ -517,8 +566,9 @@ def bench_tutorial(
     tokenizer = model.tokenizer
     # Exactly what RecursiveCharacterTextSplitter.from_huggingface_tokenizer builds; spelled out because that
     # constructor accepts only a transformers tokenizer, and tests pass a fake one.
-    splitter = RecursiveCharacterTextSplitter(chunk_size=TUTORIAL_CHUNK_TOKENS, chunk_overlap=0,
-                                              length_function=lambda text: len(tokenizer.tokenize(text)))
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=TUTORIAL_CHUNK_TOKENS, chunk_overlap=0, length_function=lambda text: len(tokenizer.tokenize(text))
+    )
     folder = work / "tutorial-index"
     folder.mkdir(parents=True, exist_ok=True)
     log(f"[{TUTORIAL}] building {source}")
@@ -533,14 +583,21 @@ def bench_tutorial(
         seconds = time.perf_counter() - t0
     tokens = sum(len(tokenizer.tokenize(c)) for c in chunks)  # counted after the clock stopped
     out["build"] = {
-        "documents": len(docs), "chunks": len(chunks), "tokens": tokens, "seconds": round(seconds, 3),
-        "documents_per_s": round(len(docs) / seconds, 2), "chunks_per_s": round(len(chunks) / seconds, 2),
+        "documents": len(docs),
+        "chunks": len(chunks),
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "documents_per_s": round(len(docs) / seconds, 2),
+        "chunks_per_s": round(len(chunks) / seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1),
-        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_mb": round(rss.start_mb, 1),
+        "peak_rss_mb": round(rss.peak_mb, 1),
+        "rss_before_mb": round(rss.start_mb, 1),
     }
-    out["index"] = {"disk_mb": _folder_mb(folder),
-                    "store": {"index_type": "IndexFlatIP", "vectors": int(index.ntotal), "dimension": int(index.d)},
-                    "holds": "chunk vectors only (no texts, offsets, sentence vectors or lexical index)"}
+    out["index"] = {
+        "disk_mb": _folder_mb(folder),
+        "store": {"index_type": "IndexFlatIP", "vectors": int(index.ntotal), "dimension": int(index.d)},
+        "holds": "chunk vectors only (no texts, offsets, sentence vectors or lexical index)",
+    }
     return out
 
 
@@ -553,8 +610,11 @@ def build_vs_tutorial(configs: Sequence[dict[str, Any]]) -> dict[str, float]:
     base = _get(tutorial, ("build", "seconds"))
     if not isinstance(base, (int, float)) or base <= 0:
         return {}
-    return {c["config"]: round(base / s, 2) for c in configs
-            if isinstance(s := _get(c, ("build", "seconds")), (int, float)) and s > 0}
+    return {
+        c["config"]: round(base / s, 2)
+        for c in configs
+        if isinstance(s := _get(c, ("build", "seconds")), (int, float)) and s > 0
+    }
 
 
 # -- synthetic scale test ---------------------------------------------------------------------------------------
@@ -670,12 +730,26 @@ def bench_synthetic(
         if tmp:
             tmp.cleanup()
     return {
-        "n": n, "dimension": dim, "queries": queries, "k": k, "clusters": clusters, "spread": spread,
-        "layout": params, "build_s": round(build_s, 1), "build_peak_rss_mb": round(rss.peak_mb, 1),
-        "recall_at_k": recall_mem, "query": lat_mem,
-        "file_mb": file_mb, "rss_loaded_in_memory_mb": rss_loaded["after_open_mb"],
-        "mmap": {"mapped": is_mapped, "rss_after_open_mb": rss_mapped["after_open_mb"],
-                 "rss_after_queries_mb": rss_mapped["after_queries_mb"], "recall_at_k": recall_map, "query": lat_map},
+        "n": n,
+        "dimension": dim,
+        "queries": queries,
+        "k": k,
+        "clusters": clusters,
+        "spread": spread,
+        "layout": params,
+        "build_s": round(build_s, 1),
+        "build_peak_rss_mb": round(rss.peak_mb, 1),
+        "recall_at_k": recall_mem,
+        "query": lat_mem,
+        "file_mb": file_mb,
+        "rss_loaded_in_memory_mb": rss_loaded["after_open_mb"],
+        "mmap": {
+            "mapped": is_mapped,
+            "rss_after_open_mb": rss_mapped["after_open_mb"],
+            "rss_after_queries_mb": rss_mapped["after_queries_mb"],
+            "recall_at_k": recall_map,
+            "query": lat_map,
+        },
     }
 
 
@@ -698,8 +772,12 @@ print(json.dumps({"after_open_mb": round(opened, 1), "after_queries_mb": round(_
 
 def _load_rss(folder: Path, params: dict[str, Any], mmap: bool) -> dict[str, float]:
     """RSS growth of a fresh process that opens the saved store and runs 200 queries."""
-    done = subprocess.run([sys.executable, "-c", _LOAD_RSS, str(folder), json.dumps(params), "1" if mmap else "0"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_RSS, str(folder), json.dumps(params), "1" if mmap else "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         return {"after_open_mb": float("nan"), "after_queries_mb": float("nan")}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -760,8 +838,9 @@ def _vary(rec: dict[str, Any], copy: int, position: int) -> dict[str, Any]:
         rng.shuffle(sentences)
         varied.append(" ".join(sentences))
     words = "\n\n".join(varied).split(" ")
-    plain = [i for i in range(len(words) - 1)
-             if _PLAIN_WORD.fullmatch(words[i]) and _PLAIN_WORD.fullmatch(words[i + 1])]
+    plain = [
+        i for i in range(len(words) - 1) if _PLAIN_WORD.fullmatch(words[i]) and _PLAIN_WORD.fullmatch(words[i + 1])
+    ]
     for i in sorted(rng.sample(plain, min(3, len(plain)))):
         words[i], words[i + 1] = words[i + 1], words[i]
     out = {**rec, "text": " ".join(words)}
@@ -900,14 +979,22 @@ def bench_scale_one(
     finally:
         idx.close()
     return {
-        "documents": stats.documents, "chunks": stats.chunks, "sentences": stats.sentences, "tokens": stats.tokens,
-        "skipped": len(stats.skipped), "build_s": stats.seconds,
+        "documents": stats.documents,
+        "chunks": stats.chunks,
+        "sentences": stats.sentences,
+        "tokens": stats.tokens,
+        "skipped": len(stats.skipped),
+        "build_s": stats.seconds,
         "articles_per_s": round(stats.documents / stats.seconds, 2),
         "build_s_per_1k_articles": round(stats.seconds * 1000 / max(1, stats.documents), 3),
-        "peak_rss_mb": round(rss.peak_mb, 1), "rss_before_build_mb": round(rss.start_mb, 1),
-        "max_rss_mb": round(_max_rss_mb(), 1), "disk_mb": disk_mb,
-        "kb_per_chunk": round(disk_mb * 1024 / max(1, stats.chunks), 2), "query": query,
-        "model_load_s": round(model_load_s, 3), "backend": settings.backend,
+        "peak_rss_mb": round(rss.peak_mb, 1),
+        "rss_before_build_mb": round(rss.start_mb, 1),
+        "max_rss_mb": round(_max_rss_mb(), 1),
+        "disk_mb": disk_mb,
+        "kb_per_chunk": round(disk_mb * 1024 / max(1, stats.chunks), 2),
+        "query": query,
+        "model_load_s": round(model_load_s, 3),
+        "backend": settings.backend,
     }
 
 
@@ -920,26 +1007,41 @@ def _scale_one_main(params: str) -> int:
     from rag.config import Settings
 
     p = json.loads(params)
-    out = bench_scale_one(Path(p["source"]), Path(p["index"]), settings=Settings.from_dict(p["settings"]),
-                          rounds=p["rounds"], questions=p["questions"],
-                          log=lambda s: print(s, file=sys.stderr, flush=True))
+    out = bench_scale_one(
+        Path(p["source"]),
+        Path(p["index"]),
+        settings=Settings.from_dict(p["settings"]),
+        rounds=p["rounds"],
+        questions=p["questions"],
+        log=lambda s: print(s, file=sys.stderr, flush=True),
+    )
     print(json.dumps(out))
     return 0
 
 
-def _scale_subprocess(source: Path, index_dir: Path, settings: Any, rounds: int, questions: Sequence[str],
-                      log: Callable[[str], None]) -> dict[str, Any]:
+def _scale_subprocess(
+    source: Path, index_dir: Path, settings: Any, rounds: int, questions: Sequence[str], log: Callable[[str], None]
+) -> dict[str, Any]:
     """`bench_scale_one` in a new Python process; each line it writes on stderr is passed to `log` as it comes."""
     from collections import deque
 
     from rag.errors import RagError
 
-    params = json.dumps({"source": str(source), "index": str(index_dir), "settings": settings.to_dict(),
-                         "rounds": rounds, "questions": list(questions)}, default=str)
+    params = json.dumps(
+        {
+            "source": str(source),
+            "index": str(index_dir),
+            "settings": settings.to_dict(),
+            "rounds": rounds,
+            "questions": list(questions),
+        },
+        default=str,
+    )
     # stdout goes to a file: a pipe nobody reads while stderr is being read could fill and stall the child.
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
-        proc = subprocess.Popen([sys.executable, "-c", _SCALE_ONE, params], stdout=stdout, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SCALE_ONE, params], stdout=stdout, stderr=subprocess.PIPE, text=True
+        )
         tail: deque[str] = deque(maxlen=5)
         for line in proc.stderr:
             tail.append(line.rstrip())
@@ -1001,19 +1103,42 @@ def bench_scale(
             if embedder is None:
                 result = _scale_subprocess(collection.folder, folder / "index", settings, rounds, questions, log)
             else:
-                result = bench_scale_one(collection.folder, folder / "index", settings=settings, rounds=rounds,
-                                         questions=questions, embedder=embedder, log=log)
-            runs.append({"articles": n, "files": collection.files, "copies": collection.copies,
-                         "marked_copies": collection.marked, "fresh_process": embedder is None, **result})
-            log(f"scale {n:,}: build {result['build_s']:,.1f} s, peak RSS {result['max_rss_mb']:,.0f} MiB, "
-                f"query p50 {result['query']['p50_ms']:,.1f} ms ({time.perf_counter() - started:,.0f} s elapsed)")
+                result = bench_scale_one(
+                    collection.folder,
+                    folder / "index",
+                    settings=settings,
+                    rounds=rounds,
+                    questions=questions,
+                    embedder=embedder,
+                    log=log,
+                )
+            runs.append(
+                {
+                    "articles": n,
+                    "files": collection.files,
+                    "copies": collection.copies,
+                    "marked_copies": collection.marked,
+                    "fresh_process": embedder is None,
+                    **result,
+                }
+            )
+            log(
+                f"scale {n:,}: build {result['build_s']:,.1f} s, peak RSS {result['max_rss_mb']:,.0f} MiB, "
+                f"query p50 {result['query']['p50_ms']:,.1f} ms ({time.perf_counter() - started:,.0f} s elapsed)"
+            )
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
         if tmp:
             tmp.cleanup()
-    return {"source": str(source), "rounds": rounds, "questions": len(questions),
-            "settings": settings.index_signature(), "runs": runs, "growth": scale_growth(runs)}
+    return {
+        "source": str(source),
+        "rounds": rounds,
+        "questions": len(questions),
+        "settings": settings.index_signature(),
+        "runs": runs,
+        "growth": scale_growth(runs),
+    }
 
 
 def scale_growth(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1025,17 +1150,21 @@ def scale_growth(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for a, b in zip(runs, runs[1:]):
         per_1k = 1000 / (b["articles"] - a["articles"])
-        out.append({
-            "from": a["articles"], "to": b["articles"], "articles_x": ratio(a["articles"], b["articles"]),
-            "build_s_x": ratio(a["build_s"], b["build_s"]),
-            "build_s_per_1k_added": round((b["build_s"] - a["build_s"]) * per_1k, 3),
-            "max_rss_mb_added": round(b["max_rss_mb"] - a["max_rss_mb"], 1),
-            "max_rss_mb_per_1k_added": round((b["max_rss_mb"] - a["max_rss_mb"]) * per_1k, 2),
-            "peak_rss_mb_per_1k_added": round((b["peak_rss_mb"] - a["peak_rss_mb"]) * per_1k, 2),
-            "disk_mb_per_1k_added": round((b["disk_mb"] - a["disk_mb"]) * per_1k, 2),
-            "query_p50_x": ratio(a["query"]["p50_ms"], b["query"]["p50_ms"]),
-            "query_p95_x": ratio(a["query"]["p95_ms"], b["query"]["p95_ms"]),
-        })
+        out.append(
+            {
+                "from": a["articles"],
+                "to": b["articles"],
+                "articles_x": ratio(a["articles"], b["articles"]),
+                "build_s_x": ratio(a["build_s"], b["build_s"]),
+                "build_s_per_1k_added": round((b["build_s"] - a["build_s"]) * per_1k, 3),
+                "max_rss_mb_added": round(b["max_rss_mb"] - a["max_rss_mb"], 1),
+                "max_rss_mb_per_1k_added": round((b["max_rss_mb"] - a["max_rss_mb"]) * per_1k, 2),
+                "peak_rss_mb_per_1k_added": round((b["peak_rss_mb"] - a["peak_rss_mb"]) * per_1k, 2),
+                "disk_mb_per_1k_added": round((b["disk_mb"] - a["disk_mb"]) * per_1k, 2),
+                "query_p50_x": ratio(a["query"]["p50_ms"], b["query"]["p50_ms"]),
+                "query_p95_x": ratio(a["query"]["p95_ms"], b["query"]["p95_ms"]),
+            }
+        )
     return out
 
 
@@ -1081,8 +1210,7 @@ def add_ratios(configs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         b = _get(base, path)
         if not isinstance(b, (int, float)) or b == 0:
             continue
-        ratios[label] = {c["config"]: round(v / b, 3) for c in configs
-                         if isinstance(v := _get(c, path), (int, float))}
+        ratios[label] = {c["config"]: round(v / b, 3) for c in configs if isinstance(v := _get(c, path), (int, float))}
     return ratios
 
 
@@ -1090,15 +1218,19 @@ def format_table(report: dict[str, Any]) -> str:
     """The report as an aligned text table (ratios to the first configuration in brackets)."""
     lines: list[str] = []
     env = report.get("machine", {})
-    lines.append(f"machine: {env.get('cpus')} CPUs, {env.get('cpu_model', '?')}, python {env.get('python')}, "
-                 f"load average {env.get('loadavg_start')} -> {env.get('loadavg_end')}")
+    lines.append(
+        f"machine: {env.get('cpus')} CPUs, {env.get('cpu_model', '?')}, python {env.get('python')}, "
+        f"load average {env.get('loadavg_start')} -> {env.get('loadavg_end')}"
+    )
     configs = report.get("configs", [])
     if configs:
         src = report.get("source", {})
         # The tutorial cuts its own chunks and has no sentences: the figures come from an engine build if any.
         ref = next((c["build"] for c in configs if c.get("backend") != TUTORIAL), configs[0]["build"])
-        lines.append(f"source: {src.get('path')} ({ref['documents']} documents, "
-                     f"{ref['chunks']} chunks, {ref.get('sentences', '-')} sentences)")
+        lines.append(
+            f"source: {src.get('path')} ({ref['documents']} documents, "
+            f"{ref['chunks']} chunks, {ref.get('sentences', '-')} sentences)"
+        )
         names = [c["config"] for c in configs]
         width = max(14, *(len(n) + 2 for n in names))
         lines.append(f"{'':<22}" + "".join(f"{n:>{width + 9}}" for n in names))
@@ -1111,7 +1243,9 @@ def format_table(report: dict[str, Any]) -> str:
             for c, v in zip(configs, vals):
                 r = ratios.get(label, {}).get(c["config"])
                 cell = "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else f"{v:,}")
-                cells.append(f"{cell:>{width}}" + (f" ({r:.2f}x)" if r is not None and c is not configs[0] else " " * 9))
+                cells.append(
+                    f"{cell:>{width}}" + (f" ({r:.2f}x)" if r is not None and c is not configs[0] else " " * 9)
+                )
             lines.append(f"{label:<22}" + "".join(cells))
         vs = report.get("build_vs_tutorial", {})
         if vs:
@@ -1119,16 +1253,22 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{'build vs tutorial':<22}" + "".join(f"{cell:>{width}}" + " " * 9 for cell in cells))
         for c in configs:
             if c.get("backend") == TUTORIAL:
-                lines.append(f"{c['config']}: {c['build']['chunks']:,} chunks of <= {TUTORIAL_CHUNK_TOKENS} tokens "
-                             "(RecursiveCharacterTextSplitter), SentenceTransformer on PyTorch, faiss.IndexFlatIP; "
-                             "build figures only (no answer path); build vs tutorial = tutorial build s / build s")
+                lines.append(
+                    f"{c['config']}: {c['build']['chunks']:,} chunks of <= {TUTORIAL_CHUNK_TOKENS} tokens "
+                    "(RecursiveCharacterTextSplitter), SentenceTransformer on PyTorch, faiss.IndexFlatIP; "
+                    "build figures only (no answer path); build vs tutorial = tutorial build s / build s"
+                )
             inc = c.get("incremental")
             if inc:
-                lines.append(f"{c['config']}: incremental rebuild after changing {inc['changed']}: {inc['seconds']} s, "
-                             f"{inc.get('texts_embedded', '?')} texts embedded, {inc['updated']} updated")
+                lines.append(
+                    f"{c['config']}: incremental rebuild after changing {inc['changed']}: {inc['seconds']} s, "
+                    f"{inc.get('texts_embedded', '?')} texts embedded, {inc['updated']} updated"
+                )
     for backend, shared in report.get("shared_embeddings", {}).items():
-        lines.append(f"{backend}: articles embedded once beforehand ({shared['texts']:,} texts in {shared['seconds']} s, "
-                     "not timed); build and incremental times leave embedding out")
+        lines.append(
+            f"{backend}: articles embedded once beforehand ({shared['texts']:,} texts in {shared['seconds']} s, "
+            "not timed); build and incremental times leave embedding out"
+        )
     syn = report.get("synthetic")
     if syn:
         lay = syn["layout"]
@@ -1167,8 +1307,10 @@ def format_scale(scale: dict[str, Any]) -> list[str]:
     if not runs:
         return []
     where = "each in a fresh process" if all(r.get("fresh_process") for r in runs) else "in this process"
-    lines = [f"scale: {scale['source']} repeated, {runs[0].get('backend')} backend, built {where}; "
-             f"query latency over {scale['rounds']} x {scale['questions']} questions"]
+    lines = [
+        f"scale: {scale['source']} repeated, {runs[0].get('backend')} backend, built {where}; "
+        f"query latency over {scale['rounds']} x {scale['questions']} questions"
+    ]
     width = max(12, *(len(f"{r['articles']:,}") + 2 for r in runs))
     lines.append(f"{'articles':<24}" + "".join(f"{r['articles']:>{width},}" for r in runs))
     for label, path in SCALE_ROWS:
@@ -1180,7 +1322,8 @@ def format_scale(scale: dict[str, Any]) -> list[str]:
             f"{g['from']:,} -> {g['to']:,} articles ({g['articles_x']}x): build {g['build_s_x']}x "
             f"({g['build_s_per_1k_added']:+,} s per 1,000 added), process peak RSS {g['max_rss_mb_added']:+,} MiB "
             f"({g['max_rss_mb_per_1k_added']:+,} MiB per 1,000), disk {g['disk_mb_per_1k_added']:+,} MiB per 1,000, "
-            f"query p50 {g['query_p50_x']}x, p95 {g['query_p95_x']}x")
+            f"query p50 {g['query_p50_x']}x, p95 {g['query_p95_x']}x"
+        )
     return lines
 
 
@@ -1188,7 +1331,11 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import platform
 
-    info: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
             if line.startswith("model name"):
@@ -1262,27 +1409,47 @@ def run_bench(
             report["source"] = {"path": str(source), "limit": limit}
             shared = _embed_once(configs, source, root, limit, settings, log) if shared_embeddings else {}
             if shared:
-                report["shared_embeddings"] = {b: {"texts": len(e._vectors), "seconds": e.seconds}
-                                               for b, e in shared.items()}
+                report["shared_embeddings"] = {
+                    b: {"texts": len(e._vectors), "seconds": e.seconds} for b, e in shared.items()
+                }
             for i, config in enumerate(configs):
                 folder = root / f"{i}-{config.name.replace('/', '-')}"
                 copy = _copy_source(source, folder / "source", limit)
                 if config.is_tutorial:
-                    report["configs"].append(bench_tutorial(copy, folder, settings=settings, model=tutorial_model,
-                                                            log=log))
+                    report["configs"].append(
+                        bench_tutorial(copy, folder, settings=settings, model=tutorial_model, log=log)
+                    )
                     continue
-                report["configs"].append(bench_config(
-                    config, copy, folder, settings=settings, rounds=rounds, incremental=incremental,
-                    cold_start_runs=cold_start_runs, embed_sample=embed_sample,
-                    embedder=shared.get(config.backend, embedder), log=log))
+                report["configs"].append(
+                    bench_config(
+                        config,
+                        copy,
+                        folder,
+                        settings=settings,
+                        rounds=rounds,
+                        incremental=incremental,
+                        cold_start_runs=cold_start_runs,
+                        embed_sample=embed_sample,
+                        embedder=shared.get(config.backend, embedder),
+                        log=log,
+                    )
+                )
             report["ratios"] = add_ratios(report["configs"])
             if vs := build_vs_tutorial(report["configs"]):
                 report["build_vs_tutorial"] = vs
         if synthetic:
             report["synthetic"] = bench_synthetic(synthetic, work=root / "synthetic", log=log)
         if scale:
-            report["scale"] = bench_scale(scale, scale_source, work=root / "scale", keep=work is not None,
-                                          settings=settings, rounds=scale_rounds, embedder=embedder, log=log)
+            report["scale"] = bench_scale(
+                scale,
+                scale_source,
+                work=root / "scale",
+                keep=work is not None,
+                settings=settings,
+                rounds=scale_rounds,
+                embedder=embedder,
+                log=log,
+            )
     finally:
         if tmp:
             tmp.cleanup()
@@ -1293,8 +1460,14 @@ def run_bench(
     return report
 
 
-def _embed_once(configs: Sequence[BenchConfig], source: Path, root: Path, limit: int | None, settings: Any,
-                log: Callable[[str], None]) -> dict[str, SharedVectors]:
+def _embed_once(
+    configs: Sequence[BenchConfig],
+    source: Path,
+    root: Path,
+    limit: int | None,
+    settings: Any,
+    log: Callable[[str], None],
+) -> dict[str, SharedVectors]:
     """One SharedVectors per backend, filled by an untimed FAISS build of the articles."""
     from rag.config import Settings
     from rag.index.build import build_index
@@ -1307,8 +1480,13 @@ def _embed_once(configs: Sequence[BenchConfig], source: Path, root: Path, limit:
         folder = root / f"embed-once-{backend}"
         log(f"[{backend}] embedding {source} once for every configuration")
         t0 = time.perf_counter()
-        build_index(_copy_source(source, folder / "source", limit), folder / "index",
-                    settings.with_(backend=backend, store="faiss"), embedder=emb, full=True)
+        build_index(
+            _copy_source(source, folder / "source", limit),
+            folder / "index",
+            settings.with_(backend=backend, store="faiss"),
+            embedder=emb,
+            full=True,
+        )
         emb.seconds = round(time.perf_counter() - t0, 1)
         shutil.rmtree(folder, ignore_errors=True)
     return shared
@@ -1333,7 +1511,7 @@ def parse_configs(names: Sequence[str], settings: Any, store: str = "faiss") -> 
 
 
 def _sizes(text: str) -> list[int]:
-    """"2225,20000,100000" -> [2225, 20000, 100000] (for argparse)."""
+    """ "2225,20000,100000" -> [2225, 20000, 100000] (for argparse)."""
     try:
         sizes = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -1348,18 +1526,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     settings = Settings.load({"model": args.model, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
     # --backend alone names the corpus configuration, except beside --scale, whose builds it sets.
-    corpus = (args.compare or args.with_corpus or (args.backend and not args.scale)
-              or not (args.synthetic or args.scale))
+    corpus = args.compare or args.with_corpus or (args.backend and not args.scale) or not (args.synthetic or args.scale)
     names = (args.compare or args.backend or settings.backend).split(",") if corpus else []
     configs = parse_configs(names, settings, args.store or "faiss")
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if not args.quiet else (lambda s: None)
     report = run_bench(
-        configs, Path(args.source) if args.source else None, limit=args.limit, synthetic=args.synthetic or 0,
-        rounds=args.rounds, incremental=not args.no_incremental, cold_start_runs=args.cold_start_runs,
-        embed_sample=args.embed_sample, work=Path(args.work) if args.work else None,
+        configs,
+        Path(args.source) if args.source else None,
+        limit=args.limit,
+        synthetic=args.synthetic or 0,
+        rounds=args.rounds,
+        incremental=not args.no_incremental,
+        cold_start_runs=args.cold_start_runs,
+        embed_sample=args.embed_sample,
+        work=Path(args.work) if args.work else None,
         settings=settings.with_(backend=None if args.backend == TUTORIAL else args.backend),
-        shared_embeddings=args.shared_embeddings, scale=args.scale or (),
-        scale_source=Path(args.scale_source) if args.scale_source else None, scale_rounds=args.scale_rounds, log=log,
+        shared_embeddings=args.shared_embeddings,
+        scale=args.scale or (),
+        scale_source=Path(args.scale_source) if args.scale_source else None,
+        scale_rounds=args.scale_rounds,
+        log=log,
     )
     text = json.dumps(report, indent=2, default=str)
     if args.out:
@@ -1371,44 +1557,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add `rag bench` to the command line."""
     p = subparsers.add_parser(
-        "bench", help="measure build throughput, query latency, memory, index size, rebuild and cold start",
+        "bench",
+        help="measure build throughput, query latency, memory, index size, rebuild and cold start",
         description="Measure build throughput, warm query latency (p50/p95/p99), peak RSS, index size, an incremental "
-                    "rebuild and the cold start of `rag ask`; --compare runs several configurations in one process "
-                    "and gives ratios to the first (`tutorial` among them: the langchain splitter + "
-                    "SentenceTransformer + faiss.IndexFlatIP baseline, build figures only, with each build's speed-up "
-                    "over it). --scale builds synthetic collections of the given sizes, each in a fresh process, "
-                    "and reports how build time, memory, index size and query latency grow.",
+        "rebuild and the cold start of `rag ask`; --compare runs several configurations in one process "
+        "and gives ratios to the first (`tutorial` among them: the langchain splitter + "
+        "SentenceTransformer + faiss.IndexFlatIP baseline, build figures only, with each build's speed-up "
+        "over it). --scale builds synthetic collections of the given sizes, each in a fresh process, "
+        "and reports how build time, memory, index size and query latency grow.",
     )
     p.add_argument("--source", help=f"articles file or folder (default {DEFAULT_SOURCE})")
     p.add_argument("--limit", type=int, help="use only the first N records or files of the source")
-    p.add_argument("--backend", help="one embedding backend: torch, onnx or onnx-int8 (default: the settings'); "
-                                     "also the backend of the --scale builds")
-    p.add_argument("--compare", help="comma-separated configurations, e.g. torch,onnx,onnx-int8, onnx-int8/milvus "
-                                     "(Milvus Lite), onnx-int8/milvus@http://127.0.0.1:19530 (a Milvus server), or "
-                                     "tutorial (a plain langchain + sentence-transformers + FAISS build, timed from "
-                                     "the files to the saved index)")
+    p.add_argument(
+        "--backend",
+        help="one embedding backend: torch, onnx or onnx-int8 (default: the settings'); "
+        "also the backend of the --scale builds",
+    )
+    p.add_argument(
+        "--compare",
+        help="comma-separated configurations, e.g. torch,onnx,onnx-int8, onnx-int8/milvus "
+        "(Milvus Lite), onnx-int8/milvus@http://127.0.0.1:19530 (a Milvus server), or "
+        "tutorial (a plain langchain + sentence-transformers + FAISS build, timed from "
+        "the files to the saved index)",
+    )
     p.add_argument("--store", choices=("faiss", "milvus"), help="vector store for configurations that name none")
     p.add_argument("--model", help="sentence-transformers model name or local folder")
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--chunk-overlap", type=int)
     p.add_argument("--rounds", type=int, default=3, help="passes over the latency question list (default 3)")
     p.add_argument("--embed-sample", type=int, default=512, help="chunks for the embedding-only throughput (0: skip)")
-    p.add_argument("--cold-start-runs", type=int, default=3, help="fresh `rag ask` processes per configuration (0: skip)")
+    p.add_argument(
+        "--cold-start-runs", type=int, default=3, help="fresh `rag ask` processes per configuration (0: skip)"
+    )
     p.add_argument("--no-incremental", action="store_true", help="skip the change-one-article rebuild")
-    p.add_argument("--shared-embeddings", action="store_true",
-                   help="embed the articles once, before the configurations, and reuse the vectors in every build "
-                        "(build times then compare the stores, not the model)")
+    p.add_argument(
+        "--shared-embeddings",
+        action="store_true",
+        help="embed the articles once, before the configurations, and reuse the vectors in every build "
+        "(build times then compare the stores, not the model)",
+    )
     p.add_argument("--synthetic", type=int, metavar="N", help="FAISS scale test on N synthetic 384-dim vectors")
-    p.add_argument("--with-corpus", action="store_true",
-                   help="with --synthetic or --scale, also run the corpus benchmark")
-    p.add_argument("--scale", type=_sizes, metavar="N,N,...",
-                   help="build synthetic collections of these article counts (the source repeated with deterministic "
-                        "changes), each in a fresh process, and report build time, peak RSS, index size and query "
-                        "latency per size and how they grow")
+    p.add_argument(
+        "--with-corpus", action="store_true", help="with --synthetic or --scale, also run the corpus benchmark"
+    )
+    p.add_argument(
+        "--scale",
+        type=_sizes,
+        metavar="N,N,...",
+        help="build synthetic collections of these article counts (the source repeated with deterministic "
+        "changes), each in a fresh process, and report build time, peak RSS, index size and query "
+        "latency per size and how they grow",
+    )
     p.add_argument("--scale-source", help=f"the .jsonl those collections are made from (default {DEFAULT_SOURCE})")
     p.add_argument("--scale-rounds", type=int, default=2, help="passes over the question list per size (default 2)")
-    p.add_argument("--work", help="keep indexes (and --scale collections) in this folder (default: a temporary "
-                                  "folder; each --scale size's folder is removed once measured)")
+    p.add_argument(
+        "--work",
+        help="keep indexes (and --scale collections) in this folder (default: a temporary "
+        "folder; each --scale size's folder is removed once measured)",
+    )
     p.add_argument("--out", help="also write the JSON report to this file")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

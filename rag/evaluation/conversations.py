@@ -23,9 +23,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rag.errors import RagError, SourceError
 
@@ -65,11 +66,19 @@ def load_conversations(path: str | Path, split: str = "all") -> list[Conversatio
             row = json.loads(line)
             turns = tuple(row["turns"])
             kind = row["kind"]
-            if kind not in KINDS or len(turns) < 2 or not all(isinstance(t["question"], str) and t["answers"] for t in turns):
-                raise ValueError("kind must be followup or shift, with at least two turns, each with question and answers")
+            if (
+                kind not in KINDS
+                or len(turns) < 2
+                or not all(isinstance(t["question"], str) and t["answers"] for t in turns)
+            ):
+                raise ValueError(
+                    "kind must be followup or shift, with at least two turns, each with question and answers"
+                )
             conv = Conversation(str(row["id"]), kind, str(row.get("split", "all")), turns)
         except (ValueError, KeyError, TypeError) as exc:
-            raise SourceError(f"{path} line {n} is not a conversation ({exc}); see rag/evaluation/conversations.py") from None
+            raise SourceError(
+                f"{path} line {n} is not a conversation ({exc}); see rag/evaluation/conversations.py"
+            ) from None
         if split == "all" or conv.split == split:
             out.append(conv)
     if not out:
@@ -130,8 +139,9 @@ ROWS = (
 )
 
 
-def run_conversations(idx, conversations: Sequence[Conversation], *, threshold: float | None = None,
-                      show_progress: bool = False) -> dict[str, Any]:
+def run_conversations(
+    idx, conversations: Sequence[Conversation], *, threshold: float | None = None, show_progress: bool = False
+) -> dict[str, Any]:
     """Ask every conversation (see the module docstring) and summarize each way of asking.
 
     Returns:
@@ -141,14 +151,17 @@ def run_conversations(idx, conversations: Sequence[Conversation], *, threshold: 
     threshold = idx.settings.abstain_threshold if threshold is None else threshold
     missing = sorted({t["doc_id"] for c in conversations for t in c.turns if t.get("doc_id")} - _doc_ids(idx))
     if missing:
-        raise SourceError(f"the index at {idx.index_dir} lacks {len(missing)} article(s) the set asks about "
-                          f"(first: {', '.join(missing[:3])}); build it from the articles the set was written over")
+        raise SourceError(
+            f"the index at {idx.index_dir} lacks {len(missing)} article(s) the set asks about "
+            f"(first: {', '.join(missing[:3])}); build it from the articles the set was written over"
+        )
     rows: dict[str, list[_Outcome]] = {key: [] for key, _ in ROWS}
     details: list[dict[str, Any]] = []
     from tqdm import tqdm
 
-    for number, conv in enumerate(tqdm(conversations, desc="conversations", unit="conv", disable=not show_progress,
-                                       file=sys.stderr)):
+    for number, conv in enumerate(
+        tqdm(conversations, desc="conversations", unit="conv", disable=not show_progress, file=sys.stderr)
+    ):
         history = []
         for n, turn in enumerate(conv.turns):
             if n == 0:
@@ -173,14 +186,26 @@ def run_conversations(idx, conversations: Sequence[Conversation], *, threshold: 
             else:
                 rows["shift_history"].append(with_history)
                 rows["shift_alone"].append(alone)
-            details.append({"id": conv.id, "turn": n + 1, "kind": conv.kind, "question": turn["question"],
-                            "read_as": answer.read_as, "with_history": with_history.answered,
-                            "alone": alone.answered,
-                            "quote": answer.citations[0].quote if answer.citations else None})
+            details.append(
+                {
+                    "id": conv.id,
+                    "turn": n + 1,
+                    "kind": conv.kind,
+                    "question": turn["question"],
+                    "read_as": answer.read_as,
+                    "with_history": with_history.answered,
+                    "alone": alone.answered,
+                    "quote": answer.citations[0].quote if answer.citations else None,
+                }
+            )
             history.append(answer)
     kinds = {k: sum(c.kind == k for c in conversations) for k in KINDS}
-    return {"rows": {key: _summary(v) for key, v in rows.items()}, "conversations": kinds, "details": details,
-            "threshold": threshold}
+    return {
+        "rows": {key: _summary(v) for key, v in rows.items()},
+        "conversations": kinds,
+        "details": details,
+        "threshold": threshold,
+    }
 
 
 def _doc_ids(idx) -> set[str]:
@@ -200,12 +225,16 @@ def format_conversations(report: dict[str, Any], path: str = "", split: str = "a
         r = report["rows"][key]
         if not r.get("n"):
             continue
-        lines.append(f"{label:<32}{r['n']:>5}{r['answers']:>9.3f}{r['right_article']:>9.3f}{r['answered']:>10.3f}"
-                     f"{r['read_as_followup']:>9.3f}{r['p50_ms']:>9.1f}")
+        lines.append(
+            f"{label:<32}{r['n']:>5}{r['answers']:>9.3f}{r['right_article']:>9.3f}{r['answered']:>10.3f}"
+            f"{r['read_as_followup']:>9.3f}{r['p50_ms']:>9.1f}"
+        )
     lines.append("")
     lines.append("read as: the share read as a follow-up of the turn before (follows is set)")
-    lines.append("p50 ms: later turns are timed with the question's own vector embedded beforehand, both ways in "
-                 "turn (alone first in every other conversation)")
+    lines.append(
+        "p50 ms: later turns are timed with the question's own vector embedded beforehand, both ways in "
+        "turn (alone first in every other conversation)"
+    )
     return "\n".join(lines)
 
 
@@ -215,8 +244,9 @@ def cmd_eval_conversations(args: argparse.Namespace, settings) -> int:
     convs = load_conversations(args.path, args.split)
     idx = open_index(args.index or settings.index_dir, settings=settings)
     try:
-        report = run_conversations(idx, convs, threshold=args.threshold,
-                                   show_progress=not args.json and sys.stderr.isatty())
+        report = run_conversations(
+            idx, convs, threshold=args.threshold, show_progress=not args.json and sys.stderr.isatty()
+        )
     finally:
         idx.close()
     if args.json:

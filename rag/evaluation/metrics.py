@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["auroc", "contains_answer", "ndcg_at", "normalize_answer", "percentile", "short_answer_scores"]
 

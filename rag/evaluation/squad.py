@@ -12,9 +12,10 @@ BEIR folder: `corpus.jsonl` ({_id, title, text}), `queries.jsonl` ({_id, text}),
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rag.errors import SourceError
 from rag.evaluation.metrics import auroc, contains_answer, normalize_answer, percentile, short_answer_scores
@@ -123,7 +124,9 @@ def load_squad(
             s = base + int(ans["answer_start"])
             e = s + len(ans["text"])
             if text[s:e] != ans["text"]:
-                raise SourceError(f"{folder / 'questions.jsonl'}: answer of {q['id']} does not match its paragraph at {s}")
+                raise SourceError(
+                    f"{folder / 'questions.jsonl'}: answer of {q['id']} does not match its paragraph at {s}"
+                )
             spans.append((s, e))
             texts.append(ans["text"])
         questions.append(SquadQuestion(q["id"], q["question"], title, tuple(spans), tuple(texts)))
@@ -134,7 +137,6 @@ def load_squad(
 
 
 # -- metrics ---------------------------------------------------------------------------------------------------
-
 
 
 @dataclass
@@ -189,9 +191,11 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
         rank = next((i for i, p in enumerate(r.passages[:10]) if contains_answer(p, golds)), None)
         first_hit.append(rank)
         r_any = any(contains_answer(q, golds) for q in r.quotes)
-        setattr(r, "_answer_any", r_any)
-        setattr(r, "_answer_1", r.first_quote is not None and contains_answer(r.first_quote, golds))
-        setattr(r, "_span_1", r.first_span is not None and any(r.first_span[0] <= s and e <= r.first_span[1] for s, e in r.question.answers))
+        r._answer_any = r_any
+        r._answer_1 = r.first_quote is not None and contains_answer(r.first_quote, golds)
+        r._span_1 = r.first_span is not None and any(
+            r.first_span[0] <= s and e <= r.first_span[1] for s, e in r.question.answers
+        )
     for k in (1, 5, 10):
         out[f"hit@{k}"] = sum(1 for x in first_hit if x is not None and x < k) / n
     out["mrr@10"] = sum(1.0 / (x + 1) for x in first_hit if x is not None) / n
@@ -231,9 +235,17 @@ def _ours(idx, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -
     if q.answerable and others:
         absent = idx.query(q.question, doc_ids=others, abstain_threshold=0.0).confidence
     return QuestionResult(
-        q, passages, first.quote if first else None, [c.quote for c in answer.citations],
-        (first.start, first.end) if first else None, answer.confidence, answer.confidence < threshold, seconds,
-        absent, None if absent is None else absent < threshold, first.answer if first else None,
+        q,
+        passages,
+        first.quote if first else None,
+        [c.quote for c in answer.citations],
+        (first.start, first.end) if first else None,
+        answer.confidence,
+        answer.confidence < threshold,
+        seconds,
+        absent,
+        None if absent is None else absent < threshold,
+        first.answer if first else None,
     )
 
 
@@ -248,7 +260,9 @@ class Baseline:
 
     COSINE_THRESHOLD = 0.5
 
-    def __init__(self, docs: dict[str, tuple[str, str]], embedder, progress: Callable[[str, int, int], None] | None = None):
+    def __init__(
+        self, docs: dict[str, tuple[str, str]], embedder, progress: Callable[[str, int, int], None] | None = None
+    ):
         import faiss
         import numpy as np
         from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -260,7 +274,7 @@ class Baseline:
         self.chunks: list[tuple[str, int, int]] = []
         for doc_id, (_, text) in docs.items():
             pieces = splitter.split_text(text)
-            for (s, e) in locate_spans(text, pieces):
+            for s, e in locate_spans(text, pieces):
                 self.chunks.append((doc_id, s, e))
         self.docs = docs
         self.embedder = embedder
@@ -315,8 +329,16 @@ class Baseline:
             d, s, e = best[1]
             quote, span = self.docs[d][1][s:e], (s, e)
         return QuestionResult(
-            q, passages, quote, [quote] if quote else [], span, best[0], best[0] < self.COSINE_THRESHOLD, seconds,
-            absent, None if absent is None else absent < self.COSINE_THRESHOLD,
+            q,
+            passages,
+            quote,
+            [quote] if quote else [],
+            span,
+            best[0],
+            best[0] < self.COSINE_THRESHOLD,
+            seconds,
+            absent,
+            None if absent is None else absent < self.COSINE_THRESHOLD,
         )
 
 
@@ -362,10 +384,17 @@ def run_squad(
     with work_folder(work) as work_dir:
         idx = build_collection(data.articles, work_dir, settings, embedder, None)
         report: dict[str, Any] = {
-            "data": {"folder": str(folder), "articles": len(data.articles), "split": split, "questions": len(data.questions),
-                     "chunks": idx.info().get("chunks")},
-            "settings": {k: getattr(idx.settings, k) for k in
-                         ("retriever", "chunk_size", "chunk_overlap", "k", "abstain_threshold", "reranker", "reader")},
+            "data": {
+                "folder": str(folder),
+                "articles": len(data.articles),
+                "split": split,
+                "questions": len(data.questions),
+                "chunks": idx.info().get("chunks"),
+            },
+            "settings": {
+                k: getattr(idx.settings, k)
+                for k in ("retriever", "chunk_size", "chunk_overlap", "k", "abstain_threshold", "reranker", "reader")
+            },
         }
         results = []
         with progress_bar(len(data.questions), "ours", show_progress) as bar:
@@ -402,17 +431,35 @@ def run_squad(
 # -- command line ----------------------------------------------------------------------------------------------
 
 _ORDER = [
-    "hit@1", "hit@5", "hit@10", "mrr@10", "answer@1", "answer@any", "span@1", "short_em", "short_f1",
-    "answer@1_answered", "answered",
-    "abstain_unanswerable", "abstain_answerable", "abstain_auroc", "abstain_absent", "absent_auroc", "ndcg@10",
-    "recall@100", "latency_p50_ms", "latency_p95_ms",
+    "hit@1",
+    "hit@5",
+    "hit@10",
+    "mrr@10",
+    "answer@1",
+    "answer@any",
+    "span@1",
+    "short_em",
+    "short_f1",
+    "answer@1_answered",
+    "answered",
+    "abstain_unanswerable",
+    "abstain_answerable",
+    "abstain_auroc",
+    "abstain_absent",
+    "absent_auroc",
+    "ndcg@10",
+    "recall@100",
+    "latency_p50_ms",
+    "latency_p95_ms",
 ]
 
 
 def format_report(report: dict[str, Any]) -> str:
     """The side-by-side table printed by `rag eval`; targets are marked on the full-set metrics."""
     ours = report["ours"]
-    others = [(name, report[key]) for key, name in (("no_reader", "no reader"), ("baseline", "baseline")) if key in report]
+    others = [
+        (name, report[key]) for key, name in (("no_reader", "no reader"), ("baseline", "baseline")) if key in report
+    ]
     d = report["data"]
     lines = [
         f"data: {d['folder']}  articles {d['articles'] if 'articles' in d else d.get('documents')}  "
@@ -432,5 +479,3 @@ def format_report(report: dict[str, Any]) -> str:
             mark = f"   >= {TARGETS[k]:.2f} {'met' if ours[k] >= TARGETS[k] else 'not met'}"
         lines.append(f"{k:<22}{ours[k]:>10.{unit}f}{cols}{mark}")
     return "\n".join(lines)
-
-

@@ -6,7 +6,7 @@ wrong occurrence when text repeats. Offsets are found here by scanning forward f
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rag.errors import ConfigError
 from rag.types import Chunk, Document

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 
 __all__ = ["normalize_date", "parse_bound", "month_of", "MONTHS"]
@@ -17,9 +17,20 @@ __all__ = ["normalize_date", "parse_bound", "month_of", "MONTHS"]
 MONTHS = {
     name: n
     for n, names in enumerate(
-        [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
-         ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
-         ("dec", "december")],
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
         start=1,
     )
     for name in names
@@ -113,7 +124,7 @@ def _tz(tz: str | None) -> str:
 def _from_datetime(stamp: datetime) -> str:
     if stamp.tzinfo is None:
         return stamp.replace(microsecond=0).isoformat()
-    return stamp.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    return stamp.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def parse_bound(value: str | None, name: str) -> str | None:
@@ -152,5 +163,5 @@ def parse_bound(value: str | None, name: str) -> str | None:
 
 
 def month_of(iso: str | None) -> str | None:
-    """"YYYY-MM" of an ISO date, None for a dateless article."""
+    """ "YYYY-MM" of an ISO date, None for a dateless article."""
     return iso[:7] if iso and len(iso) >= 7 else None

@@ -13,12 +13,13 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-from rag.ingest.dates import normalize_date
 from rag.errors import IngestError, SourceError
+from rag.ingest.dates import normalize_date
 from rag.ingest.htmlmeta import read_page_meta
 from rag.types import Document, SkippedFile
 
@@ -103,8 +104,9 @@ def load_documents(
         >>> result.documents[0].title
     """
     result = IngestResult()
-    result.documents = list(iter_documents(paths, result.skipped, max_file_mb=max_file_mb,
-                                           parse_timeout_s=parse_timeout_s))
+    result.documents = list(
+        iter_documents(paths, result.skipped, max_file_mb=max_file_mb, parse_timeout_s=parse_timeout_s)
+    )
     if on_skip:
         for s in result.skipped:
             on_skip(s)
@@ -203,8 +205,13 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, Path]]
         return
     found: list[Path] = []
     # followlinks=False: a symlink loop cannot recurse forever.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: skipped.append(
-            SkippedFile(str(getattr(e, "filename", root)), f"cannot list folder ({e.strerror or e})"))):
+    for dirpath, dirnames, filenames in os.walk(
+        root,
+        followlinks=False,
+        onerror=lambda e: skipped.append(
+            SkippedFile(str(getattr(e, "filename", root)), f"cannot list folder ({e.strerror or e})")
+        ),
+    ):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if name.startswith("."):
@@ -370,9 +377,14 @@ def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
         raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
     except Exception as exc:  # pypdf surfaces many internal errors on damaged files
         raise IngestError(str(path), f"corrupt or unreadable PDF ({type(exc).__name__})") from None
-    return {"text": "\n\n".join(p for p in pages if p), "title": title, "author": author, "date": date,
-            "section": str(subject) if isinstance(subject, str) and subject.strip() else None,
-            "tags": str(keywords) if isinstance(keywords, str) else None}
+    return {
+        "text": "\n\n".join(p for p in pages if p),
+        "title": title,
+        "author": author,
+        "date": date,
+        "section": str(subject) if isinstance(subject, str) and subject.strip() else None,
+        "tags": str(keywords) if isinstance(keywords, str) else None,
+    }
 
 
 def _pdf_date(value: Any) -> str | None:
@@ -393,8 +405,20 @@ def _record_fields(rec: Any) -> dict[str, Any]:
     if not isinstance(text, str):
         raise ValueError("'text' is missing or not a string")
     out: dict[str, Any] = {"text": text}
-    for key in ("id", "title", "url", "author", "date", "published", "outlet", "source", "publisher", "section",
-                "topic", "category"):
+    for key in (
+        "id",
+        "title",
+        "url",
+        "author",
+        "date",
+        "published",
+        "outlet",
+        "source",
+        "publisher",
+        "section",
+        "topic",
+        "category",
+    ):
         value = rec.get(key)
         if value is None:
             continue
@@ -453,7 +477,7 @@ def _front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
             rec[key] = data[key]
     fields = _record_fields(rec)
     del fields["text"]
-    return fields, text[m.end():]
+    return fields, text[m.end() :]
 
 
 def _read_jsonl(path: Path, text: str, rel: str, skipped: list[SkippedFile] | None) -> list[Document]:

@@ -13,8 +13,18 @@ from typing import Any
 
 __all__ = ["PageMeta", "read_page_meta"]
 
-_DATE_META = ("article:published_time", "og:published_time", "datepublished", "pubdate", "publishdate",
-              "dc.date", "dc.date.issued", "date", "sailthru.date", "parsely-pub-date")
+_DATE_META = (
+    "article:published_time",
+    "og:published_time",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "dc.date",
+    "dc.date.issued",
+    "date",
+    "sailthru.date",
+    "parsely-pub-date",
+)
 _SECTION_META = ("article:section", "section", "parsely-section", "category")
 _OUTLET_META = ("og:site_name", "application-name", "publisher", "dc.publisher")
 _TAG_META = ("article:tag", "keywords", "news_keywords", "parsely-tags")

@@ -13,18 +13,19 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Sequence
+from typing import Any
 
-from rag.index.catalog import DocumentInfo
-from rag.library.listing import Listing, list_documents
+from rag.answer.engine import Index, open_index
 from rag.config import Settings
-from rag.ingest.uploads import UPLOAD_EXTENSIONS, safe_upload_name, uploaded_files, uploads_folder
-from rag.index.embedding import Embedder
 from rag.errors import BuildLockedError, ConfigError, IngestError, RagError, SourceError, UploadError
 from rag.index.build import ProgressFn, build_index
-from rag.answer.engine import Index, open_index
+from rag.index.catalog import DocumentInfo
+from rag.index.embedding import Embedder
+from rag.ingest.uploads import UPLOAD_EXTENSIONS, safe_upload_name, uploaded_files, uploads_folder
+from rag.library.listing import Listing, list_documents
 from rag.types import Answer, BuildStats, Document, Passage
 from rag.watch.asking import WatchReport, after_build
 
@@ -45,6 +46,7 @@ __all__ = [
 
 QUESTIONS_FILE = ".questions"
 """Optional file in an article folder: example questions, one per line (ingest skips dot-files)."""
+
 
 @dataclass(frozen=True)
 class StoredUpload:
@@ -132,9 +134,9 @@ def shown_path(path: str | Path, beside: str | Path | None = None) -> str:
     return p.name or "."
 
 
-
-def save_upload(src: str | Path, original_name: str, dest_dir: str | Path, *, max_mb: float = 20.0,
-                parse_timeout_s: float = 30.0) -> StoredUpload:
+def save_upload(
+    src: str | Path, original_name: str, dest_dir: str | Path, *, max_mb: float = 20.0, parse_timeout_s: float = 30.0
+) -> StoredUpload:
     """Validate an uploaded file and copy it into `dest_dir` under a generated name.
 
     The file is only read as data (never run); it is refused unless its type is accepted, it is at most
@@ -160,7 +162,9 @@ def save_upload(src: str | Path, original_name: str, dest_dir: str | Path, *, ma
     except OSError as exc:
         raise UploadError(f"{shown}: cannot read the uploaded file ({exc.strerror or exc})") from None
     if size > max_mb * 1024 * 1024:
-        raise UploadError(f"{shown}: {size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB upload limit (max_upload_mb)")
+        raise UploadError(
+            f"{shown}: {size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB upload limit (max_upload_mb)"
+        )
     if size == 0:
         raise UploadError(f"{shown}: the file is empty")
     data = src.read_bytes()
@@ -202,9 +206,17 @@ def _read_articles(path: Path, max_mb: float, parse_timeout_s: float) -> list[Do
     return result.documents
 
 
-def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
-            passages: Sequence[Passage] = (), whole: bool = False, window: int = 400,
-            answer: tuple[int, int] | None = None) -> Excerpt:
+def excerpt(
+    doc: Document,
+    start: int,
+    end: int,
+    *,
+    quote: str | None = None,
+    passages: Sequence[Passage] = (),
+    whole: bool = False,
+    window: int = 400,
+    answer: tuple[int, int] | None = None,
+) -> Excerpt:
     """The text to show around the span doc.text[start:end], with that span marked by its offsets.
 
     Args:
@@ -220,8 +232,23 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
     n = len(doc.text)
     if not 0 <= start <= end <= n or (quote is not None and doc.text[start:end] != quote):
         text = quote if quote is not None else ""
-        return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, text, start, 0, len(text),
-                       whole, n, changed=True, date=doc.date, section=doc.section)
+        return Excerpt(
+            doc.id,
+            doc.title,
+            doc.author,
+            doc.outlet,
+            doc.source,
+            doc.url,
+            text,
+            start,
+            0,
+            len(text),
+            whole,
+            n,
+            changed=True,
+            date=doc.date,
+            section=doc.section,
+        )
     if whole:
         lo, hi = 0, n
     else:
@@ -233,9 +260,24 @@ def excerpt(doc: Document, start: int, end: int, *, quote: str | None = None,
     a_start = a_end = -1
     if answer is not None and start <= answer[0] < answer[1] <= end:
         a_start, a_end = answer[0] - lo, answer[1] - lo
-    return Excerpt(doc.id, doc.title, doc.author, doc.outlet, doc.source, doc.url, doc.text[lo:hi], lo,
-                   start - lo, end - lo, whole, n, date=doc.date, section=doc.section, answer_start=a_start,
-                   answer_end=a_end)
+    return Excerpt(
+        doc.id,
+        doc.title,
+        doc.author,
+        doc.outlet,
+        doc.source,
+        doc.url,
+        doc.text[lo:hi],
+        lo,
+        start - lo,
+        end - lo,
+        whole,
+        n,
+        date=doc.date,
+        section=doc.section,
+        answer_start=a_start,
+        answer_end=a_end,
+    )
 
 
 def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:
@@ -258,8 +300,14 @@ class Library:
         >>> lib.ask("what would lift the pause?").citations[0].quote
     """
 
-    def __init__(self, index_dir: str | Path | None = None, settings: Settings | None = None, *,
-                 embedder: Embedder | None = None, source: str | Path | None = None):
+    def __init__(
+        self,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        source: str | Path | None = None,
+    ):
         """Open the live version of `index_dir`.
 
         Args:
@@ -289,10 +337,21 @@ class Library:
                 self._index = open_index(self.index_dir, settings=self.settings, embedder=self._embedder)
             return self._index
 
-    def ask(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
-            since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
-            outlet: str | Sequence[str] | None = None, sort: str = "relevance", history: Any = None,
-            sources: Sequence[str] | None = None, abstain_threshold: float | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        doc_ids: Sequence[str] | None = None,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        sort: str = "relevance",
+        history: Any = None,
+        sources: Sequence[str] | None = None,
+        abstain_threshold: float | None = None,
+    ) -> Answer:
         """Index.query on the live version (see there for the filters and `history`).
 
         Raises:
@@ -300,19 +359,45 @@ class Library:
         """
         if abstain_threshold is not None and not 0.0 <= abstain_threshold <= 1.0:
             raise ConfigError(f"abstain_threshold must be in [0, 1], got {abstain_threshold}")
-        return self.index.query(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
-                                until=until or None, section=section or None, outlet=outlet or None,
-                                sort=sort or "relevance", history=history or None,
-                                sources=list(sources) if sources else None, abstain_threshold=abstain_threshold)
+        return self.index.query(
+            question,
+            k,
+            doc_ids=list(doc_ids) if doc_ids else None,
+            since=since or None,
+            until=until or None,
+            section=section or None,
+            outlet=outlet or None,
+            sort=sort or "relevance",
+            history=history or None,
+            sources=list(sources) if sources else None,
+            abstain_threshold=abstain_threshold,
+        )
 
-    def search(self, question: str, k: int | None = None, doc_ids: Sequence[str] | None = None, *,
-               since: str | None = None, until: str | None = None, section: str | Sequence[str] | None = None,
-               outlet: str | Sequence[str] | None = None, sort: str = "relevance",
-               sources: Sequence[str] | None = None) -> list[Passage]:
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        doc_ids: Sequence[str] | None = None,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        sort: str = "relevance",
+        sources: Sequence[str] | None = None,
+    ) -> list[Passage]:
         """Index.search on the live version."""
-        return self.index.search(question, k, doc_ids=list(doc_ids) if doc_ids else None, since=since or None,
-                                 until=until or None, section=section or None, outlet=outlet or None,
-                                 sort=sort or "relevance", sources=list(sources) if sources else None)
+        return self.index.search(
+            question,
+            k,
+            doc_ids=list(doc_ids) if doc_ids else None,
+            since=since or None,
+            until=until or None,
+            section=section or None,
+            outlet=outlet or None,
+            sort=sort or "relevance",
+            sources=list(sources) if sources else None,
+        )
 
     def documents(self) -> list[DocumentInfo]:
         idx = self.index
@@ -321,11 +406,28 @@ class Library:
                 self._listed = (idx.version, idx.documents())
             return self._listed[1]
 
-    def listing(self, query: str = "", *, section: str | None = None, outlet: str | None = None, sort: str = "id",
-                descending: bool = False, page: int = 1, per_page: int = 50) -> Listing:
+    def listing(
+        self,
+        query: str = "",
+        *,
+        section: str | None = None,
+        outlet: str | None = None,
+        sort: str = "id",
+        descending: bool = False,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> Listing:
         """One page of the live version's articles, searched, filtered and sorted (see rag.library.listing.list_documents)."""
-        return list_documents(self.documents(), query=query, section=section, outlet=outlet, sort=sort,
-                              descending=descending, page=page, per_page=per_page)
+        return list_documents(
+            self.documents(),
+            query=query,
+            section=section,
+            outlet=outlet,
+            sort=sort,
+            descending=descending,
+            page=page,
+            per_page=per_page,
+        )
 
     def find_articles(self, text: str, limit: int = 20) -> list[DocumentInfo]:
         """Articles whose title, id, section or outlet hold every word of `text` (for a type-ahead picker)."""
@@ -379,8 +481,13 @@ class Library:
 
     def save_upload(self, src: str | Path, original_name: str) -> StoredUpload:
         """Validate and store one uploaded file in the uploads folder (see save_upload())."""
-        return save_upload(src, original_name, self.uploads_dir, max_mb=self.settings.max_upload_mb,
-                           parse_timeout_s=self.settings.parse_timeout_s)
+        return save_upload(
+            src,
+            original_name,
+            self.uploads_dir,
+            max_mb=self.settings.max_upload_mb,
+            parse_timeout_s=self.settings.parse_timeout_s,
+        )
 
     def rebuild(self, progress: ProgressFn | None = None) -> BuildStats:
         """Rebuild from rebuild_sources(); questions keep using the previous version until the swap.
@@ -394,8 +501,9 @@ class Library:
         try:
             idx = self.index
             settings = idx.settings.with_(source=self.source())
-            stats = build_index(self.rebuild_sources(), self.index_dir, settings, embedder=self._embedder,
-                                progress=progress)
+            stats = build_index(
+                self.rebuild_sources(), self.index_dir, settings, embedder=self._embedder, progress=progress
+            )
             # The saved questions, against the new and changed articles of the version just reopened.
             self.watched = after_build(self.index_dir, self.settings, index=self.index, embedder=self._embedder)
         finally:
@@ -412,10 +520,16 @@ class Library:
         indexed = {Path(d.source.split("#", 1)[0]).name for d in idx.documents()}
         pending = tuple(p.name for p in self._upload_files() if p.name not in indexed)
         return LibraryStatus(
-            index_dir=shown_path(self.index_dir), version=str(info.get("version", "")), model=str(info.get("model", "")),
-            documents=int(info.get("documents") or 0), chunks=int(info.get("chunks") or 0),
-            built_at=str(info.get("built_at", "")), source=shown_path(self.source()),
-            uploads_dir=shown_path(self.uploads_dir, beside=self.index_dir), pending_uploads=pending, building=self.building,
+            index_dir=shown_path(self.index_dir),
+            version=str(info.get("version", "")),
+            model=str(info.get("model", "")),
+            documents=int(info.get("documents") or 0),
+            chunks=int(info.get("chunks") or 0),
+            built_at=str(info.get("built_at", "")),
+            source=shown_path(self.source()),
+            uploads_dir=shown_path(self.uploads_dir, beside=self.index_dir),
+            pending_uploads=pending,
+            building=self.building,
         )
 
     def examples(self, limit: int = 3) -> list[str]:

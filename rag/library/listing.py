@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
+from rag.errors import FilterError
 from rag.index.catalog import DocumentInfo
 from rag.ingest.dates import month_of
-from rag.errors import FilterError
 
 __all__ = ["Listing", "LIST_SORTS", "list_documents", "natural_key"]
 
@@ -90,7 +90,8 @@ def list_documents(
     want_section = (section or "").casefold()
     want_outlet = (outlet or "").casefold()
     hits = [
-        d for d in docs
+        d
+        for d in docs
         if (not want_section or (d.section or "").casefold() == want_section)
         and (not want_outlet or (d.outlet or "").casefold() == want_outlet)
         and (not words or _matches(d, words))
@@ -101,8 +102,12 @@ def list_documents(
     elif sort == "passages":
         ordered = sorted(hits, key=lambda d: (d.chunks, natural_key(d.id)), reverse=descending)
     else:
-        value = {"id": lambda d: d.id, "title": lambda d: d.title, "section": lambda d: d.section,
-                 "outlet": lambda d: d.outlet}[sort]
+        value = {
+            "id": lambda d: d.id,
+            "title": lambda d: d.title,
+            "section": lambda d: d.section,
+            "outlet": lambda d: d.outlet,
+        }[sort]
         ordered = sorted(hits, key=lambda d: (natural_key(value(d)), natural_key(d.id)), reverse=descending)
     pages = max(1, -(-len(ordered) // per_page))
     page = max(1, min(int(page), pages))

@@ -11,8 +11,9 @@ from rag.stores.base import VectorStore
 __all__ = ["create_store", "open_store"]
 
 
-def create_store(kind: str, dimension: int, settings: Any = None, folder: Path | None = None,
-                 live: dict[str, Any] | None = None) -> VectorStore:
+def create_store(
+    kind: str, dimension: int, settings: Any = None, folder: Path | None = None, live: dict[str, Any] | None = None
+) -> VectorStore:
     """A new empty store of the given kind (`live`: the store entry of the index folder's live manifest, if any)."""
     if kind == "faiss":
         from rag.stores.faiss import FaissStore

@@ -84,8 +84,15 @@ class FaissStore:
     kind = "faiss"
     FILE = "vectors.faiss"
 
-    def __init__(self, dimension: int, index: Any | None = None, *, exact_max: int | None = None,
-                 expected_size: int = 0, path: Path | None = None):
+    def __init__(
+        self,
+        dimension: int,
+        index: Any | None = None,
+        *,
+        exact_max: int | None = None,
+        expected_size: int = 0,
+        path: Path | None = None,
+    ):
         import faiss
 
         self.dimension = int(dimension)
@@ -153,7 +160,10 @@ class FaissStore:
             sample[old] = self.index.index.reconstruct_batch(pick[old].astype(np.int64))
         sample[~old] = incoming[pick[~old] - n_old]
         ivf = faiss.IndexIVFScalarQuantizer(
-            faiss.IndexFlatIP(self.dimension), self.dimension, layout["nlist"], faiss.ScalarQuantizer.QT_8bit,
+            faiss.IndexFlatIP(self.dimension),
+            self.dimension,
+            layout["nlist"],
+            faiss.ScalarQuantizer.QT_8bit,
             faiss.METRIC_INNER_PRODUCT,
         )
         ivf.cp.spherical = True  # unit vectors: centroids on the sphere
@@ -221,8 +231,14 @@ class FaissStore:
         return [self.FILE]
 
     def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "dimension": self.dimension, "metric": "inner_product",
-                               "index_type": self.index_type, "exact_max": self.exact_max, "mmap": True}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "dimension": self.dimension,
+            "metric": "inner_product",
+            "index_type": self.index_type,
+            "exact_max": self.exact_max,
+            "mmap": True,
+        }
         if self.index_type == "flat":
             out["factory"] = "IDMap2,SQ8_uniform"
         else:
@@ -234,7 +250,7 @@ class FaissStore:
         pass
 
     @classmethod
-    def load(cls, folder: Path, params: dict[str, Any], *, mmap: bool = True) -> "FaissStore":
+    def load(cls, folder: Path, params: dict[str, Any], *, mmap: bool = True) -> FaissStore:
         """Open a saved store; memory-mapped (read-only until changed) unless `mmap` is False."""
         import faiss
 
@@ -255,9 +271,13 @@ class FaissStore:
             try:
                 index = faiss.read_index(str(path))
             except RuntimeError as exc:
-                raise IndexCorruptError(f"{path} cannot be read ({str(exc).splitlines()[0][:120]}); run `rag rebuild-index`") from None
+                raise IndexCorruptError(
+                    f"{path} cannot be read ({str(exc).splitlines()[0][:120]}); run `rag rebuild-index`"
+                ) from None
         if index.d != int(params.get("dimension", index.d)):
-            raise IndexMismatchError(f"{path} has dimension {index.d}, manifest says {params['dimension']}; run `rag rebuild-index`")
+            raise IndexMismatchError(
+                f"{path} has dimension {index.d}, manifest says {params['dimension']}; run `rag rebuild-index`"
+            )
         if not isinstance(faiss.downcast_index(index), (faiss.IndexIDMap2, faiss.IndexIVF)):
             raise IndexCorruptError(f"{path} is not an id-keyed FAISS index; run `rag rebuild-index`")
         store = cls(index.d, index, exact_max=params.get("exact_max"), path=path if mapped else None)

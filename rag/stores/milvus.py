@@ -30,8 +30,9 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,18 @@ from rag.stores.milvus_connection import (
     target_from_params,
 )
 
-__all__ = ["MilvusStore", "same_location", "filter_expression", "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV",
-           "DEFAULT_LITE_NAME", "DEFAULT_TIMEOUT_S", "INDEX_TYPES", "PUBLISHED_READS"]
+__all__ = [
+    "MilvusStore",
+    "same_location",
+    "filter_expression",
+    "TOKEN_ENV",
+    "USER_ENV",
+    "PASSWORD_ENV",
+    "DEFAULT_LITE_NAME",
+    "DEFAULT_TIMEOUT_S",
+    "INDEX_TYPES",
+    "PUBLISHED_READS",
+]
 
 # index type -> (build parameters, search parameters); see docs/scaling.md for which to choose by corpus size.
 INDEX_TYPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -180,8 +191,9 @@ class MilvusStore:
     # -- construction -----------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, dimension: int, settings: Any = None, folder: Path | None = None,
-               live: dict[str, Any] | None = None) -> "MilvusStore":
+    def create(
+        cls, dimension: int, settings: Any = None, folder: Path | None = None, live: dict[str, Any] | None = None
+    ) -> MilvusStore:
         """A new empty collection for the index version being written in `folder` (an index folder's work folder).
 
         Args:
@@ -195,11 +207,19 @@ class MilvusStore:
         owner = _owner_of(index_dir)
         family = _family_of_live_version(live, index_dir, target, owner) or _new_family()
         index_type = getattr(settings, "milvus_index", "FLAT") or "FLAT"
-        return cls(target, dimension, _new_name(family), family, index_type, owned=True, owner=owner,
-                   timeout_s=_timeout_of(settings))
+        return cls(
+            target,
+            dimension,
+            _new_name(family),
+            family,
+            index_type,
+            owned=True,
+            owner=owner,
+            timeout_s=_timeout_of(settings),
+        )
 
     @classmethod
-    def load(cls, folder: Path, params: dict[str, Any], settings: Any = None) -> "MilvusStore":
+    def load(cls, folder: Path, params: dict[str, Any], settings: Any = None) -> MilvusStore:
         """Reopen the collection a version's manifest names, checking that it exists with the recorded shape.
 
         Args:
@@ -243,12 +263,21 @@ class MilvusStore:
         index = self._client.prepare_index_params()
         # Build parameters nested under "params": Milvus Lite reads only that key and drops flattened ones.
         index.add_index(
-            field_name="vector", index_type=self.index_type, metric_type="IP",
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type="IP",
             params={"params": INDEX_TYPES[self.index_type][0]},
         )
         # Strong consistency: a build counts and searches right after writing.
-        self._call("create", self._client.create_collection, name, schema=schema, index_params=index,
-                   consistency_level="Strong", timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
+        self._call(
+            "create",
+            self._client.create_collection,
+            name,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+            timeout=max(self.timeout_s, _LOAD_TIMEOUT_S),
+        )
 
     def _open_collection(self, expected_count: int | None) -> None:
         where = f"collection {self.collection} at {self._target.shown}"
@@ -270,8 +299,9 @@ class MilvusStore:
         # One released later (by hand, or by a restart while this store is open) is loaded again by the first search
         # or count that finds it so (`_call`).
         if self._call("open", self._client.get_load_state, self.collection).get("state") != LoadState.Loaded:
-            self._call("open", self._client.load_collection, self.collection,
-                       timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
+            self._call(
+                "open", self._client.load_collection, self.collection, timeout=max(self.timeout_s, _LOAD_TIMEOUT_S)
+            )
         if expected_count is None:
             return
         count = len(self)
@@ -309,13 +339,15 @@ class MilvusStore:
                 rows = []
                 for j in range(lo, min(lo + _BATCH, len(ids))):
                     meta = metadata[j] if metadata is not None else None
-                    rows.append({
-                        "id": int(ids[j]),
-                        "vector": vectors[j],
-                        "doc_id": meta.doc_id if meta else "",
-                        "source": meta.source if meta else "",
-                        "date": date_key(meta.date) if meta else 0,
-                    })
+                    rows.append(
+                        {
+                            "id": int(ids[j]),
+                            "vector": vectors[j],
+                            "doc_id": meta.doc_id if meta else "",
+                            "source": meta.source if meta else "",
+                            "date": date_key(meta.date) if meta else 0,
+                        }
+                    )
                 self._call("write", self._client.upsert, self.collection, rows)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -329,9 +361,14 @@ class MilvusStore:
             for lo in range(0, len(ids), _ID_BATCH):
                 batch = ids[lo : lo + _ID_BATCH]
                 # Milvus's delete answers with the ids it was given, existing or not: count them first.
-                found = self._call("write", self._client.query, self.collection,
-                                   filter=_in_list("id", (int(i) for i in batch)), output_fields=["id"],
-                                   consistency_level=self._reads())
+                found = self._call(
+                    "write",
+                    self._client.query,
+                    self.collection,
+                    filter=_in_list("id", (int(i) for i in batch)),
+                    output_fields=["id"],
+                    consistency_level=self._reads(),
+                )
                 existing = [int(r["id"]) for r in found]
                 if existing:
                     self._call("write", self._client.delete, self.collection, ids=existing)
@@ -366,8 +403,14 @@ class MilvusStore:
             search_params = {**search_params, "params": {**search_params["params"], "ef": k}}  # HNSW needs ef >= k
         # Only the id comes back: without output_fields Milvus returns every field, vectors included.
         results = self._call(
-            "search", self._client.search, self.collection, data=list(queries), limit=k,
-            filter=self._expressions.get(where, allowed_ids), search_params=search_params, output_fields=["id"],
+            "search",
+            self._client.search,
+            self.collection,
+            data=list(queries),
+            limit=k,
+            filter=self._expressions.get(where, allowed_ids),
+            search_params=search_params,
+            output_fields=["id"],
             consistency_level=self._reads(),
         )
         for qi, hits in enumerate(results):
@@ -432,8 +475,9 @@ class MilvusStore:
         source, name = self.collection, _new_name(self.family)
         self._create_collection(name)
         try:
-            iterator = self._call("copy", self._client.query_iterator, source, batch_size=_BATCH, filter="",
-                                  output_fields=list(_FIELDS))
+            iterator = self._call(
+                "copy", self._client.query_iterator, source, batch_size=_BATCH, filter="", output_fields=list(_FIELDS)
+            )
             while True:
                 rows = iterator.next()
                 if not rows:
@@ -452,8 +496,9 @@ class MilvusStore:
         return "Strong" if self._owned else PUBLISHED_READS
 
     def _count(self, level: str) -> int:
-        rows = self._call("count", self._client.query, self.collection, filter="", output_fields=["count(*)"],
-                          consistency_level=level)
+        rows = self._call(
+            "count", self._client.query, self.collection, filter="", output_fields=["count(*)"], consistency_level=level
+        )
         return int(rows[0]["count(*)"])
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -477,8 +522,9 @@ class MilvusStore:
             ) from None
 
     def _reload_and_retry(self, what: str, fn: Any, args: tuple, kwargs: dict) -> Any:
-        self._call("reload", self._client.load_collection, self.collection,
-                   timeout=max(self.timeout_s, _LOAD_TIMEOUT_S))
+        self._call(
+            "reload", self._client.load_collection, self.collection, timeout=max(self.timeout_s, _LOAD_TIMEOUT_S)
+        )
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -532,4 +578,6 @@ def same_location(params: dict[str, Any], settings: Any, index_dir: Path) -> boo
         wanted = resolve_target(getattr(settings, "milvus_uri", "") or "", Path(index_dir))
     except (ConfigError, IndexCorruptError):
         return False
-    return recorded.connect == wanted.connect and params.get("index_type", "FLAT") == getattr(settings, "milvus_index", "FLAT")
+    return recorded.connect == wanted.connect and params.get("index_type", "FLAT") == getattr(
+        settings, "milvus_index", "FLAT"
+    )

@@ -21,8 +21,20 @@ from urllib.parse import urlsplit
 
 from rag.errors import ConfigError, IndexCorruptError, StoreUnavailableError
 
-__all__ = ["Target", "resolve_target", "target_from_params", "CONNECTIONS", "credentials", "scrub", "reason",
-           "TOKEN_ENV", "USER_ENV", "PASSWORD_ENV", "DEFAULT_LITE_NAME", "DEFAULT_TIMEOUT_S"]
+__all__ = [
+    "Target",
+    "resolve_target",
+    "target_from_params",
+    "CONNECTIONS",
+    "credentials",
+    "scrub",
+    "reason",
+    "TOKEN_ENV",
+    "USER_ENV",
+    "PASSWORD_ENV",
+    "DEFAULT_LITE_NAME",
+    "DEFAULT_TIMEOUT_S",
+]
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 USER_ENV = "RAG_MILVUS_USER"
@@ -74,7 +86,9 @@ def resolve_target(uri: str, index_dir: Path) -> Target:
         )
     path = Path(uri).expanduser().resolve()
     if not path.parent.is_dir():
-        raise ConfigError(f"the folder of the Milvus Lite path {path} does not exist; create it or pass another --milvus-uri")
+        raise ConfigError(
+            f"the folder of the Milvus Lite path {path} does not exist; create it or pass another --milvus-uri"
+        )
     try:
         inside = path.relative_to(Path(index_dir).resolve())
     except ValueError:
@@ -229,8 +243,6 @@ def _lite_locked(path: str) -> bool:
         return True
 
 
-
-
 def reason(exc: BaseException) -> str:
     """One line on why a pymilvus or gRPC call failed, with any credential from the environment masked."""
     details = getattr(exc, "details", None)
@@ -240,4 +252,3 @@ def reason(exc: BaseException) -> str:
         text = str(getattr(exc, "message", "") or exc)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return scrub(lines[0][:200] if lines else type(exc).__name__)
-

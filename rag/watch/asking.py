@@ -23,24 +23,33 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.index import indexdir
 from rag.config import DEFAULT_MODEL, Settings
 from rag.errors import BuildLockedError
+from rag.index import indexdir
 from rag.watch.store import Checked, SavedQuestion, WatchedAnswer, WatchStore, now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rag.index.catalog import Catalog
     from rag.answer.engine import Index
+    from rag.index.catalog import Catalog
     from rag.types import Answer, Document
 
-__all__ = ["WatchReport", "ask_new_articles", "after_build", "pending", "GATE_COSINE", "GATE_COVERAGE",
-           "LINEAR_FLOOR", "PAUSE"]
+__all__ = [
+    "WatchReport",
+    "ask_new_articles",
+    "after_build",
+    "pending",
+    "GATE_COSINE",
+    "GATE_COVERAGE",
+    "LINEAR_FLOOR",
+    "PAUSE",
+]
 
 GATE_MODEL = DEFAULT_MODEL
 """The model the cosine screen was measured with; an index built with another model skips that screen."""
@@ -89,8 +98,9 @@ def pending(index_dir: str | Path) -> bool:
     return version is not None and (checked is None or checked.version != version.name)
 
 
-def ask_new_articles(index_dir: str | Path, settings: Settings | None = None, *, index: "Index | None" = None,
-                     embedder=None) -> WatchReport:
+def ask_new_articles(
+    index_dir: str | Path, settings: Settings | None = None, *, index: Index | None = None, embedder=None
+) -> WatchReport:
     """Ask the saved questions against the articles the live version added or changed since the last check.
 
     Args:
@@ -122,8 +132,9 @@ def ask_new_articles(index_dir: str | Path, settings: Settings | None = None, *,
     return report
 
 
-def after_build(index_dir: str | Path, settings: Settings | None = None, *, index: "Index | None" = None,
-                embedder=None) -> WatchReport:
+def after_build(
+    index_dir: str | Path, settings: Settings | None = None, *, index: Index | None = None, embedder=None
+) -> WatchReport:
     """`ask_new_articles` as a build's last step: a failure (a damaged store file) is reported in `error`, never
     raised, since the build itself has published; the next build or `rag questions answers` asks again."""
     from rag.errors import RagError
@@ -134,8 +145,9 @@ def after_build(index_dir: str | Path, settings: Settings | None = None, *, inde
         return WatchReport(error=str(exc))
 
 
-def _step(index_dir: Path, store: WatchStore, settings: Settings, index: "Index | None", embedder,
-          report: WatchReport) -> None:
+def _step(
+    index_dir: Path, store: WatchStore, settings: Settings, index: Index | None, embedder, report: WatchReport
+) -> None:
     version = indexdir.current_version(index_dir)
     checked = store.checked()
     if version is None or (checked is not None and checked.version == version.name):
@@ -155,17 +167,32 @@ def _step(index_dir: Path, store: WatchStore, settings: Settings, index: "Index 
     store.set_checked(Checked.of(version.name, hashes))
 
 
-def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list[str],
-         questions: list[SavedQuestion], store: WatchStore, settings: Settings, index: "Index | None", embedder,
-         report: WatchReport) -> list[dict[str, Any]]:
+def _ask(
+    index_dir: Path,
+    version: Path,
+    manifest: dict[str, Any],
+    changed: list[str],
+    questions: list[SavedQuestion],
+    store: WatchStore,
+    settings: Settings,
+    index: Index | None,
+    embedder,
+    report: WatchReport,
+) -> list[dict[str, Any]]:
     from rag.index.catalog import Catalog
 
     answered = store.answered()
     catalog = Catalog(version)
     try:
         docs = {d: doc for d in changed if (doc := catalog.document(d, cache=False)) is not None}
-        wanted = {q.id: [d for d, doc in docs.items() if q.matches(doc.section, doc.outlet)
-                         and d not in answered.get(q.id, set())] for q in questions}
+        wanted = {
+            q.id: [
+                d
+                for d, doc in docs.items()
+                if q.matches(doc.section, doc.outlet) and d not in answered.get(q.id, set())
+            ]
+            for q in questions
+        }
         vectors: dict[int, np.ndarray] = {}
         if manifest.get("model") == GATE_MODEL:
             vectors = _question_vectors(questions, manifest, store, settings, embedder)
@@ -196,8 +223,14 @@ def _ask(index_dir: Path, version: Path, manifest: dict[str, Any], changed: list
     return found
 
 
-def _close_articles(questions: Sequence[SavedQuestion], wanted: dict[int, list[str]], catalog: "Catalog",
-                    version: Path, manifest: dict[str, Any], vectors: dict[int, np.ndarray]) -> dict[int, list[str]]:
+def _close_articles(
+    questions: Sequence[SavedQuestion],
+    wanted: dict[int, list[str]],
+    catalog: Catalog,
+    version: Path,
+    manifest: dict[str, Any],
+    vectors: dict[int, np.ndarray],
+) -> dict[int, list[str]]:
     """For each question, the articles whose best sentence has a cosine of at least GATE_COSINE with it.
 
     One product of the questions' vectors (kept in the store, made once per question) with the new articles'
@@ -217,12 +250,15 @@ def _close_articles(questions: Sequence[SavedQuestion], wanted: dict[int, list[s
     starts = [i for i in range(len(rows)) if i == 0 or doc_of[i] != doc_of[i - 1]]
     best = np.maximum.reduceat(cos, starts, axis=1)  # (questions, articles)
     article = {doc_of[s]: j for j, s in enumerate(starts)}
-    return {q.id: [d for d in wanted[q.id] if d in article and best[i, article[d]] >= GATE_COSINE]
-            for i, q in enumerate(order)}
+    return {
+        q.id: [d for d in wanted[q.id] if d in article and best[i, article[d]] >= GATE_COSINE]
+        for i, q in enumerate(order)
+    }
 
 
-def _question_vectors(questions: Sequence[SavedQuestion], manifest: dict[str, Any], store: WatchStore,
-                      settings: Settings, embedder) -> dict[int, np.ndarray]:
+def _question_vectors(
+    questions: Sequence[SavedQuestion], manifest: dict[str, Any], store: WatchStore, settings: Settings, embedder
+) -> dict[int, np.ndarray]:
     signature = f"{manifest.get('model')}|{manifest.get('settings', {}).get('backend')}"
     vectors = store.vectors(signature)
     missing = [q for q in questions if q.id not in vectors]
@@ -238,8 +274,9 @@ def _question_vectors(questions: Sequence[SavedQuestion], manifest: dict[str, An
     return vectors
 
 
-def _holding_the_words(questions: Sequence[SavedQuestion], close: dict[int, list[str]], idx: "Index"
-                       ) -> dict[int, list[str]]:
+def _holding_the_words(
+    questions: Sequence[SavedQuestion], close: dict[int, list[str]], idx: Index
+) -> dict[int, list[str]]:
     """Of the close articles, those holding at least GATE_COVERAGE of the question's idf weight (BM25's idf).
 
     Which articles hold a word is read from the BM25 index (a word's scores are positive on the passages that hold
@@ -271,12 +308,13 @@ def _holding_the_words(questions: Sequence[SavedQuestion], close: dict[int, list
         if total <= 0:
             out[q.id] = close[q.id]
             continue
-        out[q.id] = [d for d in close[q.id]
-                     if sum(w for t, w in weights.items() if d in holding(t)) / total >= GATE_COVERAGE]
+        out[q.id] = [
+            d for d in close[q.id] if sum(w for t, w in weights.items() if d in holding(t)) / total >= GATE_COVERAGE
+        ]
     return out
 
 
-def _open(index_dir: Path, version: Path, settings: Settings, index: "Index | None", embedder) -> "Index":
+def _open(index_dir: Path, version: Path, settings: Settings, index: Index | None, embedder) -> Index:
     if index is not None and index.version == version.name:
         return index
     from rag.answer.engine import open_index
@@ -287,8 +325,9 @@ def _open(index_dir: Path, version: Path, settings: Settings, index: "Index | No
     return opened
 
 
-def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], vector: np.ndarray | None,
-            report: WatchReport) -> "Answer | None":
+def _answer(
+    idx: Index, q: SavedQuestion, doc_ids: list[str], vector: np.ndarray | None, report: WatchReport
+) -> Answer | None:
     """The question's answer from these articles when it reaches its threshold, else None.
 
     The reader reads only when the linear model's confidence reaches LINEAR_FLOOR (one retrieval either way), so no
@@ -298,18 +337,31 @@ def _answer(idx: "Index", q: SavedQuestion, doc_ids: list[str], vector: np.ndarr
     threshold = q.min_confidence if q.min_confidence is not None else idx.settings.abstain_threshold
     report.asked += 1
     try:
-        answer = idx.query(q.question, doc_ids=doc_ids, abstain_threshold=max(threshold, LINEAR_FLOOR),
-                           read=LINEAR_FLOOR, vector=vector)
+        answer = idx.query(
+            q.question,
+            doc_ids=doc_ids,
+            abstain_threshold=max(threshold, LINEAR_FLOOR),
+            read=LINEAR_FLOOR,
+            vector=vector,
+        )
     except (FilterError, QuestionError):  # an article gone meanwhile, or a limit lowered since it was saved
         return None
     return None if answer.abstained or not answer.citations else answer
 
 
-def _record(q: SavedQuestion, answer: "Answer", docs: dict[str, "Document"], version: str) -> dict[str, Any]:
+def _record(q: SavedQuestion, answer: Answer, docs: dict[str, Document], version: str) -> dict[str, Any]:
     cited = list(dict.fromkeys(c.doc_id for c in answer.citations))
     first = docs.get(cited[0])
     body = answer.to_dict()
     body.pop("passages", None)  # the quotes are the answer; the nearest passages would only grow the store
-    return {"question_id": q.id, "question": q.question, "doc_id": cited[0], "doc_ids": tuple(cited),
-            "title": first.title if first else answer.citations[0].title, "url": first.url if first else None,
-            "recorded_at": now(), "index_version": version, "answer": body}
+    return {
+        "question_id": q.id,
+        "question": q.question,
+        "doc_id": cited[0],
+        "doc_ids": tuple(cited),
+        "title": first.title if first else answer.citations[0].title,
+        "url": first.url if first else None,
+        "recorded_at": now(),
+        "index_version": version,
+        "answer": body,
+    }

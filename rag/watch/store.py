@@ -22,16 +22,17 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from rag.index import indexdir
-from rag.errors import BuildLockedError, ConfigError, IndexCorruptError, QuestionError
 from rag.answer.filters import make_filters
+from rag.errors import BuildLockedError, ConfigError, IndexCorruptError, QuestionError
+from rag.index import indexdir
 
 __all__ = ["MAX_QUESTIONS", "SavedQuestion", "WatchedAnswer", "Checked", "WatchStore", "now", "parse_since"]
 
@@ -73,10 +74,16 @@ class SavedQuestion:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SavedQuestion":
+    def from_dict(cls, d: dict[str, Any]) -> SavedQuestion:
         conf = d.get("min_confidence")
-        return cls(int(d["id"]), str(d["question"]), None if conf is None else float(conf),
-                   tuple(d.get("sections") or ()), tuple(d.get("outlets") or ()), str(d.get("added_at") or ""))
+        return cls(
+            int(d["id"]),
+            str(d["question"]),
+            None if conf is None else float(conf),
+            tuple(d.get("sections") or ()),
+            tuple(d.get("outlets") or ()),
+            str(d.get("added_at") or ""),
+        )
 
     def matches(self, section: str | None, outlet: str | None) -> bool:
         """Whether an article of this section and outlet is one the question watches."""
@@ -88,8 +95,11 @@ class SavedQuestion:
     def key(self) -> tuple:
         """What makes two saved questions the same: the words (case, spaces and end punctuation aside) and filters."""
         words = " ".join(self.question.casefold().split()).rstrip("?!. ")
-        return (words, tuple(sorted(s.casefold() for s in self.sections)),
-                tuple(sorted(o.casefold() for o in self.outlets)))
+        return (
+            words,
+            tuple(sorted(s.casefold() for s in self.sections)),
+            tuple(sorted(o.casefold() for o in self.outlets)),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,10 +156,19 @@ class WatchedAnswer:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WatchedAnswer":
-        return cls(int(d["id"]), int(d["question_id"]), str(d["question"]), str(d["doc_id"]),
-                   tuple(d.get("doc_ids") or (d["doc_id"],)), str(d.get("title") or ""), d.get("url"),
-                   str(d.get("recorded_at") or ""), str(d.get("index_version") or ""), dict(d.get("answer") or {}))
+    def from_dict(cls, d: dict[str, Any]) -> WatchedAnswer:
+        return cls(
+            int(d["id"]),
+            int(d["question_id"]),
+            str(d["question"]),
+            str(d["doc_id"]),
+            tuple(d.get("doc_ids") or (d["doc_id"],)),
+            str(d.get("title") or ""),
+            d.get("url"),
+            str(d.get("recorded_at") or ""),
+            str(d.get("index_version") or ""),
+            dict(d.get("answer") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,7 @@ class Checked:
     checked_at: str = ""
 
     @classmethod
-    def of(cls, version: str, hashes: dict[str, str]) -> "Checked":
+    def of(cls, version: str, hashes: dict[str, str]) -> Checked:
         return cls(version, {d: h[:HASH_CHARS] for d, h in hashes.items()}, now())
 
     def changed(self, hashes: dict[str, str]) -> list[str]:
@@ -188,8 +207,10 @@ def parse_since(since: str | None) -> tuple[int | None, str | None]:
     except ValueError:
         day = None
     if day is None or (len(text) > 10 and not _is_time(text)):
-        raise ConfigError(f"since={text!r} is neither an answer id nor a date; pass an id (12) or a date or time "
-                          "(2026-11-30, 2026-11-30T08:00:00Z)")
+        raise ConfigError(
+            f"since={text!r} is neither an answer id nor a date; pass an id (12) or a date or time "
+            "(2026-11-30, 2026-11-30T08:00:00Z)"
+        )
     return None, text if len(text) > 10 else day
 
 
@@ -244,8 +265,14 @@ class WatchStore:
         found = self._read("questions.json").get("feed_id")
         return str(found) if found else str(uuid.uuid5(uuid.NAMESPACE_URL, f"rag-answers:{self.index_dir.resolve()}"))
 
-    def answers(self, *, since_id: int | None = None, since_time: str | None = None,
-                question_id: int | None = None, unseen: bool = False) -> list[WatchedAnswer]:
+    def answers(
+        self,
+        *,
+        since_id: int | None = None,
+        since_time: str | None = None,
+        question_id: int | None = None,
+        unseen: bool = False,
+    ) -> list[WatchedAnswer]:
         """The recorded answers, oldest first.
 
         Args:
@@ -319,16 +346,25 @@ class WatchStore:
         try:
             lock.acquire()
         except Timeout:
-            raise BuildLockedError(f"the saved questions of {self.index_dir} are being asked against new articles; "
-                                   f"try again in a moment (lock: {self.index_dir / LOCK})") from None
+            raise BuildLockedError(
+                f"the saved questions of {self.index_dir} are being asked against new articles; "
+                f"try again in a moment (lock: {self.index_dir / LOCK})"
+            ) from None
         try:
             yield
         finally:
             lock.release()
 
-    def add(self, question: str, *, min_confidence: float | None = None, section: str | Sequence[str] | None = None,
-            outlet: str | Sequence[str] | None = None, max_chars: int = 2000,
-            baseline: tuple[str, dict[str, str]] | None = None) -> SavedQuestion:
+    def add(
+        self,
+        question: str,
+        *,
+        min_confidence: float | None = None,
+        section: str | Sequence[str] | None = None,
+        outlet: str | Sequence[str] | None = None,
+        max_chars: int = 2000,
+        baseline: tuple[str, dict[str, str]] | None = None,
+    ) -> SavedQuestion:
         """Save a question.
 
         Args:
@@ -354,11 +390,15 @@ class WatchStore:
             new = SavedQuestion(int(data["next_id"]), text, conf, filters.sections, filters.outlets, now())
             twin = next((q for q in saved if q.key == new.key), None)
             if twin is not None:
-                raise QuestionError(f"this question is already saved as [{twin.id}]; remove it first with "
-                                    f"`rag questions remove {twin.id}` to change it")
+                raise QuestionError(
+                    f"this question is already saved as [{twin.id}]; remove it first with "
+                    f"`rag questions remove {twin.id}` to change it"
+                )
             if len(saved) >= MAX_QUESTIONS:
-                raise QuestionError(f"{len(saved)} questions are saved, the most an index keeps; remove some with "
-                                    "`rag questions remove ID`")
+                raise QuestionError(
+                    f"{len(saved)} questions are saved, the most an index keeps; remove some with "
+                    "`rag questions remove ID`"
+                )
             if baseline is not None and self.checked() is None:
                 self._write("checked.json", _checked_json(Checked.of(*baseline)))
             data["questions"].append(new.to_dict())
@@ -437,8 +477,12 @@ class WatchStore:
             return
         ids = sorted(vectors)
         buf = io.BytesIO()
-        np.savez(buf, model=np.array(signature), ids=np.array(ids, dtype=np.int64),
-                 vectors=np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids]))
+        np.savez(
+            buf,
+            model=np.array(signature),
+            ids=np.array(ids, dtype=np.int64),
+            vectors=np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids]),
+        )
         path = self.folder / "vectors.npz"
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
         tmp.write_bytes(buf.getvalue())
@@ -453,11 +497,15 @@ class WatchStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise IndexCorruptError(f"{path} cannot be read ({type(exc).__name__}); restore it from a backup, or "
-                                    f"remove it to start over (the saved questions are in questions.json)") from None
+            raise IndexCorruptError(
+                f"{path} cannot be read ({type(exc).__name__}); restore it from a backup, or "
+                f"remove it to start over (the saved questions are in questions.json)"
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise IndexCorruptError(f"{path} is not a saved-questions file of format {FORMAT}; restore it from a "
-                                    "backup, or remove it to start over")
+            raise IndexCorruptError(
+                f"{path} is not a saved-questions file of format {FORMAT}; restore it from a "
+                "backup, or remove it to start over"
+            )
         return data
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
@@ -500,5 +548,5 @@ def _utc(text: str) -> str:
 
     t = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if len(text) > 10 else text + "T00:00:00+00:00")
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

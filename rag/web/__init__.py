@@ -14,5 +14,15 @@ from rag.web.state import WebPage, WebSource, WebState
 from rag.web.store import web_folder
 from rag.web.urls import check_url
 
-__all__ = ["Fetcher", "FetchResult", "USER_AGENT", "WebIndex", "UpdateReport", "WebSource", "WebPage", "WebState",
-           "web_folder", "check_url"]
+__all__ = [
+    "Fetcher",
+    "FetchResult",
+    "USER_AGENT",
+    "WebIndex",
+    "UpdateReport",
+    "WebSource",
+    "WebPage",
+    "WebState",
+    "web_folder",
+    "check_url",
+]

@@ -12,14 +12,20 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-from rag.ingest.dates import normalize_date
 from rag.errors import FetchError
+from rag.ingest.dates import normalize_date
 
 __all__ = ["FeedItem", "Feed", "parse_feed", "discover_feeds", "looks_like_feed"]
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml",
-               "application/xml", "text/xml")
+_FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def looks_like_feed(body: bytes) -> bool:
     """Whether the bytes start like an RSS, Atom or sitemap document (not HTML)."""
     head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"<?xml"):
-        head = head[head.find(b"?>") + 2:].lstrip()
+        head = head[head.find(b"?>") + 2 :].lstrip()
         while head.startswith(b"<!--") or head.startswith(b"<?"):
             end = head.find(b"-->") + 3 if head.startswith(b"<!--") else head.find(b"?>") + 2
             head = head[end:].lstrip()
@@ -71,10 +77,19 @@ def parse_feed(body: bytes, base_url: str) -> Feed:
     from lxml import etree
 
     if _ENTITY_DECL.search(body[:65536]):
-        raise FetchError(base_url, "the XML declares entities, which are not read (they can expand without bound "
-                                   "or read local files)")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             recover=True, remove_comments=True, remove_pis=True)
+        raise FetchError(
+            base_url,
+            "the XML declares entities, which are not read (they can expand without bound or read local files)",
+        )
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        recover=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
     try:
         root = etree.fromstring(body, parser=parser)
     except (etree.XMLSyntaxError, ValueError) as exc:
@@ -163,8 +178,13 @@ def _atom_item(e, base: str) -> FeedItem | None:
     category = next((c.get("term") or c.get("label") for c in e if _local(c) == "category"), None)
     published = _text(_child(e, "published")) or _text(_child(e, "issued"))
     updated = _text(_child(e, "updated"))
-    return FeedItem(url, _text(_child(e, "title")), _date(published or updated), _date(updated),
-                    category.strip() if category and category.strip() else None)
+    return FeedItem(
+        url,
+        _text(_child(e, "title")),
+        _date(published or updated),
+        _date(updated),
+        category.strip() if category and category.strip() else None,
+    )
 
 
 def _sitemap_item(e, base: str) -> FeedItem | None:

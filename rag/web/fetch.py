@@ -13,8 +13,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from rag.config import VERSION as _VERSION
 from rag.errors import FetchError
@@ -128,11 +128,23 @@ class Fetcher:
         >>> result.kind, len(result.body)
     """
 
-    def __init__(self, *, allow_private: bool = False, allowed: Iterable[str] = (), timeout_s: float = 20.0,
-                 max_bytes: int = 10 * 1024 * 1024, delay_s: float = 1.0, max_redirects: int = 5, retries: int = 3,
-                 backoff_s: float = 1.0, max_wait_s: float = 30.0, respect_robots: bool = True,
-                 resolver: Resolver | None = None, user_agent: str = USER_AGENT,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        allowed: Iterable[str] = (),
+        timeout_s: float = 20.0,
+        max_bytes: int = 10 * 1024 * 1024,
+        delay_s: float = 1.0,
+        max_redirects: int = 5,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        max_wait_s: float = 30.0,
+        respect_robots: bool = True,
+        resolver: Resolver | None = None,
+        user_agent: str = USER_AGENT,
+        stop: threading.Event | None = None,
+    ):
         from rag.web.robots import RobotsCache
 
         self.allow_private = allow_private
@@ -154,20 +166,31 @@ class Fetcher:
         self.robots = RobotsCache(self) if respect_robots else None
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> "Fetcher":
+    def from_settings(cls, settings, **kwargs) -> Fetcher:
         """A fetcher with the settings' limits (allow_private_urls, fetch_timeout_s, fetch_max_mb, fetch_delay_s)."""
-        opts = dict(allow_private=settings.allow_private_urls, timeout_s=settings.fetch_timeout_s,
-                    max_bytes=int(settings.fetch_max_mb * 1024 * 1024), delay_s=settings.fetch_delay_s)
+        opts = dict(
+            allow_private=settings.allow_private_urls,
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
+            delay_s=settings.fetch_delay_s,
+        )
         opts.update(kwargs)
         return cls(**opts)
 
     def check(self, url: str, base: str | None = None) -> Target:
         """Clear a URL without fetching it (raises FetchError with the reason)."""
-        return check_url(url, allow_private=self.allow_private, allowed=self.allowed, resolver=self.resolver,
-                         base=base)
+        return check_url(url, allow_private=self.allow_private, allowed=self.allowed, resolver=self.resolver, base=base)
 
-    def fetch(self, url: str, *, accept: Iterable[str] = ("html", "feed", "pdf"), etag: str | None = None,
-              last_modified: str | None = None, robots: bool = True, max_bytes: int | None = None) -> FetchResult:
+    def fetch(
+        self,
+        url: str,
+        *,
+        accept: Iterable[str] = ("html", "feed", "pdf"),
+        etag: str | None = None,
+        last_modified: str | None = None,
+        robots: bool = True,
+        max_bytes: int | None = None,
+    ) -> FetchResult:
         """GET a URL, following at most max_redirects redirects, each checked again.
 
         Args:
@@ -197,11 +220,33 @@ class Fetcher:
                 current = location
                 continue
             if status == 304:
-                return FetchResult(url, target.url, 304, "", "", None, b"", headers.get("etag") or etag,
-                                   headers.get("last-modified") or last_modified, _now(), time.monotonic() - t0)
+                return FetchResult(
+                    url,
+                    target.url,
+                    304,
+                    "",
+                    "",
+                    None,
+                    b"",
+                    headers.get("etag") or etag,
+                    headers.get("last-modified") or last_modified,
+                    _now(),
+                    time.monotonic() - t0,
+                )
             media, charset, kind = headers["_media"], headers["_charset"], headers["_kind"]
-            return FetchResult(url, target.url, status, kind, media, charset, body, headers.get("etag"),
-                               headers.get("last-modified"), _now(), time.monotonic() - t0)
+            return FetchResult(
+                url,
+                target.url,
+                status,
+                kind,
+                media,
+                charset,
+                body,
+                headers.get("etag"),
+                headers.get("last-modified"),
+                _now(),
+                time.monotonic() - t0,
+            )
         raise FetchError(url, f"more than {self.max_redirects} redirects; open the final address instead")
 
     # -- one request, with politeness and retries ------------------------------------------------------------------
@@ -222,8 +267,15 @@ class Fetcher:
         if self.stop.is_set():
             raise FetchError(url, "stopped before the request was sent")
 
-    def _request_retrying(self, target: Target, etag: str | None, last_modified: str | None,
-                          accept: tuple[str, ...], limit: int, shown: str) -> tuple[int, dict, bytes]:
+    def _request_retrying(
+        self,
+        target: Target,
+        etag: str | None,
+        last_modified: str | None,
+        accept: tuple[str, ...],
+        limit: int,
+        shown: str,
+    ) -> tuple[int, dict, bytes]:
         host = self._host(target)
         attempt = 0
         while True:
@@ -237,23 +289,37 @@ class Fetcher:
                 return status, headers, body
             wait = _retry_after(headers.get("retry-after"))
             if wait is None:
-                wait = self.backoff_s * (2 ** attempt)
+                wait = self.backoff_s * (2**attempt)
             if attempt >= self.retries:
-                raise FetchError(shown, f"HTTP {status} ({http.client.responses.get(status, '')}) after "
-                                        f"{attempt + 1} tries; the server is busy, try again later")
+                raise FetchError(
+                    shown,
+                    f"HTTP {status} ({http.client.responses.get(status, '')}) after "
+                    f"{attempt + 1} tries; the server is busy, try again later",
+                )
             if wait > self.max_wait_s:
-                raise FetchError(shown, f"HTTP {status}: the server asks to wait {wait:.0f} s, more than the "
-                                        f"{self.max_wait_s:g} s this fetcher waits; try again later")
+                raise FetchError(
+                    shown,
+                    f"HTTP {status}: the server asks to wait {wait:.0f} s, more than the "
+                    f"{self.max_wait_s:g} s this fetcher waits; try again later",
+                )
             attempt += 1
             self._wait(wait, shown)
 
-    def _request(self, target: Target, etag: str | None, last_modified: str | None, accept: tuple[str, ...],
-                 limit: int, shown: str) -> tuple[int, dict, bytes]:
+    def _request(
+        self,
+        target: Target,
+        etag: str | None,
+        last_modified: str | None,
+        accept: tuple[str, ...],
+        limit: int,
+        shown: str,
+    ) -> tuple[int, dict, bytes]:
         self.requests += 1
         deadline = time.monotonic() + 4 * self.timeout_s
         if target.scheme == "https":
-            conn: http.client.HTTPConnection = _HTTPS(target.address, target.port, target.host, self.timeout_s,
-                                                      self._ssl)
+            conn: http.client.HTTPConnection = _HTTPS(
+                target.address, target.port, target.host, self.timeout_s, self._ssl
+            )
         else:
             conn = http.client.HTTPConnection(target.address, target.port, timeout=self.timeout_s)
         try:
@@ -262,8 +328,11 @@ class Fetcher:
             host = target.host if ":" not in target.host else f"[{target.host}]"
             conn.putheader("Host", host if target.port == default_port else f"{host}:{target.port}")
             conn.putheader("User-Agent", self.user_agent)
-            conn.putheader("Accept", "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
-                                     "application/xml;q=0.9,text/xml;q=0.9,application/pdf;q=0.8,*/*;q=0.1")
+            conn.putheader(
+                "Accept",
+                "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
+                "application/xml;q=0.9,text/xml;q=0.9,application/pdf;q=0.8,*/*;q=0.1",
+            )
             conn.putheader("Accept-Encoding", "identity")
             if etag:
                 conn.putheader("If-None-Match", etag)
@@ -277,18 +346,27 @@ class Fetcher:
                 return status, headers, b""
             if status != 200:
                 reason = resp.reason or http.client.responses.get(status, "")
-                hint = "check the address" if status in (404, 410) else "try again later" if status >= 500 else \
-                    "the server refuses it"
+                hint = (
+                    "check the address"
+                    if status in (404, 410)
+                    else "try again later"
+                    if status >= 500
+                    else "the server refuses it"
+                )
                 raise FetchError(shown, f"HTTP {status} {reason}".rstrip() + f"; {hint}")
             media, charset = _content_type(headers.get("content-type", ""))
             length = headers.get("content-length")
             if length and length.strip().isdigit() and int(length) > limit:
-                raise FetchError(shown, f"the response is {int(length) / 1048576:.1f} MB, over the "
-                                        f"{limit / 1048576:g} MB limit (fetch_max_mb)")
+                raise FetchError(
+                    shown,
+                    f"the response is {int(length) / 1048576:.1f} MB, over the "
+                    f"{limit / 1048576:g} MB limit (fetch_max_mb)",
+                )
             kind = media_kind(media) if media else None
             if media and kind is None:
-                raise FetchError(shown, f"content type {media} is not read (pages: HTML or PDF; feeds: RSS, Atom "
-                                        "or sitemap XML)")
+                raise FetchError(
+                    shown, f"content type {media} is not read (pages: HTML or PDF; feeds: RSS, Atom or sitemap XML)"
+                )
             body = _read_capped(resp, limit, deadline, shown, self.timeout_s)
             if not media:
                 media = _sniff(body) or ""
@@ -302,9 +380,10 @@ class Fetcher:
             return status, headers, body
         except FetchError:
             raise
-        except socket.timeout:
-            raise FetchError(shown, f"no answer within {self.timeout_s:g} s (fetch_timeout_s); the server may be "
-                                    "down") from None
+        except TimeoutError:
+            raise FetchError(
+                shown, f"no answer within {self.timeout_s:g} s (fetch_timeout_s); the server may be down"
+            ) from None
         except ssl.SSLError as exc:
             raise FetchError(shown, f"TLS failed ({exc.reason or exc}); check the address") from None
         except ConnectionRefusedError:
@@ -326,8 +405,9 @@ def _read_capped(resp: http.client.HTTPResponse, limit: int, deadline: float, sh
             break
         size += len(block)
         if size > limit:
-            raise FetchError(shown, f"the response is over the {limit / 1048576:g} MB limit (fetch_max_mb); "
-                                    "stopped reading")
+            raise FetchError(
+                shown, f"the response is over the {limit / 1048576:g} MB limit (fetch_max_mb); stopped reading"
+            )
         parts.append(block)
     return b"".join(parts)
 
@@ -359,5 +439,3 @@ def _retry_after(value: str | None) -> float | None:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-

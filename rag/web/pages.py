@@ -10,19 +10,41 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from rag.ingest.dates import normalize_date
 from rag.errors import FetchError, IngestError
+from rag.ingest.dates import normalize_date
 from rag.ingest.files import html_fields, pdf_fields
-from rag.web.fetch import FetchResult
 from rag.web.feeds import FeedItem
+from rag.web.fetch import FetchResult
 from rag.web.urls import normalize, same_site
 
 __all__ = ["WebArticle", "read_page", "decode_page", "text_hash", "section_from_url"]
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.IGNORECASE)
 _SECTION_WORD = re.compile(r"^[a-z][a-z-]{2,29}$")
-_NOT_SECTIONS = {"news", "article", "articles", "story", "stories", "post", "posts", "blog", "www", "en", "amp",
-                 "index", "page", "pages", "content", "item", "items", "p", "a", "s", "feed", "html"}
+_NOT_SECTIONS = {
+    "news",
+    "article",
+    "articles",
+    "story",
+    "stories",
+    "post",
+    "posts",
+    "blog",
+    "www",
+    "en",
+    "amp",
+    "index",
+    "page",
+    "pages",
+    "content",
+    "item",
+    "items",
+    "p",
+    "a",
+    "s",
+    "feed",
+    "html",
+}
 
 
 @dataclass(frozen=True)
@@ -139,8 +161,11 @@ def read_page(result: FetchResult, item: FeedItem | None = None, source_url: str
     if not text.strip():
         raise FetchError(result.url, "no article text found on the page")
     canonical = fields.get("url")
-    if not (isinstance(canonical, str) and canonical.startswith(("http://", "https://"))
-            and same_site(canonical, result.final_url)):
+    if not (
+        isinstance(canonical, str)
+        and canonical.startswith(("http://", "https://"))
+        and same_site(canonical, result.final_url)
+    ):
         canonical = result.final_url
     url = normalize(canonical)
     item = item or FeedItem(result.url)

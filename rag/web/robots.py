@@ -65,8 +65,7 @@ class RobotsCache:
     def _load(self, origin: str, target: Target) -> RobotsRules:
         url = origin + "/robots.txt"
         try:
-            result = self._fetcher.fetch(url, accept=("text", "html", "feed"), robots=False,
-                                         max_bytes=MAX_ROBOTS_BYTES)
+            result = self._fetcher.fetch(url, accept=("text", "html", "feed"), robots=False, max_bytes=MAX_ROBOTS_BYTES)
         except FetchError as exc:
             reason = exc.reason
             if "HTTP 4" in reason:  # missing or forbidden: no rules

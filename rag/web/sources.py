@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from rag.index import indexdir
-from rag.index.catalog import Catalog
 from rag.config import Settings
 from rag.errors import BuildLockedError, ConfigError, FetchError, SourceError
+from rag.index import indexdir
+from rag.index.catalog import Catalog
 from rag.types import BuildStats
 from rag.watch.asking import WatchReport, after_build
 from rag.web.feeds import Feed, FeedItem, discover_feeds, looks_like_feed, parse_feed
@@ -111,8 +111,15 @@ class WebIndex:
         >>> report.new_items, report.build.version
     """
 
-    def __init__(self, index_dir: str | Path | None = None, settings: Settings | None = None, *,
-                 embedder=None, fetcher: Fetcher | None = None, log: Log | None = None):
+    def __init__(
+        self,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        *,
+        embedder=None,
+        fetcher: Fetcher | None = None,
+        log: Log | None = None,
+    ):
         self.settings = settings or Settings.load()
         self.index_dir = Path(self.settings.index_dir if index_dir is None else index_dir)
         self.files = ArticleFiles(web_folder(self.settings, self.index_dir))
@@ -167,8 +174,12 @@ class WebIndex:
             report.requests = self.fetcher.requests
             if not any(p.status in ("added", "changed", "unchanged", "duplicate") for p in src.pages):
                 reasons = "; ".join(f"{p.url}: {p.error}" for p in src.pages)
-                raise FetchError(urls[0] if len(urls) == 1 else f"{len(urls)} URLs", f"nothing added ({reasons})"
-                                 if len(urls) > 1 else f"not added ({src.pages[0].error if src.pages else 'stopped'})")
+                raise FetchError(
+                    urls[0] if len(urls) == 1 else f"{len(urls)} URLs",
+                    f"nothing added ({reasons})"
+                    if len(urls) > 1
+                    else f"not added ({src.pages[0].error if src.pages else 'stopped'})",
+                )
             self._publish(state, report, progress)
             return report
 
@@ -186,8 +197,15 @@ class WebIndex:
             if key in state.sources:
                 raise ConfigError(f"{key} is already followed; `rag sources update` fetches what is new")
             feed_url, feed, result = self._resolve_feed(url)
-            source = WebSource(key, kind=feed.kind, feed_url=feed_url, title=feed.title, added_at=_now(),
-                               status="new", items=len(feed.items))
+            source = WebSource(
+                key,
+                kind=feed.kind,
+                feed_url=feed_url,
+                title=feed.title,
+                added_at=_now(),
+                status="new",
+                items=len(feed.items),
+            )
             state.sources[key] = source
             self._publish(state, UpdateReport(), progress)
             return source
@@ -246,8 +264,10 @@ class WebIndex:
             try:
                 lock.acquire()
             except Timeout:
-                raise BuildLockedError(f"a web update is already running on {self.index_dir}; wait for it to finish "
-                                       f"(lock: {self.index_dir / WEB_LOCK})") from None
+                raise BuildLockedError(
+                    f"a web update is already running on {self.index_dir}; wait for it to finish "
+                    f"(lock: {self.index_dir / WEB_LOCK})"
+                ) from None
             try:
                 self.files.clean_temporary()
                 yield
@@ -270,12 +290,16 @@ class WebIndex:
                 errors.append(exc.reason)
         if errors:
             raise FetchError(url, f"the page links to a feed that cannot be read ({errors[0]})")
-        raise FetchError(url, "the page is not a feed or sitemap and links to none (<link rel=\"alternate\" "
-                              "type=\"application/rss+xml\">); pass the feed's own URL")
+        raise FetchError(
+            url,
+            'the page is not a feed or sitemap and links to none (<link rel="alternate" '
+            'type="application/rss+xml">); pass the feed\'s own URL',
+        )
 
     def _read_feed(self, source: WebSource) -> tuple[FetchResult, Feed | None]:
-        result = self.fetcher.fetch(source.feed_url or source.url, accept=("feed",), etag=source.etag,
-                                    last_modified=source.last_modified)
+        result = self.fetcher.fetch(
+            source.feed_url or source.url, accept=("feed",), etag=source.etag, last_modified=source.last_modified
+        )
         if result.not_modified:
             return result, None
         feed = parse_feed(result.body, result.final_url)
@@ -307,8 +331,14 @@ class WebIndex:
         body_hash = hashlib.sha256(result.body).hexdigest() if not result.not_modified else source.content_hash
         if feed is None or (body_hash == source.content_hash and source.status != "new"):
             report.status = "not modified"
-            state.sources[key] = source.with_(last_check=now, status="not modified", last_error=None, new_items=0,
-                                              etag=result.etag, last_modified=result.last_modified)
+            state.sources[key] = source.with_(
+                last_check=now,
+                status="not modified",
+                last_error=None,
+                new_items=0,
+                etag=result.etag,
+                last_modified=result.last_modified,
+            )
             self.log(f"{key}: not modified")
             return report
         report.listed = len(feed.items)
@@ -335,13 +365,23 @@ class WebIndex:
         # A feed whose entries could not all be fetched keeps no validators, so the next update reads it again.
         done = not failed and not report.waiting
         state.sources[key] = source.with_(
-            last_check=now, status=report.status, last_error=error, new_items=added, title=feed.title or source.title,
-            etag=result.etag if done else None, last_modified=result.last_modified if done else None,
-            content_hash=body_hash if done else None, items=len(feed.items), kind=feed.kind)
+            last_check=now,
+            status=report.status,
+            last_error=error,
+            new_items=added,
+            title=feed.title or source.title,
+            etag=result.etag if done else None,
+            last_modified=result.last_modified if done else None,
+            content_hash=body_hash if done else None,
+            items=len(feed.items),
+            kind=feed.kind,
+        )
         more = f", {report.waiting} waiting for the next update" if report.waiting else ""
-        self.log(f"{key}: {len(feed.items)} listed, {report.count('added')} added, {report.count('changed')} changed, "
-                 f"{report.count('unchanged')} unchanged, {report.count('duplicate')} duplicates, {len(failed)} failed"
-                 f"{more}")
+        self.log(
+            f"{key}: {len(feed.items)} listed, {report.count('added')} added, {report.count('changed')} changed, "
+            f"{report.count('unchanged')} unchanged, {report.count('duplicate')} duplicates, {len(failed)} failed"
+            f"{more}"
+        )
         return report
 
     def _page(self, item: FeedItem, state: WebState, source_url: str, force: bool = False) -> PageOutcome:
@@ -350,9 +390,12 @@ class WebIndex:
         known = state.pages.get(key)
         now = _now()
         try:
-            result = self.fetcher.fetch(item.url, accept=("html", "pdf"),
-                                        etag=known.etag if known else None,
-                                        last_modified=known.last_modified if known else None)
+            result = self.fetcher.fetch(
+                item.url,
+                accept=("html", "pdf"),
+                etag=known.etag if known else None,
+                last_modified=known.last_modified if known else None,
+            )
             if result.not_modified and known is not None:
                 state.pages[key] = known.with_(last_check=now, status="not modified", updated=item.updated or item.date)
                 return PageOutcome(item.url, "unchanged", known.doc_id)
@@ -364,9 +407,18 @@ class WebIndex:
             if source_url:  # pages added by URL are reported by the caller, once
                 self.log(f"  {item.url}: {reason}")
             return PageOutcome(item.url, "failed", error=reason)
-        page = WebPage(key, canonical_url=article.url, doc_id=article.id, source_url=source_url or
-                       (known.source_url if known else ""), etag=result.etag, last_modified=result.last_modified,
-                       last_check=now, status="ok", content_hash=article.text_hash, updated=item.updated or item.date)
+        page = WebPage(
+            key,
+            canonical_url=article.url,
+            doc_id=article.id,
+            source_url=source_url or (known.source_url if known else ""),
+            etag=result.etag,
+            last_modified=result.last_modified,
+            last_check=now,
+            status="ok",
+            content_hash=article.text_hash,
+            updated=item.updated or item.date,
+        )
         if known is not None and known.content_hash == article.text_hash and known.doc_id == article.id:
             state.pages[key] = page.with_(original=known.original)
             return PageOutcome(item.url, "unchanged", article.id, article.title)
@@ -402,8 +454,9 @@ class WebIndex:
 
         settings, sources = self._build_inputs()
         t0 = time.perf_counter()
-        report.build = build_index(sources, self.index_dir, settings, embedder=self.embedder, progress=progress,
-                                   web_state=state.rows())
+        report.build = build_index(
+            sources, self.index_dir, settings, embedder=self.embedder, progress=progress, web_state=state.rows()
+        )
         report.build_seconds = time.perf_counter() - t0
         report.watched = after_build(self.index_dir, self.settings, embedder=self.embedder)
 
@@ -413,22 +466,35 @@ class WebIndex:
         from rag.ingest.uploads import uploaded_files, uploads_folder
 
         version = indexdir.current_version(self.index_dir) if self.index_dir.is_dir() else None
-        web_keys = {k: getattr(self.settings, k) for k in ("allow_private_urls", "fetch_timeout_s", "fetch_max_mb",
-                                                           "fetch_delay_s", "max_items_per_update", "web_dir",
-                                                           "index_dir", "uploads_dir", "max_file_mb",
-                                                           "parse_timeout_s")}
+        web_keys = {
+            k: getattr(self.settings, k)
+            for k in (
+                "allow_private_urls",
+                "fetch_timeout_s",
+                "fetch_max_mb",
+                "fetch_delay_s",
+                "max_items_per_update",
+                "web_dir",
+                "index_dir",
+                "uploads_dir",
+                "max_file_mb",
+                "parse_timeout_s",
+            )
+        }
         sources: list[Path] = []
         if version is not None:
             manifest = indexdir.read_manifest(version)
-            saved = {k: v for k, v in manifest.get("settings", {}).items() if not k.startswith("reader")
-                     and k != "device"}
+            saved = {
+                k: v for k, v in manifest.get("settings", {}).items() if not k.startswith("reader") and k != "device"
+            }
             settings = Settings.from_dict(saved).with_(**web_keys, device=self.settings.device)
             base = Path(settings.source)
             if base.resolve() != self.files.articles.resolve():
                 if not base.exists():
                     raise SourceError(
                         f"the index was built from {base}, which is not found from {Path.cwd()}; run this from the "
-                        "folder the index was built in, or rebuild it with `rag rebuild-index --source <folder>`")
+                        "folder the index was built in, or rebuild it with `rag rebuild-index --source <folder>`"
+                    )
                 sources.append(base)
         else:
             settings = self.settings.with_(source=str(self.files.articles.resolve()))
@@ -438,7 +504,8 @@ class WebIndex:
         if self.files.has_articles():
             sources.append(self.files.articles)
         if not sources:
-            raise SourceError(f"{self.index_dir} has no index yet and no web article was kept; add pages with "
-                              "`rag add URL` or build the index first with `rag rebuild-index`")
+            raise SourceError(
+                f"{self.index_dir} has no index yet and no web article was kept; add pages with "
+                "`rag add URL` or build the index first with `rag rebuild-index`"
+            )
         return settings, sources
-

@@ -43,7 +43,7 @@ class WebSource:
     content_hash: str | None = None
     items: int = 0
 
-    def with_(self, **changes) -> "WebSource":
+    def with_(self, **changes) -> WebSource:
         return replace(self, **changes)
 
 
@@ -71,7 +71,7 @@ class WebPage:
     original: str = ""
     updated: str | None = None
 
-    def with_(self, **changes) -> "WebPage":
+    def with_(self, **changes) -> WebPage:
         return replace(self, **changes)
 
 
@@ -87,11 +87,11 @@ class WebState:
     pages: dict[str, WebPage]
 
     @classmethod
-    def empty(cls) -> "WebState":
+    def empty(cls) -> WebState:
         return cls({}, {})
 
     @classmethod
-    def from_catalog(cls, catalog: "Catalog") -> "WebState":
+    def from_catalog(cls, catalog: Catalog) -> WebState:
         src_rows, page_rows = catalog.web_state()
         return cls({r[0]: WebSource(*r) for r in src_rows}, {r[0]: WebPage(*r) for r in page_rows})
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from rag.errors import FetchError
 
-__all__ = ["Target", "Resolver", "check_url", "address_problem", "normalize", "same_site", "system_resolver",
-           "MAX_URL_CHARS"]
+__all__ = [
+    "Target",
+    "Resolver",
+    "check_url",
+    "address_problem",
+    "normalize",
+    "same_site",
+    "system_resolver",
+    "MAX_URL_CHARS",
+]
 
 MAX_URL_CHARS = 2048
 
@@ -26,9 +34,20 @@ Resolver = Callable[[str, int], list[str]]
 
 # Never fetched, not even with allow_private_urls: link-local addresses hold the cloud metadata services
 # (169.254.169.254, fd00:ec2::254, 100.100.100.200) that hand out credentials.
-_ALWAYS_REFUSED = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128",
-                                                      "100.100.100.200/32", "0.0.0.0/8", "::/128", "224.0.0.0/4",
-                                                      "ff00::/8", "255.255.255.255/32")]
+_ALWAYS_REFUSED = [
+    ipaddress.ip_network(n)
+    for n in (
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fd00:ec2::254/128",
+        "100.100.100.200/32",
+        "0.0.0.0/8",
+        "::/128",
+        "224.0.0.0/4",
+        "ff00::/8",
+        "255.255.255.255/32",
+    )
+]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
 
@@ -66,8 +85,7 @@ def _embedded(ip: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
     return ip
 
 
-def address_problem(address: str, *, allow_private: bool = False,
-                    allowed: Iterable[str] = ()) -> str | None:
+def address_problem(address: str, *, allow_private: bool = False, allowed: Iterable[str] = ()) -> str | None:
     """Why a connection to `address` is refused, or None when it may be used.
 
     Args:
@@ -87,17 +105,39 @@ def address_problem(address: str, *, allow_private: bool = False,
         return None
     if all(c.is_global for c in {ip, inner}) and not (inner.is_multicast or inner.is_reserved):
         return None
-    if allow_private and (inner.is_private or inner.is_loopback or ip.is_private or ip.is_loopback
-                          or inner in ipaddress.ip_network("100.64.0.0/10")):
+    if allow_private and (
+        inner.is_private
+        or inner.is_loopback
+        or ip.is_private
+        or ip.is_loopback
+        or inner in ipaddress.ip_network("100.64.0.0/10")
+    ):
         return None
-    kind = ("loopback" if inner.is_loopback else "private" if inner.is_private else
-            "reserved" if inner.is_reserved else "multicast" if inner.is_multicast else "non-public")
-    return (f"it resolves to {address}, a {kind} address; only public addresses are fetched "
-            "(set allow_private_urls / RAG_ALLOW_PRIVATE_URLS=1 to fetch from this machine's own network)")
+    kind = (
+        "loopback"
+        if inner.is_loopback
+        else "private"
+        if inner.is_private
+        else "reserved"
+        if inner.is_reserved
+        else "multicast"
+        if inner.is_multicast
+        else "non-public"
+    )
+    return (
+        f"it resolves to {address}, a {kind} address; only public addresses are fetched "
+        "(set allow_private_urls / RAG_ALLOW_PRIVATE_URLS=1 to fetch from this machine's own network)"
+    )
 
 
-def check_url(url: str, *, allow_private: bool = False, allowed: Iterable[str] = (),
-              resolver: Resolver | None = None, base: str | None = None) -> Target:
+def check_url(
+    url: str,
+    *,
+    allow_private: bool = False,
+    allowed: Iterable[str] = (),
+    resolver: Resolver | None = None,
+    base: str | None = None,
+) -> Target:
     """Clear one URL for fetching: scheme, host, port, then every address it resolves to.
 
     Args:
@@ -128,8 +168,9 @@ def check_url(url: str, *, allow_private: bool = False, allowed: Iterable[str] =
         raise FetchError(shown, f"not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise FetchError(shown, f"scheme {scheme + ':' if scheme else '(none)'} is not fetched; only http:// and "
-                                "https:// URLs are")
+        raise FetchError(
+            shown, f"scheme {scheme + ':' if scheme else '(none)'} is not fetched; only http:// and https:// URLs are"
+        )
     if parts.username is not None or parts.password is not None:
         raise FetchError(shown, "URLs with a user name or password are not fetched")
     host = (parts.hostname or "").rstrip(".")
@@ -184,6 +225,7 @@ def normalize(url: str) -> str:
 
 def same_site(a: str, b: str) -> bool:
     """Whether two URLs have the same host (ignoring a leading www.)."""
+
     def host(u: str) -> str:
         h = (urlsplit(u).hostname or "").lower()
         return h[4:] if h.startswith("www.") else h
