@@ -68,7 +68,7 @@ __all__ = [
     "register",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: rag/evaluation/bench.py is two folders down
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "bbc_news" / "articles.jsonl"
 SEEDS = ROOT / "seeds"
 TUTORIAL = "tutorial"  # the --compare name of the tutorial baseline (bench_tutorial)
