@@ -4,7 +4,7 @@ import pytest
 
 from rag.errors import ConfigError
 from rag.ingest.chunking import chunk_document, locate_spans
-from rag.ingest.files import content_hash
+from rag.ingest.formats import content_hash
 from rag.types import Document
 
 from fakes import FakeEmbedder

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from rag import build_index, open_index
 from rag.ingest.chunking import chunk_document
-from rag.ingest.files import SUPPORTED_EXTENSIONS, decode_text, load_documents, read_file
+from rag.ingest.files import SUPPORTED_EXTENSIONS, load_documents, read_file
+from rag.ingest.formats import decode_text
 
 from fakes import FakeEmbedder
 
@@ -251,7 +252,7 @@ def _uncovered(text: str, spans: list[tuple[int, int]]) -> int:
 
 @pytest.mark.parametrize("text", ["word " * 20_000, "a" * 40_000])
 def test_chunks_cover_periodic_text(text):
-    from rag.ingest.files import _finish
+    from rag.ingest.formats import _finish
 
     emb = FakeEmbedder()
     doc = _finish({"text": text}, "periodic.txt", "periodic.txt")
@@ -290,7 +291,7 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
 
 
 def test_parse_time_cap_holds_in_a_background_thread(tmp_path, monkeypatch):
-    import rag.ingest.files as ingest
+    import rag.ingest.formats as ingest
 
     def endless(path, html):
         while True:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rag.errors import SourceError
-from rag.ingest.files import load_documents, parse_byline
+from rag.ingest.files import load_documents
+from rag.ingest.formats import parse_byline
 
 from conftest import SEEDS
 

@@ -1,5 +1,5 @@
 """A fetched page or PDF -> a WebArticle: the text and what the page or its URL says (title, author, date, outlet,
-section), read with the same extractor as local HTML files (rag.ingest.files)."""
+section), read with the same extractor as local HTML files (rag.ingest.formats)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from rag.errors import FetchError, IngestError
 from rag.ingest.dates import normalize_date
-from rag.ingest.files import html_fields, pdf_fields
+from rag.ingest.formats import html_fields, pdf_fields
 from rag.web.feeds import FeedItem
 from rag.web.fetch import FetchResult
 from rag.web.urls import normalize, same_site
