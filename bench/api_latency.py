@@ -43,7 +43,7 @@ def main() -> int:
     import httpx
 
     from rag.config import Settings
-    from rag.evaluation.bench import QUESTIONS
+    from rag.evaluation.bench.configs import QUESTIONS
     from rag.library.library import Library
     from ui.app import create_app, launch
 

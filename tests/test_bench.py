@@ -9,22 +9,16 @@ import numpy as np
 import pytest
 
 from rag.cli.commands import build_parser, main
-from rag.evaluation.bench import (
-    QUESTIONS,
-    BenchConfig,
-    RssSampler,
-    SharedVectors,
-    _change_one,
-    _scale_subprocess,
-    add_ratios,
-    bench_scale,
-    bench_synthetic,
-    format_table,
-    parse_configs,
-    percentiles,
-    run_bench,
-    write_synthetic_collection,
-)
+from rag.evaluation.bench.builds import _change_one
+from rag.evaluation.bench.collections import write_synthetic_collection
+from rag.evaluation.bench.commands import parse_configs
+from rag.evaluation.bench.configs import QUESTIONS, BenchConfig, SharedVectors
+from rag.evaluation.bench.latency import percentiles
+from rag.evaluation.bench.memory import RssSampler
+from rag.evaluation.bench.report import add_ratios, format_table
+from rag.evaluation.bench.run import run_bench
+from rag.evaluation.bench.scale import _scale_subprocess, bench_scale
+from rag.evaluation.bench.synthetic import bench_synthetic
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds():
@@ -153,11 +147,11 @@ def test_command_line(capsys, tmp_path):
 
 def test_query_latency_reports_the_first_pass_separately(fake_seed_index):
     from rag import open_index
-    from rag.evaluation.bench import _query_latency
+    from rag.evaluation.bench.latency import query_latency
 
     folder, emb = fake_seed_index
     idx = open_index(folder, embedder=emb)
-    out = _query_latency(idx, emb, ["what would lift the pause?", "who is Waltz?"], rounds=3)
+    out = query_latency(idx, emb, ["what would lift the pause?", "who is Waltz?"], rounds=3)
     idx.close()
     assert out["n"] == 6 and out["first_pass"]["n"] == 2
 
@@ -367,7 +361,7 @@ def test_scale_command_line():
 
 
 def test_command_line_passes_scale_and_tutorial_through(monkeypatch, capsys):
-    import rag.evaluation.bench as bench
+    import rag.evaluation.bench.commands as bench
 
     seen = {}
 
