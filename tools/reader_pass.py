@@ -523,9 +523,12 @@ def fit(args) -> int:
         order = np.load(order_file, allow_pickle=False)
     else:
         scores_file = args.work / "scores.npy"
-        if not scores_file.exists():
+        if args.order == "random":  # a shuffle of every group: the scores play no part
+            order = pass_order(np.zeros(data.groups, dtype=bool), args.seed, hard_first=False)
+        elif not scores_file.exists():
             raise SystemExit(f"{scores_file} is missing: run `reader_pass.py prepare` first")
-        order = pass_order(hard_mask(np.load(scores_file)), args.seed, hard_first=args.order == "hard")
+        else:
+            order = pass_order(hard_mask(np.load(scores_file)), args.seed, hard_first=True)
     batches = pass_batches(data, order, args.batch_size, args.seed + 2)
     digest = data.digest()
     opt = torch.optim.AdamW(
