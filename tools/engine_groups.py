@@ -25,17 +25,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from calibrate_reader import pool_windows  # noqa: E402
-from source_folder import write_folder  # noqa: E402
-from train_reader import HELD_OUT  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.evaluation.metrics import contains_answer, normalize_answer  # noqa: E402
 from rag.evaluation.runs import build_collection  # noqa: E402
 from rag.evaluation.squad import load_squad  # noqa: E402
 from rag.index.embedding import make_embedder  # noqa: E402
+
+from tools.calibrate_reader import pool_windows  # noqa: E402
+from tools.reader_windows import HELD_OUT  # noqa: E402
+from tools.source_folder import write_folder  # noqa: E402
 
 
 def question_windows(idx, question: str, qvec, k: int, top: int):
