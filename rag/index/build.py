@@ -28,7 +28,7 @@ from rag.index.sentvecs import FILE as SENTENCE_VECTORS
 from rag.index.sentvecs import ENCODING as SENTENCE_ENCODING
 from rag.index.sentvecs import SentenceVectorWriter
 from rag.index.version import IndexVersion
-from rag.stores import create_store
+from rag.stores import create_store, keeps_metadata
 from rag.types import BuildStats, Document, SkippedFile
 
 __all__ = ["build_index", "ProgressFn"]
@@ -229,7 +229,7 @@ class _VersionWriter:
 
     def add_batch(self, batch: _Batch, chunk_vecs: np.ndarray, sent_vecs: np.ndarray) -> None:
         ids = np.array([c.id for c in batch.chunks], dtype=np.int64)
-        if getattr(self.store, "supports_metadata", False):
+        if keeps_metadata(self.store):
             # Stores that filter inside their engine (Milvus) keep each chunk's document, source and date.
             from rag.stores import ChunkMeta
 
@@ -253,6 +253,7 @@ class _VersionWriter:
         """Copy unchanged articles' rows, chunk vectors (they stay in the store) and sentence codes from the
         previous version, a slice at a time."""
         prev = self.prev
+        assert prev is not None, "copy_unchanged needs the previous version"
         for i in range(0, len(doc_ids), 500):
             part = list(doc_ids[i : i + 500])
             self.catalog.add_raw_documents(prev.catalog.raw_documents(part))
@@ -261,7 +262,9 @@ class _VersionWriter:
             doc_id, text = None, ""
             for c in chunks:  # in document order: each article's text is read once
                 if c.doc_id != doc_id:
-                    doc_id, text = c.doc_id, prev.catalog.document(c.doc_id, cache=False).text
+                    doc = prev.catalog.document(c.doc_id, cache=False)
+                    assert doc is not None, f"{c.doc_id} has chunks but no row in {prev.catalog.path}"
+                    doc_id, text = c.doc_id, doc.text
                 self.lexical.add(c.id, text[c.start : c.end])
             old = prev.catalog.sentences_of(part)
             if old:
@@ -332,7 +335,7 @@ def build_index(
         settings = settings.with_(model=embedder.name, backend=getattr(embedder, "backend", None))
         prev = None if full else _previous(index_dir, settings, embedder)
         carried = web_state is None
-        if carried:
+        if web_state is None:
             web_state = _web_state_of(index_dir, prev)
         old_hashes = prev.catalog.hashes() if prev else {}
         total = files.estimated_documents() if progress else 0

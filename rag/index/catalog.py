@@ -211,7 +211,10 @@ class Catalog:
             "SELECT id, title, source, author, outlet, url, date, hash, chunks, section, tags, date_raw FROM documents "
             "ORDER BY source, id"
         )
-        return [DocumentInfo(*r[:9], section=r[9], tags=_tags(r[10]), date_raw=r[11]) for r in rows]
+        return [
+            DocumentInfo(id_, title, source, author, outlet, url, date, hash_, chunks, section, _tags(tags), date_raw)
+            for id_, title, source, author, outlet, url, date, hash_, chunks, section, tags, date_raw in rows
+        ]
 
     def values(self, column: str) -> dict[str, int]:
         """Distinct values of `section` or `outlet` with their article counts (articles without one left out).

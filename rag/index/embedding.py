@@ -6,12 +6,16 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from rag.config import offline_env, resolve_model_path
 from rag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["Embedder", "SentenceTransformerEmbedder", "make_embedder", "resolve_device"]
 
@@ -26,9 +30,14 @@ class Embedder(Protocol):
         max_tokens: the longest input (in tokens, without special tokens) the model reads in full.
     """
 
-    name: str
-    dimension: int
-    max_tokens: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the model's own tokenizer, special tokens excluded."""
@@ -67,7 +76,8 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.path = resolve_model_path(model)
         self._model = None
-        self._tokenizer = None
+        # The fast tokenizer read from tokenizer.json, or the loaded model's own when the folder has none.
+        self._tokenizer: Tokenizer | PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = query_cache

@@ -13,12 +13,15 @@ import re
 from array import array
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import Stemmer
 
 from rag.errors import IndexCorruptError, IndexMismatchError
+
+if TYPE_CHECKING:
+    import bm25s
 
 __all__ = ["LexicalIndex", "LexicalBuilder", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer", "terms_and_phrases"]
 
@@ -103,7 +106,7 @@ class LexicalIndex:
         array([11])
     """
 
-    def __init__(self, bm25, chunk_ids: np.ndarray, idf: np.ndarray):
+    def __init__(self, bm25: bm25s.BM25, chunk_ids: np.ndarray, idf: np.ndarray):
         self.bm25 = bm25
         self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
         self.idf = np.asarray(idf, dtype=np.float32)
@@ -127,7 +130,7 @@ class LexicalIndex:
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
 
     @classmethod
-    def from_ids(cls, chunk_ids: Sequence[int], term_ids: "Sequence[np.ndarray] | _TermList | _TermFile",
+    def from_ids(cls, chunk_ids: Sequence[int] | np.ndarray, term_ids: "Sequence[np.ndarray] | _TermList | _TermFile",
                  vocab: dict[str, int], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
         """Index chunks given as arrays of term ids (see `LexicalBuilder`); same scores as `build` on their texts."""
         import bm25s
@@ -233,7 +236,7 @@ class LexicalIndex:
 _FIT_SLICE = 1 << 18
 
 
-def _slices(lengths: np.ndarray, size: int):
+def _slices(lengths: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
     """(start, end) ranges of documents holding about `size` term occurrences each (at least one document)."""
     bounds = np.searchsorted(np.cumsum(lengths), np.arange(size, int(lengths.sum()) + size, size), side="right")
     start = 0
@@ -313,7 +316,9 @@ class _TermFile:
         self.path.unlink(missing_ok=True)
 
 
-def _pairs(term_ids: "_TermList | _TermFile", start: int, end: int, lengths: np.ndarray):
+def _pairs(
+    term_ids: "_TermList | _TermFile", start: int, end: int, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (term, document) pairs of documents start..end-1, sorted by term then document, and their counts."""
     n = end - start
     terms_ = term_ids.flat(start, end).astype(np.int64)

@@ -19,11 +19,17 @@ import threading
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 import numpy as np
 
 from rag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnxruntime as ort
+    from transformers import PreTrainedModel
 
 __all__ = [
     "BACKEND_FILES",
@@ -164,7 +170,9 @@ def _export_fp32(model_path: Path, out: Path) -> None:
         raise ConfigError(f"exporting to ONNX needs PyTorch and sentence-transformers ({exc}); use --backend torch") from None
 
     st = SentenceTransformer(str(model_path), device="cpu")
-    hf = st[0].auto_model.eval()
+    # torch types a submodule reached by attribute as `Tensor | Module`: the first module is the model's Transformer,
+    # and its auto_model the Hugging Face model.
+    hf = cast("PreTrainedModel", st[0].auto_model).eval()
     if hasattr(hf, "set_attn_implementation"):
         # The eager attention graph is plain MatMul/Softmax, which onnxruntime fuses and quantizes; the SDPA
         # export traces into a slower graph here.
@@ -302,14 +310,14 @@ class OnnxEncoder:
         self.tokenizer = tok
         self.onnx_file = str(onnx_file)
         self._threads = threads or max(1, os.cpu_count() or 1)
-        self._sessions: dict[int, object] = {}
-        self._pool = None
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         session = self._session(1)
         self._inputs = [i.name for i in session.get_inputs()]
         self._dimension = int(session.get_outputs()[0].shape[-1])
 
-    def _session(self, threads: int):
+    def _session(self, threads: int) -> ort.InferenceSession:
         """One session per thread count, created on first use.
 
         A single question runs on one thread: waking a pool of spinning threads costs more than the work on a
@@ -334,7 +342,7 @@ class OnnxEncoder:
     def get_sentence_embedding_dimension(self) -> int:
         return self._dimension
 
-    def _workers(self):
+    def _workers(self) -> ThreadPoolExecutor:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 

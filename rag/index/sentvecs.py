@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from rag.errors import IndexCorruptError
 
@@ -128,9 +129,9 @@ class SentenceVectors:
     def __len__(self) -> int:
         return len(self._records)
 
-    def __getitem__(self, rows) -> np.ndarray:
+    def __getitem__(self, rows: npt.ArrayLike) -> np.ndarray:
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
         return decode(self._records[rows], self.dimension)
 
-    def codes(self, rows) -> np.ndarray:
+    def codes(self, rows: npt.ArrayLike) -> np.ndarray:
         return np.asarray(self._records[np.asarray(rows, dtype=np.int64)])

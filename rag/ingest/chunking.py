@@ -6,17 +6,23 @@ wrong occurrence when text repeats. Offsets are found here by scanning forward f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError
 from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 __all__ = ["chunk_document", "make_splitter", "locate_spans"]
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 
-def make_splitter(chunk_size: int, chunk_overlap: int, token_len: Callable[[str], int]):
+def make_splitter(
+    chunk_size: int, chunk_overlap: int, token_len: Callable[[str], int]
+) -> RecursiveCharacterTextSplitter:
     """A RecursiveCharacterTextSplitter measuring length with `token_len` (tokens, not characters)."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -74,7 +80,7 @@ def chunk_document(
     chunk_overlap: int,
     token_len: Callable[[str], int],
     max_tokens: int | None = None,
-    splitter=None,
+    splitter: RecursiveCharacterTextSplitter | None = None,
 ) -> list[Chunk]:
     """Split a document into overlapping chunks of at most `chunk_size` tokens.
 
@@ -111,7 +117,9 @@ def chunk_document(
     return out
 
 
-def _enforce_limit(text: str, start: int, end: int, limit: int, token_len: Callable[[str], int]):
+def _enforce_limit(
+    text: str, start: int, end: int, limit: int, token_len: Callable[[str], int]
+) -> Iterator[tuple[int, int]]:
     """Cut a span in halves until each part fits the model (token counts are not additive at joins)."""
     if token_len(text[start:end]) <= limit or end - start <= 1:
         yield start, end

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from rag.errors import IngestError
 from rag.ingest.dates import normalize_date
@@ -153,7 +154,7 @@ def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
     import io
     import logging
 
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -163,11 +164,11 @@ def _read_pdf(path: Path, data: bytes) -> dict[str, Any]:
             try:
                 ok = reader.decrypt("")
             except Exception:
-                ok = 0
+                ok = PasswordType.NOT_DECRYPTED
             if not ok:
                 raise IngestError(str(path), "encrypted PDF; save an unencrypted copy to index it")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        meta = reader.metadata or {}
+        meta = reader.metadata
         title = getattr(meta, "title", None) if meta else None
         author = getattr(meta, "author", None) if meta else None
         info = {str(k): v for k, v in dict(meta).items()} if meta else {}
@@ -357,6 +358,19 @@ def valid_unicode(value: str) -> str:
     return _SURROGATE.sub("\ufffd", value)
 
 
+class _Metadata(TypedDict):
+    """An article's metadata as `_finish` records it: the fields of Document beside id, text, source and hash."""
+
+    title: str
+    author: str | None
+    outlet: str | None
+    url: str | None
+    date: str | None
+    section: str | None
+    tags: tuple[str, ...]
+    date_raw: str | None
+
+
 def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
     fields = {k: valid_unicode(v) if isinstance(v, str) else v for k, v in fields.items()}
     default_id, source = valid_unicode(default_id), valid_unicode(source)
@@ -373,7 +387,7 @@ def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
     title = _clean_title(fields.get("title")) or _title_from_text(text[body_start:], Path(default_id).name)
     raw_date = fields.get("date")
     raw_date = " ".join(raw_date.split())[:80] or None if isinstance(raw_date, str) else None
-    meta = {
+    meta: _Metadata = {
         "title": title,
         "author": _clean_title(author),
         "outlet": _clean_title(outlet),
@@ -396,6 +410,7 @@ def _finish(fields: dict[str, Any], default_id: str, source: str) -> Document:
 
 def _clean_tags(value: Any) -> tuple[str, ...]:
     """Tags from a list of strings or one comma-separated string: trimmed, unique, at most 50."""
+    items: Sequence[str | int | float]
     if isinstance(value, str):
         items = value.split(",")
     elif isinstance(value, (list, tuple)):

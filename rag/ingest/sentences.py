@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from rag.types import Sentence
+
+if TYPE_CHECKING:
+    import pysbd
 
 __all__ = ["split_sentences"]
 
@@ -14,7 +18,7 @@ MAX_SENTENCE_CHARS = 1000
 
 
 @lru_cache(maxsize=1)
-def _segmenter():
+def _segmenter() -> pysbd.Segmenter:
     import sys
 
     import pysbd
@@ -24,7 +28,7 @@ def _segmenter():
     # Its modules get the same functions over a cache large enough to hold them; the sentences are unchanged.
     for name, module in list(sys.modules.items()):
         if name.startswith("pysbd") and getattr(module, "re", None) is re:
-            module.re = _CACHED_RE
+            vars(module)["re"] = _CACHED_RE
     return pysbd.Segmenter(language="en", clean=False, char_span=False)
 
 
@@ -34,7 +38,7 @@ class _CachedPatterns:
     def __init__(self, size: int):
         self.compile = lru_cache(maxsize=size)(re.compile)
 
-    def __getattr__(self, name: str):  # flags, escape, error and the rest come from `re` itself
+    def __getattr__(self, name: str) -> Any:  # flags, escape, error and the rest come from `re` itself
         return getattr(re, name)
 
     def sub(self, pattern, repl, string, count=0, flags=0):
@@ -102,7 +106,7 @@ def split_sentences(text: str, doc_id: str = "", start: int = 0, end: int | None
     return out
 
 
-def _pieces(seg, line: str) -> list[str]:
+def _pieces(seg: pysbd.Segmenter, line: str) -> list[str]:
     """What `seg.segment(line)` returns, without its offset pass.
 
     pysbd finds each sentence again with a regular expression built from the sentence's own text, compiled once

@@ -7,13 +7,14 @@ tests/test_store_contract.py runs the same suite against every implementation.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
-__all__ = ["VectorStore", "ChunkMeta", "ChunkFilter", "date_key"]
+__all__ = ["VectorStore", "MetadataStore", "keeps_metadata", "ChunkMeta", "ChunkFilter", "date_key"]
 
 
 @runtime_checkable
@@ -59,6 +60,20 @@ class VectorStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class MetadataStore(VectorStore, Protocol):
+    """A VectorStore that keeps each chunk's metadata beside its vector, so that filters run inside its engine
+    (Milvus). Such a store says so with a true `supports_metadata` (see `keeps_metadata`)."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[ChunkMeta] | None = None) -> None:
+        """Insert or replace rows, with one ChunkMeta per row (None: the rows match no metadata filter)."""
+        ...
+
+
+def keeps_metadata(store: VectorStore) -> TypeGuard[MetadataStore]:
+    """Whether `store` keeps chunk metadata (its `supports_metadata` is true)."""
+    return bool(getattr(store, "supports_metadata", False))
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexMismatchError
+
+if TYPE_CHECKING:
+    import faiss
 
 __all__ = ["FaissStore", "choose_layout", "flat_sq8", "sq8_range", "EXACT_MAX"]
 
@@ -50,7 +53,7 @@ def sq8_range(dimension: int) -> float:
     return min(1.0, 10.0 / math.sqrt(max(int(dimension), 1)))
 
 
-def flat_sq8(dimension: int):
+def flat_sq8(dimension: int) -> faiss.IndexScalarQuantizer:
     """An exhaustive-search index of 8-bit codes: a quarter of float32's size, cosines within about 0.002.
 
     The codes cover a fixed range (`sq8_range`) in every dimension rather than one learnt from the data, so the
@@ -205,10 +208,11 @@ class FaissStore:
                 return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
             sel = self._faiss.IDSelectorBatch(allowed)
             if self.index_type == "flat":
-                params = self._faiss.SearchParameters(sel=sel)
+                # faiss's stubs omit the keyword arguments its Python wrapper adds to every SearchParameters class.
+                params = self._faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
             else:
                 # A filter may leave the probed lists nearly empty: probe them all, scoring allowed ids only.
-                params = self._faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf().nlist)
+                params = self._faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf().nlist)  # type: ignore[call-arg]
         if nq <= 4:
             # A handful of queries finish faster on one thread than OpenMP takes to wake the others (tens of ms
             # on a busy machine); the setting belongs to the calling thread only.

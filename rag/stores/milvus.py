@@ -182,7 +182,7 @@ class MilvusStore:
         self._write_lock = threading.Lock()
         self._closed = False
         self._expressions = _Expressions()
-        self._search_params = {"metric_type": "IP", "params": dict(INDEX_TYPES[index_type][1])}
+        self._search_params: dict[str, Any] = {"metric_type": "IP", "params": dict(INDEX_TYPES[index_type][1])}
         if owned:
             self._create_collection(collection)
         else:

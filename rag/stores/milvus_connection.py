@@ -245,9 +245,9 @@ def _lite_locked(path: str) -> bool:
 
 def reason(exc: BaseException) -> str:
     """One line on why a pymilvus or gRPC call failed, with any credential from the environment masked."""
-    details = getattr(exc, "details", None)
-    if callable(details) and callable(getattr(exc, "code", None)):  # a raw grpc.RpcError
-        text = f"{exc.code().name}: {details()}"
+    details, code = getattr(exc, "details", None), getattr(exc, "code", None)
+    if callable(details) and callable(code):  # a raw grpc.RpcError
+        text = f"{code().name}: {details()}"
     else:
         text = str(getattr(exc, "message", "") or exc)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
