@@ -28,7 +28,7 @@ _WORDS = re.compile(r"\w+")
 class Reranker(Protocol):
     """Scores (question, text) pairs; higher means more relevant (a sentence-transformers CrossEncoder fits)."""
 
-    def predict(self, pairs: list[tuple[str, str]], **kwargs) -> Sequence[float]: ...
+    def predict(self, pairs: list[tuple[str, str]], *, show_progress_bar: bool | None = None) -> Sequence[float]: ...
 
 
 def compose_answer(

@@ -263,7 +263,13 @@ class Index(IndexVersion):
         return self.lexical.idf_of if self.lexical is not None else None
 
     def _rank(
-        self, question, qvec, k, filters: Filters, followup: FollowUp | None = None, read: bool | float = True
+        self,
+        question: str,
+        qvec: np.ndarray,
+        k: int,
+        filters: Filters,
+        followup: FollowUp | None = None,
+        read: bool | float = True,
     ) -> tuple[list[Passage], list[Candidate], dict[str, Document], dict[tuple[str, int], Reading] | None]:
         """Retrieve a pool, score every sentence (`rag.answer.ranking`), let the reader re-read the best (`rag.answer.reading`),
         and rank the passages by their best sentence; the passages come back best first, with the readings.

@@ -386,7 +386,8 @@ def _referent(pronoun: _Token, prev: Turn) -> str | None:
         if short and _is_person_question(prev):
             return _strip_possessive(short)
         people = [n for n in names if len(n.split()) >= 2]
-        return (people or names or [None])[0]
+        found = people or names
+        return found[0] if found else None
     if names:
         return names[0]
     return short if short and not _is_person_question(prev) else None

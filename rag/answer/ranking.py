@@ -500,7 +500,7 @@ def confidence_features(question: str, candidates: Sequence[Candidate], idf: Idf
     idf = idf or _default_idf
     q = analyse_question(question, idf)
     best = candidates[0]
-    distinct = {}
+    distinct: dict[tuple[str, int], float] = {}
     for c in candidates:
         key = (c.sentence.doc_id, c.sentence.start)
         distinct.setdefault(key, c.score)

@@ -97,7 +97,9 @@ class Reading:
 class Reader(Protocol):
     """Reads (question, window) pairs; one Reading per sentence of each window, in window order."""
 
-    def read(self, question: str, windows: Sequence[Window]) -> list[list[Reading]]: ...
+    def read(
+        self, question: str, windows: Sequence[Window], texts: dict[str, str] | None = None
+    ) -> list[list[Reading]]: ...
 
 
 def packaged_reader_dir() -> Path:
@@ -141,8 +143,12 @@ class OnnxReader:
         self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tok.no_truncation()
         self._tok.no_padding()
-        self._cls = self._tok.token_to_id("[CLS]")
-        self._sep = self._tok.token_to_id("[SEP]")
+        cls, sep = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
+        if cls is None or sep is None:
+            raise ConfigError(
+                f"{folder / 'tokenizer.json'} has no [CLS] or [SEP] token; pass --reader none or a reader folder"
+            )
+        self._cls, self._sep = cls, sep
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -166,7 +172,9 @@ class OnnxReader:
         # onnxruntime's run() is safe to call from several threads at once: no lock.
         self._inputs = {i.name for i in self._session.get_inputs()}
 
-    def _encode_window(self, q_ids: list[int], window: Window, text: str):
+    def _encode_window(
+        self, q_ids: list[int], window: Window, text: str
+    ) -> tuple[list[int], list[tuple[int, int]], tuple[Sentence, ...]]:
         """Token ids and each context token's document offsets; a window too long for the model keeps only its
         focus sentence (cut at the model's length if it is still too long)."""
         room = self.max_length - len(q_ids) - 3

@@ -104,7 +104,7 @@ def prefer_cued(
 
 def newest_first(passages: Sequence[Passage]) -> list[Passage]:
     """Passages by publication date, newest first; dateless ones last; relevance order kept among equals."""
-    dated = sorted((p for p in passages if p.date), key=lambda p: p.date, reverse=True)
+    dated = sorted((p for p in passages if p.date), key=lambda p: p.date or "", reverse=True)
     return dated + [p for p in passages if not p.date]
 
 
@@ -116,7 +116,7 @@ def order_citations(answer: Answer) -> Answer:
     cites = answer.citations
     if len(cites) < 3 or len({c.date[:10] for c in cites[1:] if c.date}) < 2:
         return answer
-    rest = sorted((c for c in cites[1:] if c.date), key=lambda c: c.date[:10], reverse=True)
+    rest = sorted((c for c in cites[1:] if c.date), key=lambda c: (c.date or "")[:10], reverse=True)
     rest += [c for c in cites[1:] if not c.date]
     ordered: list[Citation] = [replace(c, number=n) for n, c in enumerate([cites[0], *rest], start=1)]
     text = " ".join(f"{c.quote} [{c.number}]" for c in ordered)

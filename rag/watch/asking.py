@@ -38,6 +38,7 @@ from rag.watch.store import Checked, SavedQuestion, WatchedAnswer, WatchStore, n
 if TYPE_CHECKING:  # pragma: no cover
     from rag.answer.engine import Index
     from rag.index.catalog import Catalog
+    from rag.index.embedding import Embedder
     from rag.types import Answer, Document
 
 __all__ = [
@@ -99,7 +100,11 @@ def pending(index_dir: str | Path) -> bool:
 
 
 def ask_new_articles(
-    index_dir: str | Path, settings: Settings | None = None, *, index: Index | None = None, embedder=None
+    index_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    index: Index | None = None,
+    embedder: Embedder | None = None,
 ) -> WatchReport:
     """Ask the saved questions against the articles the live version added or changed since the last check.
 
@@ -133,7 +138,11 @@ def ask_new_articles(
 
 
 def after_build(
-    index_dir: str | Path, settings: Settings | None = None, *, index: Index | None = None, embedder=None
+    index_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    index: Index | None = None,
+    embedder: Embedder | None = None,
 ) -> WatchReport:
     """`ask_new_articles` as a build's last step: a failure (a damaged store file) is reported in `error`, never
     raised, since the build itself has published; the next build or `rag questions answers` asks again."""
@@ -146,7 +155,12 @@ def after_build(
 
 
 def _step(
-    index_dir: Path, store: WatchStore, settings: Settings, index: Index | None, embedder, report: WatchReport
+    index_dir: Path,
+    store: WatchStore,
+    settings: Settings,
+    index: Index | None,
+    embedder: Embedder | None,
+    report: WatchReport,
 ) -> None:
     version = indexdir.current_version(index_dir)
     checked = store.checked()
@@ -176,7 +190,7 @@ def _ask(
     store: WatchStore,
     settings: Settings,
     index: Index | None,
-    embedder,
+    embedder: Embedder | None,
     report: WatchReport,
 ) -> list[dict[str, Any]]:
     from rag.index.catalog import Catalog
@@ -257,7 +271,11 @@ def _close_articles(
 
 
 def _question_vectors(
-    questions: Sequence[SavedQuestion], manifest: dict[str, Any], store: WatchStore, settings: Settings, embedder
+    questions: Sequence[SavedQuestion],
+    manifest: dict[str, Any],
+    store: WatchStore,
+    settings: Settings,
+    embedder: Embedder | None,
 ) -> dict[int, np.ndarray]:
     signature = f"{manifest.get('model')}|{manifest.get('settings', {}).get('backend')}"
     vectors = store.vectors(signature)
@@ -295,8 +313,11 @@ def _holding_the_words(
     def holding(term: str) -> set[str]:
         if term not in holders:
             ids = lex.term_ids([term])
-            hits = np.asarray(lex.bm25.get_scores_from_ids(ids))[rows] > 0 if ids and len(rows) else []
-            holders[term] = {owned[i][1] for i in np.nonzero(hits)[0]} if len(hits) else set()
+            if ids and len(rows):
+                hits = np.asarray(lex.bm25.get_scores_from_ids(ids))[rows] > 0
+                holders[term] = {owned[i][1] for i in np.nonzero(hits)[0]}
+            else:
+                holders[term] = set()
         return holders[term]
 
     out = {}
@@ -314,7 +335,7 @@ def _holding_the_words(
     return out
 
 
-def _open(index_dir: Path, version: Path, settings: Settings, index: Index | None, embedder) -> Index:
+def _open(index_dir: Path, version: Path, settings: Settings, index: Index | None, embedder: Embedder | None) -> Index:
     if index is not None and index.version == version.name:
         return index
     from rag.answer.engine import open_index

@@ -359,7 +359,7 @@ class WatchStore:
         self,
         question: str,
         *,
-        min_confidence: float | None = None,
+        min_confidence: float | str | None = None,
         section: str | Sequence[str] | None = None,
         outlet: str | Sequence[str] | None = None,
         max_chars: int = 2000,
@@ -369,7 +369,7 @@ class WatchStore:
 
         Args:
             question: the question (the limits of `rag ask`).
-            min_confidence: in [0, 1]; None: the index's abstain_threshold.
+            min_confidence: in [0, 1], a number or its text (as typed); None or "": the index's abstain_threshold.
             section, outlet: one name, comma-separated names or a list.
             max_chars: the max_question_chars setting.
             baseline: (version, id -> content hash) of the live index: when nothing has been asked yet, its
@@ -377,7 +377,7 @@ class WatchStore:
 
         Raises:
             QuestionError: empty, too long, a duplicate, or MAX_QUESTIONS already saved.
-            ConfigError: min_confidence outside [0, 1].
+            ConfigError: min_confidence not a number, or outside [0, 1].
         """
         from rag.answer.engine import check_question
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from rag.errors import FetchError
 from rag.ingest.dates import normalize_date
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = ["FeedItem", "Feed", "parse_feed", "discover_feeds", "looks_like_feed"]
 
@@ -121,12 +125,12 @@ def parse_feed(body: bytes, base_url: str) -> Feed:
     return Feed(kind, title, tuple(dict((i.url, i) for i in kept).values()))
 
 
-def _local(el) -> str:
+def _local(el: etree._Element) -> str:
     tag = el.tag if isinstance(el.tag, str) else ""
     return tag.rsplit("}", 1)[-1].split(":")[-1].lower()
 
 
-def _child(el, name: str):
+def _child(el: etree._Element | None, name: str) -> etree._Element | None:
     if el is None:
         return None
     for c in el:
@@ -135,7 +139,7 @@ def _child(el, name: str):
     return None
 
 
-def _text(el) -> str | None:
+def _text(el: etree._Element | None) -> str | None:
     if el is None:
         return None
     text = " ".join("".join(el.itertext()).split())
@@ -154,7 +158,7 @@ def _link(base: str, href: str | None) -> str | None:
     return url if url.lower().startswith(("http://", "https://")) else None
 
 
-def _rss_item(e, base: str) -> FeedItem | None:
+def _rss_item(e: etree._Element, base: str) -> FeedItem | None:
     url = _link(base, _text(_child(e, "link")) or (e.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about")))
     guid = _child(e, "guid")
     if url is None and guid is not None and (guid.get("isPermaLink") or "true").lower() == "true":
@@ -166,7 +170,7 @@ def _rss_item(e, base: str) -> FeedItem | None:
     return FeedItem(url, _text(_child(e, "title")), _date(date), None, category)
 
 
-def _atom_item(e, base: str) -> FeedItem | None:
+def _atom_item(e: etree._Element, base: str) -> FeedItem | None:
     href = None
     for c in e:
         if _local(c) == "link" and (c.get("rel") or "alternate") == "alternate":
@@ -187,7 +191,7 @@ def _atom_item(e, base: str) -> FeedItem | None:
     )
 
 
-def _sitemap_item(e, base: str) -> FeedItem | None:
+def _sitemap_item(e: etree._Element, base: str) -> FeedItem | None:
     url = _link(base, _text(_child(e, "loc")))
     if url is None:
         return None

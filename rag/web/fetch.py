@@ -15,8 +15,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rag.config import VERSION as _VERSION
+from rag.config import Settings
 from rag.errors import FetchError
 from rag.web.urls import Resolver, Target, check_url
 
@@ -96,10 +98,11 @@ class _HTTPS(http.client.HTTPSConnection):
     def __init__(self, address: str, port: int, server_hostname: str, timeout: float, context: ssl.SSLContext):
         super().__init__(address, port, timeout=timeout, context=context)
         self._server_hostname = server_hostname
+        self._ssl_context = context
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)
+        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self._server_hostname)
 
 
 @dataclass
@@ -166,9 +169,9 @@ class Fetcher:
         self.robots = RobotsCache(self) if respect_robots else None
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> Fetcher:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Fetcher:
         """A fetcher with the settings' limits (allow_private_urls, fetch_timeout_s, fetch_max_mb, fetch_delay_s)."""
-        opts = dict(
+        opts: dict[str, Any] = dict(
             allow_private=settings.allow_private_urls,
             timeout_s=settings.fetch_timeout_s,
             max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
@@ -204,7 +207,8 @@ class Fetcher:
         t0 = time.monotonic()
         accept = tuple(accept)
         limit = self.max_bytes if max_bytes is None else max_bytes
-        current, seen = url, []
+        current = url
+        seen: list[str] = []
         for _ in range(self.max_redirects + 1):
             target = self.check(current, base=seen[-1] if seen else None)
             if target.url in seen:
@@ -340,7 +344,8 @@ class Fetcher:
                 conn.putheader("If-Modified-Since", last_modified)
             conn.endheaders()
             resp = conn.getresponse()
-            headers = {k.lower(): v for k, v in resp.getheaders()}
+            # The response's headers, and below the media type, charset and kind this fetcher read from them.
+            headers: dict[str, str | None] = {k.lower(): v for k, v in resp.getheaders()}
             status = resp.status
             if status in _REDIRECTS or status in _RETRY or status == 304:
                 return status, headers, b""
@@ -354,7 +359,7 @@ class Fetcher:
                     else "the server refuses it"
                 )
                 raise FetchError(shown, f"HTTP {status} {reason}".rstrip() + f"; {hint}")
-            media, charset = _content_type(headers.get("content-type", ""))
+            media, charset = _content_type(headers.get("content-type") or "")
             length = headers.get("content-length")
             if length and length.strip().isdigit() and int(length) > limit:
                 raise FetchError(

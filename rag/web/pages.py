@@ -97,7 +97,7 @@ def decode_page(body: bytes, declared: str | None) -> str:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
+            decoded: str | None = None
             m = _META_CHARSET.search(body[:4096])
             for name in (declared, m.group(1).decode("ascii", "ignore") if m else None, "cp1252"):
                 if not name:
@@ -107,15 +107,14 @@ def decode_page(body: bytes, declared: str | None) -> str:
                 except LookupError:
                     continue
                 if codecs.lookup(name).name in ("utf-8", "utf-16", "utf-32"):
-                    text = body.decode(name, "replace")
+                    decoded = body.decode(name, "replace")
                     break
                 try:
-                    text = body.decode(name)
+                    decoded = body.decode(name)
                     break
                 except UnicodeDecodeError:
                     continue
-            if text is None:
-                text = body.decode("latin-1")
+            text = decoded if decoded is not None else body.decode("latin-1")
     return text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.config import Settings
 from rag.errors import BuildLockedError, ConfigError, FetchError, SourceError
@@ -29,6 +30,10 @@ from rag.web.pages import decode_page, read_page
 from rag.web.state import WebPage, WebSource, WebState
 from rag.web.store import ArticleFiles, web_folder
 from rag.web.urls import normalize
+
+if TYPE_CHECKING:
+    from rag.index.build import ProgressFn
+    from rag.index.embedding import Embedder
 
 __all__ = ["WebIndex", "UpdateReport", "SourceReport", "PageOutcome", "WEB_LOCK"]
 
@@ -116,7 +121,7 @@ class WebIndex:
         index_dir: str | Path | None = None,
         settings: Settings | None = None,
         *,
-        embedder=None,
+        embedder: Embedder | None = None,
         fetcher: Fetcher | None = None,
         log: Log | None = None,
     ):
@@ -150,7 +155,7 @@ class WebIndex:
 
     # -- changing it -----------------------------------------------------------------------------------------------
 
-    def add_urls(self, urls: Sequence[str], progress=None) -> UpdateReport:
+    def add_urls(self, urls: Sequence[str], progress: ProgressFn | None = None) -> UpdateReport:
         """Fetch pages by their URL, keep them and publish them in a new index version.
 
         A URL already indexed is fetched again (conditionally) and replaced when it changed.
@@ -183,7 +188,7 @@ class WebIndex:
             self._publish(state, report, progress)
             return report
 
-    def add_source(self, url: str, progress=None) -> WebSource:
+    def add_source(self, url: str, progress: ProgressFn | None = None) -> WebSource:
         """Follow a feed, a sitemap, or a site whose feed its page links to; nothing is fetched beyond that
         (the next update fetches the entries).
 
@@ -210,7 +215,7 @@ class WebIndex:
             self._publish(state, UpdateReport(), progress)
             return source
 
-    def remove_source(self, url: str, progress=None) -> WebSource:
+    def remove_source(self, url: str, progress: ProgressFn | None = None) -> WebSource:
         """Stop following a source. Its articles stay in the index (remove them with their files if wanted)."""
         with self._locked():
             state = self.state()
@@ -222,7 +227,7 @@ class WebIndex:
             self._publish(state, UpdateReport(), progress)
             return source
 
-    def update(self, urls: Iterable[str] | None = None, progress=None) -> UpdateReport:
+    def update(self, urls: Iterable[str] | None = None, progress: ProgressFn | None = None) -> UpdateReport:
         """Fetch what is new in every source (or the given ones) and publish it, with each source's outcome.
 
         Returns:
@@ -449,7 +454,7 @@ class WebIndex:
         if not any(p.doc_id == old.doc_id for p in state.pages.values()):
             self.files.remove(old.doc_id)
 
-    def _publish(self, state: WebState, report: UpdateReport, progress=None) -> None:
+    def _publish(self, state: WebState, report: UpdateReport, progress: ProgressFn | None = None) -> None:
         from rag.index.build import build_index
 
         settings, sources = self._build_inputs()

@@ -7,7 +7,7 @@ published atomically with the articles they describe and carried into every late
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, fields, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.index.catalog import WEB_PAGE_COLUMNS, WEB_SOURCE_COLUMNS
 
@@ -43,7 +43,7 @@ class WebSource:
     content_hash: str | None = None
     items: int = 0
 
-    def with_(self, **changes) -> WebSource:
+    def with_(self, **changes: Any) -> WebSource:
         return replace(self, **changes)
 
 
@@ -71,7 +71,7 @@ class WebPage:
     original: str = ""
     updated: str | None = None
 
-    def with_(self, **changes) -> WebPage:
+    def with_(self, **changes: Any) -> WebPage:
         return replace(self, **changes)
 
 

@@ -73,7 +73,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
-def _embedded(ip: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
+def _embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The IPv4 address an IPv6 address carries (IPv4-mapped, NAT64 or 6to4), else the address itself."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
