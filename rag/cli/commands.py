@@ -8,14 +8,20 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.answer.engine import Index
+    from rag.config import Settings
+    from rag.types import Answer, Passage
 
 __all__ = ["main", "rebuild_main"]
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace) -> Settings:
     from rag.config import Settings
 
     overrides = {
@@ -69,7 +75,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     # Articles added through the web app live in the index's uploads folder; a rebuild keeps them indexed.
     uploads = uploads_folder(settings)
     uploaded = uploaded_files(uploads)
-    sources = [settings.source, uploads] if uploaded else settings.source
+    sources: str | list[str | Path] = [settings.source, uploads] if uploaded else settings.source
     if uploaded and not args.json:
         print(f"including {len(uploaded)} uploaded file(s) from {uploads}", file=sys.stderr)
     # Articles fetched from the web (rag add, rag sources) are kept beside the index; a rebuild needs no network.
@@ -98,7 +104,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> Index:
     from rag.answer.engine import open_index
 
     settings = _settings(args)
@@ -152,7 +158,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_answer(answer, width: int, passages: bool = True) -> None:
+def _print_answer(answer: Answer, width: int, passages: bool = True) -> None:
     """An answer as `rag ask` and `rag chat` show it: how a follow-up was read, the short answer, the quotes, the
     citations, and the passages (only when it abstained, when `passages` is False)."""
     if answer.read_as:
@@ -229,7 +235,7 @@ def _bold(text: str) -> str:
     return f"\033[1m{text}\033[0m" if sys.stdout.isatty() else f"**{text}**"
 
 
-def _answer_text(answer, width: int) -> str:
+def _answer_text(answer: Answer, width: int) -> str:
     """The quoted sentences wrapped to `width`, each citation's short answer in bold."""
     if answer.abstained:
         return textwrap.fill(answer.text, width, initial_indent="  ", subsequent_indent="  ")
@@ -245,7 +251,7 @@ def _answer_text(answer, width: int) -> str:
     return wrapped.replace(_OPEN_MARK, on).replace(_CLOSE_MARK, off)
 
 
-def _print_passages(passages, width: int) -> None:
+def _print_passages(passages: Sequence[Passage], width: int) -> None:
     for i, p in enumerate(passages, start=1):
         also = f"  (also in {len(p.also_in)} more)" if p.also_in else ""
         about = f" ({_about(p)})" if _about(p) else ""

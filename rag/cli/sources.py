@@ -8,10 +8,13 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.cli.watch import print_new_answers, report_dict
 from rag.errors import ConfigError, RagError
+
+if TYPE_CHECKING:
+    from rag.web.sources import UpdateReport, WebIndex
 
 __all__ = ["register", "parse_every"]
 
@@ -33,7 +36,7 @@ def parse_every(text: str) -> float:
     return seconds
 
 
-def _web(args: argparse.Namespace):
+def _web(args: argparse.Namespace) -> WebIndex:
     from rag.config import Settings
     from rag.web.sources import WebIndex
 
@@ -45,7 +48,7 @@ def _web(args: argparse.Namespace):
     return WebIndex(settings.index_dir, settings, log=None if quiet else (lambda msg: print(msg, file=sys.stderr)))
 
 
-def _summary(report) -> str:
+def _summary(report: UpdateReport) -> str:
     b = report.build
     built = (
         (
@@ -62,7 +65,7 @@ def _summary(report) -> str:
     )
 
 
-def _report_dict(report) -> dict[str, Any]:
+def _report_dict(report: UpdateReport) -> dict[str, Any]:
     return {
         "sources": [
             {

@@ -7,18 +7,23 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.watch.asking import WatchReport
+    from rag.watch.store import SavedQuestion, WatchedAnswer
 
 __all__ = ["register", "print_new_answers", "answer_line"]
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace) -> Settings:
     from rag.config import Settings
 
     return Settings.load({"index_dir": getattr(args, "index", None)})
 
 
-def answer_line(a) -> str:
+def answer_line(a: WatchedAnswer) -> str:
     """ "[3] When will the ferry resume? -> 9 December (Little Skerry ferry to resume..., 2026-11-30)"."""
     title = a.title if len(a.title) <= 60 else a.title[:57].rstrip() + "..."
     about = ", ".join(x for x in (title, (a.date or "")[:10]) if x)
@@ -27,7 +32,7 @@ def answer_line(a) -> str:
     return f"[{a.question_id}] {a.question} -> {said} ({about})"
 
 
-def _print_answer(a, out: TextIO, width: int = 100) -> None:
+def _print_answer(a: WatchedAnswer, out: TextIO, width: int = 100) -> None:
     c = a.citation
     print(f"  {answer_line(a)}", file=out)
     quote = textwrap.fill(f"\u201c{a.quote}\u201d", width, initial_indent="      ", subsequent_indent="       ")
@@ -40,7 +45,7 @@ def _print_answer(a, out: TextIO, width: int = 100) -> None:
     )
 
 
-def print_new_answers(report, out: TextIO | None = None) -> None:
+def print_new_answers(report: WatchReport | None, out: TextIO | None = None) -> None:
     """What a build's step found, after the command's summary: nothing when it found nothing."""
     out = out or sys.stdout
     if report is None:
@@ -65,7 +70,7 @@ def _baseline(index_dir: Path) -> tuple[str, dict[str, str]]:
     return version.name, indexdir.read_manifest(version).get("documents") or {}
 
 
-def _unknown_values(index_dir: Path, question) -> list[str]:
+def _unknown_values(index_dir: Path, question: SavedQuestion) -> list[str]:
     """Sections and outlets the question names that no indexed article has yet."""
     from rag.index import indexdir
     from rag.index.catalog import Catalog
@@ -203,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_answers)
 
 
-def report_dict(report) -> dict[str, Any] | None:
+def report_dict(report: WatchReport | None) -> dict[str, Any] | None:
     """A build step's answers for a command's --json output."""
     if report is None:
         return None

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import SourceError
 from rag.evaluation.metrics import ndcg_at, percentile
 from rag.evaluation.runs import build_collection, progress_bar, read_jsonl, work_folder
 
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.index.embedding import Embedder
 
-def load_beir(folder: str | Path, limit: int | None = None):
+
+def load_beir(
+    folder: str | Path, limit: int | None = None
+) -> tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, dict[str, int]]]:
     """Read a BEIR folder: (corpus {id: (title, text)}, queries {id: text}, qrels {query id: {doc id: grade}})."""
     folder = Path(folder)
     corpus = {str(r["_id"]): (r.get("title") or "", r["text"]) for r in read_jsonl(folder / "corpus.jsonl")}
@@ -38,11 +44,11 @@ def load_beir(folder: str | Path, limit: int | None = None):
 
 def run_beir(
     folder: str | Path,
-    settings=None,
+    settings: Settings | None = None,
     *,
     limit: int | None = None,
     work: str | Path | None = None,
-    embedder=None,
+    embedder: Embedder | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Index a BEIR corpus (one document per record) and score passage retrieval per query.

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError
 from rag.evaluation.beir import run_beir
 from rag.evaluation.squad import format_report, run_squad
 
+if TYPE_CHECKING:
+    from rag.config import Settings
 
-def _settings_from(args: argparse.Namespace):
+
+def _settings_from(args: argparse.Namespace) -> Settings:
     from rag.config import Settings
 
     return Settings.load(
@@ -60,7 +64,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `rag eval squad|beir|conversations PATH` to the command line."""
     p = subparsers.add_parser(
         "eval",

@@ -26,9 +26,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import RagError, SourceError
+
+if TYPE_CHECKING:
+    from rag.answer.engine import Index
+    from rag.config import Settings
+    from rag.types import Answer
 
 __all__ = ["Conversation", "load_conversations", "run_conversations", "format_conversations", "cmd_eval_conversations"]
 
@@ -95,7 +100,9 @@ class _Outcome:
     ms: float = 0.0
 
 
-def _ask(idx, question: str, turn: dict[str, Any], threshold: float, history=None) -> tuple[Any, _Outcome]:
+def _ask(
+    idx: Index, question: str, turn: dict[str, Any], threshold: float, history: Sequence[Answer] | None = None
+) -> tuple[Answer, _Outcome]:
     from rag.evaluation.metrics import contains_answer, normalize_answer
 
     t0 = time.perf_counter()
@@ -140,7 +147,7 @@ ROWS = (
 
 
 def run_conversations(
-    idx, conversations: Sequence[Conversation], *, threshold: float | None = None, show_progress: bool = False
+    idx: Index, conversations: Sequence[Conversation], *, threshold: float | None = None, show_progress: bool = False
 ) -> dict[str, Any]:
     """Ask every conversation (see the module docstring) and summarize each way of asking.
 
@@ -208,7 +215,7 @@ def run_conversations(
     }
 
 
-def _doc_ids(idx) -> set[str]:
+def _doc_ids(idx: Index) -> set[str]:
     return {d.id for d in idx.documents()}
 
 
@@ -238,7 +245,7 @@ def format_conversations(report: dict[str, Any], path: str = "", split: str = "a
     return "\n".join(lines)
 
 
-def cmd_eval_conversations(args: argparse.Namespace, settings) -> int:
+def cmd_eval_conversations(args: argparse.Namespace, settings: Settings) -> int:
     from rag.answer.engine import open_index
 
     convs = load_conversations(args.path, args.split)

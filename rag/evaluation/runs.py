@@ -8,9 +8,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import SourceError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from rag.answer.engine import Index
+    from rag.config import Settings
+    from rag.index.build import ProgressFn
+    from rag.index.embedding import Embedder
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -27,7 +35,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def build_collection(docs: dict[str, tuple[str, str]], work: Path, settings, embedder, progress) -> Any:
+def build_collection(
+    docs: dict[str, tuple[str, str]],
+    work: Path,
+    settings: Settings,
+    embedder: Embedder | None,
+    progress: ProgressFn | None,
+) -> Index:
     from rag.answer.engine import open_index
     from rag.index.build import build_index
 
@@ -50,7 +64,7 @@ def work_folder(work: str | Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="q", file=sys.stderr, disable=not enabled, leave=False)

@@ -15,11 +15,31 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import SourceError
 from rag.evaluation.metrics import auroc, contains_answer, normalize_answer, percentile, short_answer_scores
 from rag.evaluation.runs import build_collection, progress_bar, read_jsonl, work_folder
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag.answer.engine import Index
+    from rag.config import Settings
+    from rag.index.embedding import Embedder
+
+    class _QueryEncoder(Protocol):
+        """The part of a sentence-transformers model (or the ONNX encoder standing in for one) the baseline calls."""
+
+        def encode(self, texts: list[str], /, *, normalize_embeddings: bool, show_progress_bar: bool) -> np.ndarray: ...
+
+    class BaselineEmbedder(Embedder, Protocol):
+        """An Embedder that also hands out its loaded model: the baseline encodes each question with the model
+        itself, as a plain implementation would (the embedders of `make_embedder` do)."""
+
+        @property
+        def model(self) -> _QueryEncoder: ...
+
 
 __all__ = [
     "SquadQuestion",
@@ -186,27 +206,29 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     out: dict[str, float] = {"questions": len(results), "answerable": len(ans), "unanswerable": len(una)}
     n = max(len(ans), 1)
     first_hit = []
+    # Per answerable question: a quote holds a gold answer; the first quote does; the first span covers one.
+    answer_any: list[bool] = []
+    answer_1: list[bool] = []
+    span_1: list[bool] = []
     for r in ans:
         golds = [normalize_answer(t) for t in r.question.answer_texts]
         rank = next((i for i, p in enumerate(r.passages[:10]) if contains_answer(p, golds)), None)
         first_hit.append(rank)
-        r_any = any(contains_answer(q, golds) for q in r.quotes)
-        r._answer_any = r_any
-        r._answer_1 = r.first_quote is not None and contains_answer(r.first_quote, golds)
-        r._span_1 = r.first_span is not None and any(
-            r.first_span[0] <= s and e <= r.first_span[1] for s, e in r.question.answers
-        )
+        answer_any.append(any(contains_answer(q, golds) for q in r.quotes))
+        answer_1.append(r.first_quote is not None and contains_answer(r.first_quote, golds))
+        span = r.first_span
+        span_1.append(span is not None and any(span[0] <= s and e <= span[1] for s, e in r.question.answers))
     for k in (1, 5, 10):
         out[f"hit@{k}"] = sum(1 for x in first_hit if x is not None and x < k) / n
     out["mrr@10"] = sum(1.0 / (x + 1) for x in first_hit if x is not None) / n
-    out["answer@1"] = sum(r._answer_1 for r in ans) / n
-    out["answer@any"] = sum(r._answer_any for r in ans) / n
-    out["span@1"] = sum(r._span_1 for r in ans) / n
+    out["answer@1"] = sum(answer_1) / n
+    out["answer@any"] = sum(answer_any) / n
+    out["span@1"] = sum(span_1) / n
     shorts = [short_answer_scores(r.short_answer, r.question.answer_texts) for r in ans]
     if any(r.short_answer is not None for r in ans):
         out["short_em"] = sum(em for em, _ in shorts) / n
         out["short_f1"] = sum(f1 for _, f1 in shorts) / n
-    out["answer@1_answered"] = sum(r._answer_1 and not r.abstained for r in ans) / n
+    out["answer@1_answered"] = sum(a and not r.abstained for a, r in zip(answer_1, ans)) / n
     out["answered"] = sum(not r.abstained for r in ans) / n
     out["abstain_unanswerable"] = sum(r.abstained for r in una) / max(len(una), 1)
     out["abstain_answerable"] = sum(r.abstained for r in ans) / n
@@ -214,7 +236,8 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
     gone = [r for r in ans if r.absent_confidence is not None]
     if gone:
         out["abstain_absent"] = sum(bool(r.absent_abstained) for r in gone) / len(gone)
-        out["absent_auroc"] = auroc([r.confidence for r in gone], [r.absent_confidence for r in gone])
+        absent = [r.absent_confidence for r in gone if r.absent_confidence is not None]  # all of them
+        out["absent_auroc"] = auroc([r.confidence for r in gone], absent)
     secs = [r.seconds * 1000 for r in results]
     out["latency_p50_ms"] = percentile(secs, 50)
     out["latency_p95_ms"] = percentile(secs, 95)
@@ -224,7 +247,7 @@ def squad_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
 # -- systems ---------------------------------------------------------------------------------------------------
 
 
-def _ours(idx, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -> QuestionResult:
+def _ours(idx: Index, q: SquadQuestion, threshold: float, titles: Sequence[str] = ()) -> QuestionResult:
     t0 = time.perf_counter()
     answer, ranked = idx.query_ranked(q.question, abstain_threshold=0.0)
     seconds = time.perf_counter() - t0
@@ -261,7 +284,10 @@ class Baseline:
     COSINE_THRESHOLD = 0.5
 
     def __init__(
-        self, docs: dict[str, tuple[str, str]], embedder, progress: Callable[[str, int, int], None] | None = None
+        self,
+        docs: dict[str, tuple[str, str]],
+        embedder: BaselineEmbedder,
+        progress: Callable[[str, int, int], None] | None = None,
     ):
         import faiss
         import numpy as np
@@ -296,7 +322,7 @@ class Baseline:
             i += len(sents)
         self._np = np
 
-    def _best(self, qvec, top: list[int]) -> tuple[float, tuple[str, int, int] | None]:
+    def _best(self, qvec: np.ndarray, top: list[int]) -> tuple[float, tuple[str, int, int] | None]:
         """The most similar sentence of the first five chunks, with its cosine."""
         best: tuple[float, tuple[str, int, int] | None] = (-2.0, None)
         for ci in top[:5]:
@@ -344,14 +370,14 @@ class Baseline:
 
 def run_squad(
     folder: str | Path,
-    settings=None,
+    settings: Settings | None = None,
     *,
     baseline: bool = False,
     limit: int | None = None,
     articles: Sequence[str] | None = None,
     split: str = "all",
     work: str | Path | None = None,
-    embedder=None,
+    embedder: BaselineEmbedder | None = None,
     show_progress: bool = False,
     keep: bool = False,
     without_reader: bool = False,
@@ -364,7 +390,7 @@ def run_squad(
         baseline: also run the baseline on the same data in this process.
         limit, articles, split: see `load_squad`.
         work: folder for the articles file and the index (reused when given; default a temporary folder).
-        embedder: a ready embedder (default: the settings' model).
+        embedder: a ready embedder (default: the settings' model); the baseline also calls its `model`.
         without_reader: also ask every question of the same index with `reader=none` (the linear sentence model
             alone), reported as "no_reader".
 

@@ -13,10 +13,10 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.answer.engine import Index, open_index
 from rag.config import Settings
@@ -28,6 +28,12 @@ from rag.ingest.uploads import UPLOAD_EXTENSIONS, safe_upload_name, uploaded_fil
 from rag.library.listing import Listing, list_documents
 from rag.types import Answer, BuildStats, Document, Passage
 from rag.watch.asking import WatchReport, after_build
+
+if TYPE_CHECKING:
+    from rag.web.sources import UpdateReport, WebIndex
+    from rag.web.state import WebSource
+
+_T = TypeVar("_T")
 
 __all__ = [
     "UPLOAD_EXTENSIONS",
@@ -566,18 +572,18 @@ class Library:
     MAX_URLS = 20
     """URLs accepted in one "Add by URL" submission."""
 
-    def web(self):
+    def web(self) -> WebIndex:
         """The index's web side (rag.web.sources.WebIndex), with the server's own settings: whoever uses the app
         cannot change which addresses may be fetched (allow_private_urls)."""
         from rag.web.sources import WebIndex
 
         return WebIndex(self.index_dir, self.settings, embedder=self._embedder)
 
-    def web_sources(self) -> list:
+    def web_sources(self) -> list[WebSource]:
         """The followed feeds and sitemaps with their last check, new items and last error (rag.web.state.WebSource)."""
         return self.web().sources()
 
-    def add_urls(self, text: str, progress: ProgressFn | None = None):
+    def add_urls(self, text: str, progress: ProgressFn | None = None) -> UpdateReport:
         """Fetch the pages whose URLs `text` lists (one per line or separated by spaces) and publish them.
 
         Raises:
@@ -592,18 +598,18 @@ class Library:
             raise ConfigError(f"{len(urls)} URLs at once; add at most {self.MAX_URLS} per submission")
         return self._building(lambda: self.web().add_urls(urls, progress=progress))
 
-    def add_web_source(self, url: str, progress: ProgressFn | None = None):
+    def add_web_source(self, url: str, progress: ProgressFn | None = None) -> WebSource:
         """Follow a feed, sitemap or site (see WebIndex.add_source)."""
         return self._building(lambda: self.web().add_source((url or "").strip(), progress=progress))
 
-    def remove_web_source(self, url: str, progress: ProgressFn | None = None):
+    def remove_web_source(self, url: str, progress: ProgressFn | None = None) -> WebSource:
         return self._building(lambda: self.web().remove_source((url or "").strip(), progress=progress))
 
-    def update_web_sources(self, progress: ProgressFn | None = None):
+    def update_web_sources(self, progress: ProgressFn | None = None) -> UpdateReport:
         """Fetch what is new in every followed source and publish it (see WebIndex.update)."""
         return self._building(lambda: self.web().update(progress=progress))
 
-    def _building(self, work):
+    def _building(self, work: Callable[[], _T]) -> _T:
         if not self._build_lock.acquire(blocking=False):
             raise BuildLockedError(f"a build is already running on {self.index_dir}; wait for it to finish")
         try:
