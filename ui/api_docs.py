@@ -46,11 +46,13 @@ def _type(schema: dict[str, Any]) -> str:
         return schema["$ref"].rsplit("/", 1)[1]
     if "anyOf" in schema:
         return " or ".join(dict.fromkeys(_type(s) for s in schema["anyOf"]))
-    kind = schema.get("type")
+    kind: str | None = schema.get("type")
     if kind == "array":
         return f"list of {_type(schema.get('items', {}))}" if schema.get("items") else "list"
     if "enum" in schema or "const" in schema:
         return " | ".join(json.dumps(v) for v in schema.get("enum", [schema.get("const")]))
+    if not kind:
+        return "any"
     return {
         "string": "text",
         "integer": "whole number",
@@ -58,7 +60,7 @@ def _type(schema: dict[str, Any]) -> str:
         "boolean": "true or false",
         "object": "object",
         "null": "null",
-    }.get(kind, kind or "any")
+    }.get(kind, kind)
 
 
 def _fields_table(model: dict[str, Any]) -> str:

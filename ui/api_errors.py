@@ -9,6 +9,7 @@ the traceback in the server's log only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -174,7 +175,7 @@ def validation_message(errors: list[dict], request: Request) -> str:
     return "; ".join(dict.fromkeys(out))
 
 
-def install_error_handlers(app: FastAPI, login_check) -> None:
+def install_error_handlers(app: FastAPI, login_check: Callable[[Request], None]) -> None:
     """Answer every failure of `app` as JSON. `login_check(request)` raises ApiError(401) for a request without
     the login, so that an unknown path tells such a request nothing either."""
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import gradio as gr
 
 from rag.errors import RagError
+from rag.index.catalog import DocumentInfo
 from rag.library.library import Library, excerpt
-from rag.types import Answer
+from rag.types import Answer, Document
 from ui import render
+from ui.render import Skip
 
 __all__ = ["ChatTab", "chat_tab", "value_choices"]
 
@@ -73,7 +75,7 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
     threshold = library.index.settings.abstain_threshold
     default_k = library.index.settings.k
 
-    def _label(d) -> str:
+    def _label(d: Document | DocumentInfo) -> str:
         meta = render.about(d.date, d.section, d.outlet)
         return f"{d.title[:80]} ({d.id}{' · ' + meta if meta else ''})"
 
@@ -83,7 +85,8 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
         found = library.find_articles(typed, limit=20)
         seen: set[str] = set()
         out = []
-        for d in [*chosen, *found]:
+        articles: list[Document | DocumentInfo] = [*chosen, *found]
+        for d in articles:
             if d.id not in seen:
                 seen.add(d.id)
                 out.append((_label(d), d.id))
@@ -107,7 +110,11 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
                 return render.EMPTY_PANEL
             doc_id, start, end, quote, label = item.doc_id, item.start, item.end, item.quote, f"[{number}]"
             passages = answer.passages
-            short = (item.answer_start, item.answer_end) if item.answer_start is not None else None
+            short = (
+                (item.answer_start, item.answer_end)
+                if item.answer_start is not None and item.answer_end is not None
+                else None
+            )
         else:
             if not 1 <= number <= len(answer.passages):
                 return render.EMPTY_PANEL
@@ -124,7 +131,7 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
             excerpt(doc, start, end, quote=quote, passages=passages, whole=whole, answer=short), label
         )
 
-    def _radio(turns: list[Answer], ref: str | None):
+    def _radio(turns: list[Answer], ref: str | None) -> gr.Radio:
         if not turns:
             return gr.Radio(choices=[], value=None, visible=False)
         turn = len(turns) - 1
@@ -157,7 +164,9 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
         sections: list[str] | None,
         outlets: list[str] | None,
         sort: str,
-    ):
+    ) -> tuple[
+        str | Skip, list[dict[str, str]] | Skip, list[Answer] | Skip, str | Skip, str | None | Skip, gr.Radio | Skip
+    ]:
         if not (message or "").strip():
             return (gr.skip(),) * 6
         history = list(history or [])
@@ -187,7 +196,9 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
         )
         return "", history, turns, _render_ref(turns, ref, whole), ref, _radio(turns, ref)
 
-    def on_ref_click(turns: list[Answer], whole: bool, evt: gr.EventData):
+    def on_ref_click(
+        turns: list[Answer], whole: bool, evt: gr.EventData
+    ) -> tuple[str | Skip, str | None | Skip, gr.Radio | Skip, gr.Tabs | Skip]:
         data = getattr(evt, "_data", None)
         ref = data.get("ref") if isinstance(data, dict) else None
         if render.parse_doc_ref(ref) is not None:
@@ -197,16 +208,16 @@ def chat_tab(library: Library, *, tabs: gr.Tabs, turns: gr.State, ref: gr.State,
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return _render_ref(turns, ref, whole), ref, _radio(turns, ref), gr.skip()
 
-    def on_radio(ref: str | None, turns: list[Answer], whole: bool):
+    def on_radio(ref: str | None, turns: list[Answer], whole: bool) -> tuple[str, str | None]:
         return _render_ref(turns, ref, whole), ref
 
-    def on_whole(turns: list[Answer], ref: str | None, whole: bool):
+    def on_whole(turns: list[Answer], ref: str | None, whole: bool) -> str:
         return _render_ref(turns, ref, whole)
 
-    def new_chat():
+    def new_chat() -> tuple[list[dict[str, str]], list[Answer], str, None, gr.Radio, str]:
         return [], [], render.EMPTY_PANEL, None, gr.Radio(choices=[], value=None, visible=False), ""
 
-    def on_pick(typed: str, picked: list[str] | None):
+    def on_pick(typed: str, picked: list[str] | None) -> gr.Dropdown:
         return gr.Dropdown(choices=_picked_choices(typed, picked), value=picked or [])
 
     examples = library.examples()

@@ -17,7 +17,7 @@ from rag.library.library import Library
 __all__ = ["api_functions", "mcp_tools", "parse_history_json"]
 
 
-def parse_history_json(history) -> list | None:
+def parse_history_json(history: object) -> list | None:
     """The `history` argument of the /ask endpoint and MCP tool: JSON text of a list of turns (a list is taken as is).
 
     Raises:

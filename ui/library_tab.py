@@ -7,15 +7,19 @@ Built by `library_tab()` inside the app's tabs (ui.app); everything it does goes
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
+from gradio.components import Component
+from gradio.events import Dependency
 
 from rag.errors import RagError
 from rag.ingest.uploads import UPLOAD_EXTENSIONS
 from rag.library.library import Library, LibraryStatus
 from ui import render
 from ui.chat import ChatTab, value_choices
+from ui.render import Skip
 
 __all__ = ["library_tab", "PER_PAGE"]
 
@@ -33,7 +37,9 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
     """
     settings = library.settings
 
-    def _listing(query: str, section: str | None, outlet: str | None, sort: str, descending: bool, page: float):
+    def _listing(
+        query: str, section: str | None, outlet: str | None, sort: str, descending: bool, page: float | None
+    ) -> tuple[str, str, int | Skip]:
         try:
             listing = library.listing(
                 query or "",
@@ -51,7 +57,16 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
     def on_listing(query, section, outlet, sort, descending):
         return _listing(query, section, outlet, sort, descending, 1)
 
-    def on_page(query, section, outlet, sort, descending, page, step: int):
+    def on_page(
+        query: str,
+        section: str | None,
+        outlet: str | None,
+        sort: str,
+        descending: bool,
+        page: float | None,
+        *,
+        step: int,
+    ) -> tuple[str, str, int | Skip]:
         return _listing(query, section, outlet, sort, descending, max(1, int(page or 1) + step))
 
     def library_view(query="", section=None, outlet=None, sort="id", descending=False, page=1):
@@ -70,7 +85,7 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
             gr.Dropdown(choices=outlets),
         )
 
-    def on_upload(files: list[str] | None):
+    def on_upload(files: list[str] | None) -> tuple[str, gr.File, str]:
         stored, refused = [], []
         for f in files or []:
             name = Path(getattr(f, "name", None) or str(f)).name
@@ -122,7 +137,7 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
             msg = f"<p class='up-refused'>Not added: {html.escape(str(exc))}</p>"
         return msg, text, _sources_table()
 
-    def on_source_add(url: str):
+    def on_source_add(url: str) -> tuple[str, str, str]:
         try:
             src = library.add_web_source(url)
         except RagError as exc:
@@ -133,7 +148,7 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
         )
         return msg, "", _sources_table()
 
-    def on_source_remove(url: str):
+    def on_source_remove(url: str) -> tuple[str, str, str]:
         try:
             src = library.remove_web_source(url)
         except RagError as exc:
@@ -256,16 +271,29 @@ def library_tab(library: Library, *, status: LibraryStatus, status_top: gr.HTML,
     for box in (lib_search,):
         box.submit(on_listing, listing_inputs, listing_outputs, api_visibility="private")
         box.change(on_listing, listing_inputs, listing_outputs, api_visibility="private", trigger_mode="always_last")
-    for box in (lib_section, lib_outlet, lib_sort, lib_desc):
-        box.input(on_listing, listing_inputs, listing_outputs, api_visibility="private")
-    prev_btn.click(lambda *a: on_page(*a, -1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
-    next_btn.click(lambda *a: on_page(*a, 1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
-    lib_page.submit(lambda *a: on_page(*a, 0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private")
+    for control in (lib_section, lib_outlet, lib_sort, lib_desc):
+        control.input(on_listing, listing_inputs, listing_outputs, api_visibility="private")
+    prev_btn.click(
+        lambda *a: on_page(*a, step=-1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+    )
+    next_btn.click(
+        lambda *a: on_page(*a, step=1), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+    )
+    lib_page.submit(
+        lambda *a: on_page(*a, step=0), [*listing_inputs, lib_page], listing_outputs, api_visibility="private"
+    )
     files.upload(
         on_upload, files, [upload_msg, files, status_box], api_visibility="private", show_progress_on=[upload_msg]
     )
 
-    def job(trigger, fn, inputs, outputs, message, refresh: bool = True):
+    def job(
+        trigger: Callable[..., Dependency],
+        fn: Callable[..., object],
+        inputs: Sequence[Component] | None,
+        outputs: Sequence[Component],
+        message: gr.HTML,
+        refresh: bool = True,
+    ) -> None:
         """A long job: one at a time, its progress on its message only, then the tab refreshed."""
         event = trigger(
             fn,

@@ -10,12 +10,16 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import quote, unquote, urlparse
 
 from rag.index.catalog import DocumentInfo
 from rag.library.library import Excerpt, LibraryStatus, StoredUpload
 from rag.library.listing import Listing
 from rag.types import Answer, Citation
+
+if TYPE_CHECKING:
+    from rag.web.sources import UpdateReport
 
 __all__ = [
     "md_escape",
@@ -36,7 +40,11 @@ __all__ = [
     "about",
     "source_choice",
     "uploads_html",
+    "Skip",
 ]
+
+Skip: TypeAlias = dict[str, str]
+"""What `gr.skip()` returns: a handler gives it for an output it leaves as it is."""
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
 _REF = re.compile(r"^(cite|passage)-(\d{1,6})-(\d{1,4})$")
@@ -132,7 +140,7 @@ def read_as_line(answer: Answer) -> str:
     return f"Read as: {answer.read_as} (following question {answer.follows})"
 
 
-def _quote_markdown(c) -> str:
+def _quote_markdown(c: Citation) -> str:
     """A citation's quote, escaped, with its short answer (if any) in bold."""
     if c.answer_start is None or c.answer_end is None or not c.start <= c.answer_start < c.answer_end <= c.end:
         return md_escape(c.quote)
@@ -291,7 +299,7 @@ def web_sources_html(sources: Sequence) -> str:
     )
 
 
-def web_report_html(report) -> str:
+def web_report_html(report: UpdateReport) -> str:
     """What an "Add by URL" or "Update sources" did: one line per page or source, errors in full (HTML)."""
     e = html.escape
     items = []

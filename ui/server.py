@@ -20,7 +20,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from gradio import networking
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from rag.errors import ConfigError
 
@@ -119,7 +119,9 @@ def start(
     app.mount("/api", api)  # before Gradio's mount at /, which would otherwise take every path
     app.router.routes.extend(routes)
     gr.mount_gradio_app(app, demo, path="/", server_name=host, server_port=port, **gradio_options)
-    gradio_app = app.routes[-1].app
+    mounted = app.routes[-1]  # the Mount that mount_gradio_app just added
+    assert isinstance(mounted, Mount), mounted
+    gradio_app = mounted.app
     config = uvicorn.Config(
         app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=3
     )

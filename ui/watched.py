@@ -19,6 +19,7 @@ from rag.errors import RagError
 from rag.library.library import Library, excerpt
 from rag.watch.store import SavedQuestion, WatchedAnswer, WatchStore
 from ui import render
+from ui.render import Skip
 
 __all__ = ["watched_tab", "questions_html", "tab_label", "REFRESH_S"]
 
@@ -155,6 +156,9 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
                 elem_id="watch-question",
             )
             add_btn = gr.Button("Watch", variant="primary", scale=1, min_width=100, elem_id="watch-add")
+        # Sorted here: inside the call, the choices' declared type would be what `sorted` is asked to return.
+        section_choices = sorted(library.sections(), key=str.casefold)
+        outlet_choices = sorted(library.outlets(), key=str.casefold)
         with gr.Row(equal_height=True):
             # Text, not a number box: empty must stay empty (the index's threshold), never become 0.
             conf = gr.Textbox(
@@ -165,7 +169,7 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
                 elem_id="watch-min",
             )
             sections = gr.Dropdown(
-                choices=sorted(library.sections(), key=str.casefold),
+                choices=section_choices,
                 multiselect=True,
                 value=[],
                 allow_custom_value=True,
@@ -174,7 +178,7 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
                 scale=2,
             )
             outlets = gr.Dropdown(
-                choices=sorted(library.outlets(), key=str.casefold),
+                choices=outlet_choices,
                 multiselect=True,
                 value=[],
                 allow_custom_value=True,
@@ -187,7 +191,7 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
         timer = gr.Timer(REFRESH_S)
         fragment = gr.Textbox(visible=False)
 
-    def on_open(_: gr.SelectData | None = None):
+    def on_open(_: gr.SelectData | None = None) -> tuple[str, int, gr.Tab]:
         before = _seen(store)
         page = listing(before)
         try:
@@ -196,10 +200,12 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
             pass
         return page, before, gr.Tab(label=tab_label(0))
 
-    def on_tick(shown: int | None):
+    def on_tick(shown: int | None) -> tuple[str, gr.Tab]:
         return listing(shown), gr.Tab(label=tab_label(unseen()))
 
-    def on_add(text: str, min_conf, secs: list[str] | None, outs: list[str] | None, shown: int | None):
+    def on_add(
+        text: str, min_conf: str | None, secs: list[str] | None, outs: list[str] | None, shown: int | None
+    ) -> tuple[str, str | Skip, str]:
         from rag.index import indexdir
 
         try:
@@ -222,7 +228,9 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
             listing(shown),
         )
 
-    def on_click(shown: int | None, evt: gr.EventData):
+    def on_click(
+        shown: int | None, evt: gr.EventData
+    ) -> tuple[str | Skip, gr.Tabs | Skip, str | Skip, str | Skip, gr.Tab | Skip]:
         data = getattr(evt, "_data", None)
         m = _REF.match(data.get("ref", "")) if isinstance(data, dict) else None
         if m is None:
@@ -246,10 +254,10 @@ def watched_tab(library: Library, *, panel: gr.HTML, tabs: gr.Tabs) -> gr.Tab:
             )
         return _answer_panel(library, found), gr.Tabs(selected="chat"), gr.skip(), gr.skip(), gr.skip()
 
-    def on_load():
+    def on_load() -> tuple[str, gr.Tab]:
         return listing(), gr.Tab(label=tab_label(unseen()))
 
-    def on_fragment(hash_: str | None):
+    def on_fragment(hash_: str | None) -> tuple[str | Skip, gr.Tabs | Skip]:
         m = re.fullmatch(r"#answer-(\d{1,9})", hash_ or "")
         found = next((a for a in store.answers() if a.id == int(m.group(1))), None) if m else None
         if found is None:
