@@ -123,7 +123,7 @@ MILVUS_ADMIN_TOKEN = "root:Milvus"  # the server's built-in superuser, with auth
 def milvus_server(tmp_path_factory):
     """A Milvus standalone server on a free loopback port, authorization on, shared by the whole session.
 
-    Tests may stop, kill and restart it (tests/test_milvus_server.py does) but must leave it running. Skips, with the
+    Tests may stop, kill and restart it (tests/stores/test_milvus_server.py does) but must leave it running. Skips, with the
     reason, only when the server cannot be started here; everything it started is stopped at the end.
     """
     from milvus_server import MilvusServer, ServerStartError

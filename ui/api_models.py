@@ -2,7 +2,7 @@
 
 Requests are strict (a number where text is expected is refused, not converted) and refuse unknown fields, so a
 misspelt filter is an error rather than a silently ignored one. Answers mirror `Answer.to_dict()`,
-`Passage.to_dict()` and the catalog's records field for field; tests/test_ui_api.py checks that they still do.
+`Passage.to_dict()` and the catalog's records field for field; tests/ui/test_ui_api.py checks that they still do.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ model folder only. Encoding then needs onnxruntime, tokenizers and numpy, not Py
 answer its first question without paying for the PyTorch import.
 
 Encoding repeats the sentence-transformers pipeline of the model (Transformer -> Pooling -> Normalize): the same
-tokenizer file, the same truncation length, the same pooling; `tests/test_embedding.py` checks that the vectors
+tokenizer file, the same truncation length, the same pooling; `tests/index/test_embedding.py` checks that the vectors
 match the PyTorch ones.
 """
 
@@ -17,9 +17,10 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -123,7 +124,9 @@ def ensure_export(model_path: str | Path, backend: str) -> Path:
         raise ConfigError(f"unknown onnx backend {backend!r}; choose one of {', '.join(BACKEND_FILES)}")
     model_path = Path(model_path)
     if not model_path.is_dir():
-        raise ConfigError(f"the onnx backends need a local model folder, and {model_path} is not one; use --backend torch")
+        raise ConfigError(
+            f"the onnx backends need a local model folder, and {model_path} is not one; use --backend torch"
+        )
     folder = export_dir(model_path)
     target = folder / BACKEND_FILES[backend]
     if target.is_file() and (folder / _INFO).is_file():
@@ -147,9 +150,13 @@ def _export(model_path: Path, folder: Path) -> None:
         _export_fp32(model_path, work / BACKEND_FILES["onnx"])
         weights = int8_weights()
         _quantize_int8(work / BACKEND_FILES["onnx"], work / BACKEND_FILES["onnx-int8"], signed=weights == "s8")
-        info = {"export_version": EXPORT_VERSION, "model_path": str(model_path.resolve()), **config,
-                "int8_weights": weights,
-                "files": {b: f for b, f in BACKEND_FILES.items()}}
+        info = {
+            "export_version": EXPORT_VERSION,
+            "model_path": str(model_path.resolve()),
+            **config,
+            "int8_weights": weights,
+            "files": {b: f for b, f in BACKEND_FILES.items()},
+        }
         (work / _INFO).write_text(json.dumps(info, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -167,7 +174,9 @@ def _export_fp32(model_path: Path, out: Path) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - both are hard dependencies
-        raise ConfigError(f"exporting to ONNX needs PyTorch and sentence-transformers ({exc}); use --backend torch") from None
+        raise ConfigError(
+            f"exporting to ONNX needs PyTorch and sentence-transformers ({exc}); use --backend torch"
+        ) from None
 
     st = SentenceTransformer(str(model_path), device="cpu")
     # torch types a submodule reached by attribute as `Tensor | Module`: the first module is the model's Transformer,
@@ -194,14 +203,20 @@ def _export_fp32(model_path: Path, out: Path) -> None:
     axes = {n: {0: "batch", 1: "sequence"} for n in names + ["token_embeddings"]}
     with torch.inference_mode():
         torch.onnx.export(
-            _TokenEmbeddings(hf), tuple(enc[n] for n in names), str(out), dynamo=False, opset_version=17,
-            input_names=names, output_names=["token_embeddings"], dynamic_axes=axes,
+            _TokenEmbeddings(hf),
+            tuple(enc[n] for n in names),
+            str(out),
+            dynamo=False,
+            opset_version=17,
+            input_names=names,
+            output_names=["token_embeddings"],
+            dynamic_axes=axes,
         )
 
 
 @lru_cache(maxsize=1)
 def int8_weights() -> str:
-    """"s8" where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else "u8".
+    """ "s8" where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), else "u8".
 
     onnxruntime multiplies int8 matrices fastest as unsigned activations times signed weights on VNNI (measured
     here: 14,900 against 8,200 tokens/s for MiniLM on sentences, same agreement with PyTorch); without VNNI that
@@ -227,8 +242,9 @@ def weights_for_this_cpu(onnx_file: str | Path) -> Path:
         return onnx_file
     try:
         st = onnx_file.stat()
-        key = hashlib.blake2b(f"{onnx_file.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}".encode(),
-                              digest_size=8).hexdigest()
+        key = hashlib.blake2b(
+            f"{onnx_file.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}".encode(), digest_size=8
+        ).hexdigest()
         out = cache_root() / "signed" / f"{onnx_file.stem}-{key}.onnx"
         if out.is_file():
             return out
@@ -277,8 +293,12 @@ def _quantize_int8(src: Path, dst: Path, signed: bool = False) -> None:
     # The settings of optimum's AutoQuantizationConfig.avx2/avx512_vnni(is_static=False): every op with an integer
     # kernel (the embedding Gather included, which is what shrinks the file to a quarter).
     quantize_dynamic(
-        str(src), str(dst), op_types_to_quantize=list(IntegerOpsRegistry.keys()), per_channel=True,
-        reduce_range=False, weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
+        str(src),
+        str(dst),
+        op_types_to_quantize=list(IntegerOpsRegistry.keys()),
+        per_channel=True,
+        reduce_range=False,
+        weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "DefaultTensorType": 1},
     )
 

@@ -1,7 +1,7 @@
 """The vector-store contract: the `VectorStore` Protocol every backend implements, and the chunk metadata that
 metadata-aware backends (Milvus) keep beside each vector so that filters run inside the engine.
 
-tests/test_store_contract.py runs the same suite against every implementation.
+tests/stores/test_store_contract.py runs the same suite against every implementation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["VectorStore", "MetadataStore", "keeps_metadata", "ChunkMeta", "Chunk
 class VectorStore(Protocol):
     """Inner-product search over unit vectors keyed by int64 ids.
 
-    Every implementation passes tests/test_store_contract.py.
+    Every implementation passes tests/stores/test_store_contract.py.
     """
 
     dimension: int

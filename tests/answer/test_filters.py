@@ -12,7 +12,7 @@ from rag.errors import FilterError
 
 from fakes import FakeEmbedder
 
-NEWS = Path(__file__).parent / "fixtures" / "news"
+NEWS = Path(__file__).parents[1] / "fixtures" / "news"
 QUESTION = "What did the Chancellor say about the Budget?"
 
 

@@ -15,10 +15,10 @@ from rag.evaluation.squad import QuestionResult, format_report, load_squad, run_
 
 from conftest import SQUAD, require_shared
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TINY = FIXTURES / "squad_tiny"
 BEIR = FIXTURES / "beir_tiny"
-FLOOR = Path(__file__).parent / "quality_floor.json"
+FLOOR = Path(__file__).parents[1] / "quality_floor.json"
 
 
 def test_load_squad_maps_answers_to_document_offsets():

@@ -25,7 +25,7 @@ from rag.watch.store import WatchStore
 from conftest import ROOT
 from web_server import ARTICLES, WebServer, article_html, build_site, rss
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 QUESTION = "When did the harbour authority reopen the northern pier?"
 SILENT = "What is the boiling point of mercury?"
 STORM = "How fast were the winds of the storm that closed the coastal road?"

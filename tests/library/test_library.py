@@ -13,7 +13,8 @@ from rag import build_index
 from rag.config import Settings
 from rag.errors import BuildLockedError, SourceError, UploadError
 from rag.ingest.uploads import safe_upload_name, uploads_folder
-from rag.library.library import QUESTIONS_FILE, Library, excerpt, save_upload
+from rag.library.excerpts import excerpt
+from rag.library.library import QUESTIONS_FILE, Library, save_upload
 
 from conftest import SEEDS
 

@@ -12,7 +12,7 @@ from ui_support import SCREENSHOTS, app_page, chromium, no_proxy, require_chromi
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
-ARTICLES = Path(__file__).parent / "fixtures" / "conversation" / "articles.jsonl"
+ARTICLES = Path(__file__).parents[1] / "fixtures" / "conversation" / "articles.jsonl"
 
 
 @pytest.fixture(scope="module")

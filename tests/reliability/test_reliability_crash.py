@@ -24,7 +24,7 @@ from rag.index.indexdir import PAUSE_ENV, PAUSE_STAGES, current_version
 from conftest import ROOT, SEED_QUESTION, SEEDS, WALTZ
 from spans import assert_spans
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 # The command line, with the model swapped for the fake embedder (the build path is otherwise the real one).
 _FAKE_CLI = f"""

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import BBC, require_shared
 
-SET = Path(__file__).parents[1] / "bench" / "news_calibration.jsonl"
-FLOOR = json.loads((Path(__file__).parent / "quality_floor.json").read_text(encoding="utf-8"))
+SET = Path(__file__).parents[2] / "bench" / "news_calibration.jsonl"
+FLOOR = json.loads((Path(__file__).parents[1] / "quality_floor.json").read_text(encoding="utf-8"))
 
 
 def _questions() -> list[dict]:
@@ -61,7 +61,7 @@ def test_news_floor_on_the_report_part(bbc_index_dir, model_embedder):
     """The report part over the full BBC index, default settings (docs/quality.md, "Confidence on news")."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
     from news_eval import ask_all, metrics
 
     from rag import open_index

@@ -25,7 +25,7 @@ from rag.index.indexdir import PAUSE_ENV, current_version
 from conftest import ROOT
 from web_server import ARTICLES, article_html, rss
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 _FAKE_CLI = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})

@@ -10,7 +10,7 @@ import pytest
 
 from rag.errors import QuestionError, SourceError
 
-FIXTURE = Path(__file__).parent / "fixtures" / "conversation"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "conversation"
 FIRST = "How many jobs is ABN Amro cutting?"
 FOLLOW = "How many will go in IT?"
 SHIFT = "Who coaches Wales?"
@@ -179,11 +179,11 @@ def test_conversation_floor_on_the_report_part(bbc_index_dir, model_embedder):
     from rag import open_index
     from rag.evaluation.conversations import load_conversations, run_conversations
 
-    floor = json.loads((Path(__file__).parent / "quality_floor.json").read_text(encoding="utf-8"))["conversations"]
+    floor = json.loads((Path(__file__).parents[1] / "quality_floor.json").read_text(encoding="utf-8"))["conversations"]
     idx = open_index(bbc_index_dir, embedder=model_embedder)
     try:
         rows = run_conversations(
-            idx, load_conversations(Path(__file__).parents[1] / "bench" / "conversations.jsonl", "report")
+            idx, load_conversations(Path(__file__).parents[2] / "bench" / "conversations.jsonl", "report")
         )["rows"]
     finally:
         idx.close()

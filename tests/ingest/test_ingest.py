@@ -144,7 +144,7 @@ def test_symlink_loop_does_not_hang(tmp_path):
     assert [d.text for d in load_documents(tmp_path).documents] == ["Text."]
 
 
-NEWS = Path(__file__).parent / "fixtures" / "news"
+NEWS = Path(__file__).parents[1] / "fixtures" / "news"
 
 
 def test_news_fixture_metadata_from_every_format():

@@ -16,7 +16,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))  # tools/ is a package at the repository root
 
-TINY = Path(__file__).parent / "fixtures" / "qa_tiny.json"
+TINY = Path(__file__).parents[1] / "fixtures" / "qa_tiny.json"
 
 
 @pytest.mark.model

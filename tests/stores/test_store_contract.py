@@ -192,7 +192,7 @@ def test_reopen_after_restart(backend, filled):
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -421,7 +421,7 @@ def test_lite_folder_held_by_another_process(lite, with_meta):
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=Path(__file__).resolve().parents[1],
+            cwd=Path(__file__).resolve().parents[2],
         ).stdout
 
     out = run()

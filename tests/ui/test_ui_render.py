@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import ConfigError
 from rag.index.catalog import DocumentInfo
-from rag.library.library import Excerpt
+from rag.library.excerpts import Excerpt
 from rag.types import Answer, Citation, Passage
 from ui import render
 from ui.access import exposure_warning, is_loopback, resolve_auth
@@ -243,7 +243,7 @@ def test_short_answer_is_bold_in_the_chat_and_marked_in_the_sources_panel():
     out = _markdown_html(render.answer_markdown(Answer("q", f"{quote} [1]", False, 0.9, (c,), ()), 0, 0.5))
     assert "<strong>once peace talks are set</strong>" in out
     assert "&lt;soon&gt;" in out and "<soon>" not in out
-    from rag.library.library import excerpt
+    from rag.library.excerpts import excerpt
     from rag.types import Document
 
     doc = Document("d1", text, "T", "s.txt", "h")

@@ -21,7 +21,7 @@ from rag.index.indexdir import MANIFEST, current_version, read_manifest
 
 from conftest import ROOT, SEED_QUESTION, SEEDS
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 FIXED_DAMAGES = ("truncate-half", "truncate-empty", "flip-first", "flip-middle", "flip-last", "append", "delete")
 RANDOM_CASES = 120
 
