@@ -12,7 +12,8 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.index.catalog import DocumentInfo
-from rag.library.library import Library, excerpt
+from rag.library.excerpts import excerpt
+from rag.library.library import Library
 from rag.types import Answer, Document
 from ui import render
 from ui.render import Skip

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import quote, unquote, urlparse
 
 from rag.index.catalog import DocumentInfo
-from rag.library.library import Excerpt, LibraryStatus, StoredUpload
+from rag.library.excerpts import Excerpt
+from rag.library.library import LibraryStatus, StoredUpload
 from rag.library.listing import Listing
 from rag.types import Answer, Citation
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import gradio as gr
 
 from rag.errors import RagError
-from rag.library.library import Library, excerpt
+from rag.library.excerpts import excerpt
+from rag.library.library import Library
 from rag.watch.store import SavedQuestion, WatchedAnswer, WatchStore
 from ui import render
 from ui.render import Skip

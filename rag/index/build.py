@@ -5,29 +5,30 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from bisect import bisect_left, bisect_right
 import threading
 import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from rag.config import Settings
+from rag.errors import RagError, SourceError
 from rag.index import indexdir
 from rag.index.catalog import Catalog, CatalogWriter, ChunkRow, SentenceRow
-from rag.ingest.chunking import chunk_document, make_splitter
-from rag.config import Settings
 from rag.index.embedding import Embedder, make_embedder
-from rag.errors import RagError, SourceError
-from rag.ingest.files import find_files, iter_documents
 from rag.index.lexical import TOKENIZER, LexicalBuilder, saved_tokenizer
-from rag.ingest.sentences import split_sentences
-from rag.index.sentvecs import FILE as SENTENCE_VECTORS
 from rag.index.sentvecs import ENCODING as SENTENCE_ENCODING
+from rag.index.sentvecs import FILE as SENTENCE_VECTORS
 from rag.index.sentvecs import SentenceVectorWriter
 from rag.index.version import IndexVersion
+from rag.ingest.chunking import chunk_document, make_splitter
+from rag.ingest.files import find_files, iter_documents
+from rag.ingest.sentences import split_sentences
 from rag.stores import create_store, keeps_metadata
 from rag.types import BuildStats, Document, SkippedFile
 
@@ -40,7 +41,9 @@ embedded, of about `total`) and write."""
 
 def _chunk_id(doc_hash: str, doc_id: str, index: int) -> int:
     """A stable positive int64 id: the same chunk of an unchanged document keeps its id across builds."""
-    digest = hashlib.blake2b(f"{doc_id}\x00{doc_hash}\x00{index}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    digest = hashlib.blake2b(
+        f"{doc_id}\x00{doc_hash}\x00{index}".encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
@@ -73,7 +76,9 @@ def _split(docs: Sequence[Document], settings: Settings, embedder: Embedder, spl
         out.sentences += [(doc.id, s.start, s.end) for s in sentences]
         out.sentence_texts += [s.text for s in sentences]
         for c in chunk_document(doc, settings.chunk_size, settings.chunk_overlap, count, embedder.max_tokens, splitter):
-            out.chunks.append(ChunkRow(_chunk_id(doc.content_hash, doc.id, c.index), doc.id, c.index, c.start, c.end, 0))
+            out.chunks.append(
+                ChunkRow(_chunk_id(doc.content_hash, doc.id, c.index), doc.id, c.index, c.start, c.end, 0)
+            )
             out.chunk_texts.append(c.text)
             # The sentences this chunk holds, whole or in part.
             lo, hi = bisect_right(ends, c.start), bisect_left(starts, c.end)
@@ -115,8 +120,11 @@ def _embed(batch: _Batch, settings: Settings, embedder: Embedder) -> tuple[np.nd
     (docs/benchmarks.md). `chunk_vectors="model"` embeds chunks on their own as well.
     """
     dim = embedder.dimension
-    sent = embedder.embed_documents(batch.sentence_texts, settings.batch_size) if batch.sentences else \
-        np.zeros((0, dim), np.float32)
+    sent = (
+        embedder.embed_documents(batch.sentence_texts, settings.batch_size)
+        if batch.sentences
+        else np.zeros((0, dim), np.float32)
+    )
     if settings.chunk_vectors == "model" or not batch.sentences:
         return embedder.embed_documents(batch.chunk_texts, settings.batch_size), sent
     chunks = np.zeros((len(batch.chunks), dim), np.float32)
@@ -149,14 +157,16 @@ class _Reader:
         self._old = old_hashes
         self._settings = settings
         self._embedder = embedder
-        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rag-build-reader", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            splitter = make_splitter(self._settings.chunk_size, self._settings.chunk_overlap, self._embedder.count_tokens)
+            splitter = make_splitter(
+                self._settings.chunk_size, self._settings.chunk_overlap, self._embedder.count_tokens
+            )
             pending: list[Document] = []
             for doc in self._docs:
                 if self._stop.is_set():
@@ -204,7 +214,7 @@ class _VersionWriter:
     """Everything a new index version is written through, opened on first use (a build with nothing to do opens
     nothing, so it never touches the vector store)."""
 
-    def __init__(self, index_dir: Path, settings: Settings, embedder: Embedder, prev: "IndexVersion | None"):
+    def __init__(self, index_dir: Path, settings: Settings, embedder: Embedder, prev: IndexVersion | None):
         self.index_dir = index_dir
         self.settings = settings
         self.prev = prev
@@ -212,7 +222,7 @@ class _VersionWriter:
         self.work: Path | None = None
         self.chunks = 0
 
-    def open(self) -> "_VersionWriter":
+    def open(self) -> _VersionWriter:
         if self.work is not None:
             return self
         self.work = indexdir.new_work_dir(self.index_dir)
@@ -223,8 +233,9 @@ class _VersionWriter:
         if self.prev is not None:
             self.store = self.prev.store
         else:
-            self.store = create_store(self.settings.store, self.dimension, self.settings, self.work,
-                                      live=_live_store(self.index_dir))
+            self.store = create_store(
+                self.settings.store, self.dimension, self.settings, self.work, live=_live_store(self.index_dir)
+            )
         return self
 
     def add_batch(self, batch: _Batch, chunk_vecs: np.ndarray, sent_vecs: np.ndarray) -> None:
@@ -329,7 +340,9 @@ def build_index(
         indexdir.clean_stale(index_dir)
         files = find_files(source)
         skipped: list[SkippedFile] = []
-        docs = iter_documents(files, skipped, max_file_mb=settings.max_file_mb, parse_timeout_s=settings.parse_timeout_s)
+        docs = iter_documents(
+            files, skipped, max_file_mb=settings.max_file_mb, parse_timeout_s=settings.parse_timeout_s
+        )
         embedder = embedder or make_embedder(settings.model, settings.backend, settings.device)
         # The manifest names the model and backend that made the vectors.
         settings = settings.with_(model=embedder.name, backend=getattr(embedder, "backend", None))
@@ -361,14 +374,32 @@ def build_index(
                 progress("embed", len(hashes), len(hashes))
             if not hashes:
                 reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
-                raise SourceError(f"no readable articles in {source} ({reasons}); the existing index was left unchanged")
+                raise SourceError(
+                    f"no readable articles in {source} ({reasons}); the existing index was left unchanged"
+                )
             removed_ids = [i for i in old_hashes if i not in hashes]
             changed = len(hashes) - len(unchanged)
-            if prev is not None and carried and not changed and not removed_ids and saved_tokenizer(prev.version_dir) == TOKENIZER:
+            if (
+                prev is not None
+                and carried
+                and not changed
+                and not removed_ids
+                and saved_tokenizer(prev.version_dir) == TOKENIZER
+            ):
                 # Nothing to do: the live index already matches the articles, the settings and this version's stemmer.
-                return BuildStats(len(hashes), int(prev.manifest["counts"]["chunks"]), 0, 0, 0,
-                                  round(time.perf_counter() - t0, 3), int(prev.manifest["counts"]["sentences"]),
-                                  0, 0, tuple(skipped), prev.version)
+                return BuildStats(
+                    len(hashes),
+                    int(prev.manifest["counts"]["chunks"]),
+                    0,
+                    0,
+                    0,
+                    round(time.perf_counter() - t0, 3),
+                    int(prev.manifest["counts"]["sentences"]),
+                    0,
+                    0,
+                    tuple(skipped),
+                    prev.version,
+                )
             writer.open()
             if prev is not None:
                 writer.copy_unchanged(unchanged)
@@ -400,8 +431,13 @@ def build_index(
         )
 
 
-def _finish_version(writer: _VersionWriter, settings: Settings, hashes: dict[str, str],
-                    skipped: list[SkippedFile], progress: ProgressFn | None) -> dict[str, Any]:
+def _finish_version(
+    writer: _VersionWriter,
+    settings: Settings,
+    hashes: dict[str, str],
+    skipped: list[SkippedFile],
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
     """Close every file of the new version, write its manifest and publish it."""
     work, store = writer.work, writer.store
     assert work is not None
@@ -446,7 +482,7 @@ def _finish_version(writer: _VersionWriter, settings: Settings, hashes: dict[str
     return {"chunks": writer.chunks, "sentences": n_sentences, "version": final.name}
 
 
-def _web_state_of(index_dir: Path, prev: "IndexVersion | None") -> tuple[list[tuple], list[tuple]]:
+def _web_state_of(index_dir: Path, prev: IndexVersion | None) -> tuple[list[tuple], list[tuple]]:
     """The web sources and fetched pages the live version records, to carry into the next one (none when there is
     no readable live version)."""
     if prev is not None:
@@ -466,7 +502,7 @@ def _web_state_of(index_dir: Path, prev: "IndexVersion | None") -> tuple[list[tu
         catalog.close()
 
 
-def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> "IndexVersion | None":
+def _previous(index_dir: Path, settings: Settings, embedder: Embedder) -> IndexVersion | None:
     """The current index if its vectors can be reused for this build, else None (then everything is embedded)."""
     try:
         version = indexdir.current_version(index_dir)

@@ -7,15 +7,22 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from rag.errors import IndexCorruptError
 from rag.types import Chunk, Document, Sentence
 
-__all__ = ["Catalog", "CatalogWriter", "ChunkRow", "SentenceRow", "DocumentInfo", "WEB_SOURCE_COLUMNS",
-           "WEB_PAGE_COLUMNS"]
+__all__ = [
+    "Catalog",
+    "CatalogWriter",
+    "ChunkRow",
+    "SentenceRow",
+    "DocumentInfo",
+    "WEB_SOURCE_COLUMNS",
+    "WEB_PAGE_COLUMNS",
+]
 
 FILE = "meta.sqlite"
 
@@ -45,10 +52,34 @@ CREATE TABLE web_pages (
 """
 # The web sources an index follows and the pages it fetched (rag.web.state): kept in the catalog, so that they are
 # published with the version they describe, and carried into every new version.
-WEB_SOURCE_COLUMNS = ("url", "kind", "feed_url", "title", "added_at", "last_check", "status", "last_error",
-                      "new_items", "etag", "last_modified", "content_hash", "items")
-WEB_PAGE_COLUMNS = ("url", "canonical_url", "doc_id", "source_url", "etag", "last_modified", "last_check", "status",
-                    "content_hash", "original", "updated")
+WEB_SOURCE_COLUMNS = (
+    "url",
+    "kind",
+    "feed_url",
+    "title",
+    "added_at",
+    "last_check",
+    "status",
+    "last_error",
+    "new_items",
+    "etag",
+    "last_modified",
+    "content_hash",
+    "items",
+)
+WEB_PAGE_COLUMNS = (
+    "url",
+    "canonical_url",
+    "doc_id",
+    "source_url",
+    "etag",
+    "last_modified",
+    "last_check",
+    "status",
+    "content_hash",
+    "original",
+    "updated",
+)
 _INDEXES = """
 CREATE INDEX chunks_doc ON chunks(doc_id, idx);
 CREATE INDEX documents_section ON documents(section);
@@ -110,8 +141,21 @@ class CatalogWriter:
         self.conn.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                (d.id, d.title, d.source, d.author, d.outlet, d.url, d.date, d.content_hash, _pack(d.text), chunk_counts.get(d.id, 0),
-                 d.section, json.dumps(list(d.tags), ensure_ascii=False), d.date_raw)
+                (
+                    d.id,
+                    d.title,
+                    d.source,
+                    d.author,
+                    d.outlet,
+                    d.url,
+                    d.date,
+                    d.content_hash,
+                    _pack(d.text),
+                    chunk_counts.get(d.id, 0),
+                    d.section,
+                    json.dumps(list(d.tags), ensure_ascii=False),
+                    d.date_raw,
+                )
                 for d in docs
             ),
         )
@@ -122,11 +166,14 @@ class CatalogWriter:
 
     def add_chunks(self, rows: Iterable[ChunkRow]) -> None:
         self.conn.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?)", ((r.id, r.doc_id, r.index, r.start, r.end, r.tokens) for r in rows)
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
+            ((r.id, r.doc_id, r.index, r.start, r.end, r.tokens) for r in rows),
         )
 
     def add_sentences(self, rows: Iterable[SentenceRow]) -> None:
-        self.conn.executemany("INSERT INTO sentences VALUES (?,?,?,?)", ((r.row, r.doc_id, r.start, r.end) for r in rows))
+        self.conn.executemany(
+            "INSERT INTO sentences VALUES (?,?,?,?)", ((r.row, r.doc_id, r.start, r.end) for r in rows)
+        )
 
     def add_web_state(self, sources: Iterable[tuple], pages: Iterable[tuple]) -> None:
         """Rows of the web sources and fetched pages, in WEB_SOURCE_COLUMNS / WEB_PAGE_COLUMNS order."""
@@ -190,8 +237,20 @@ class Catalog:
         if not rows:
             return None
         r = rows[0]
-        doc = Document(id=r[0], text=_unpack(r[1], self.path), title=r[2], source=r[3], content_hash=r[4], author=r[5], outlet=r[6], url=r[7],
-                       date=r[8], section=r[9], tags=_tags(r[10]), date_raw=r[11])
+        doc = Document(
+            id=r[0],
+            text=_unpack(r[1], self.path),
+            title=r[2],
+            source=r[3],
+            content_hash=r[4],
+            author=r[5],
+            outlet=r[6],
+            url=r[7],
+            date=r[8],
+            section=r[9],
+            tags=_tags(r[10]),
+            date_raw=r[11],
+        )
         if not cache:
             return doc
         with self._lock:
@@ -235,7 +294,9 @@ class Catalog:
         ids = list(dict.fromkeys(doc_ids))
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            found.update(r[0] for r in self._query(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+            found.update(
+                r[0] for r in self._query(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+            )
         return found
 
     def chunk_ids_matching(
@@ -274,7 +335,10 @@ class Catalog:
             clauses.append("substr(d.date, 1, 10) <= ?")
             args.append(until)
         where = " AND ".join(clauses) if clauses else "1"
-        return [r[0] for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)]
+        return [
+            r[0]
+            for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)
+        ]
 
     def hashes(self) -> dict[str, str]:
         return dict(self._query("SELECT id, hash FROM documents"))
@@ -283,7 +347,9 @@ class Catalog:
         if not len(ids):
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._query(f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE id IN ({marks})', [int(i) for i in ids])
+        rows = self._query(
+            f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE id IN ({marks})', [int(i) for i in ids]
+        )
         return {r[0]: ChunkRow(*r) for r in rows}
 
     def chunks_of(self, doc_ids: Sequence[str]) -> list[ChunkRow]:
@@ -291,7 +357,8 @@ class Catalog:
             return []
         marks = ",".join("?" * len(doc_ids))
         rows = self._query(
-            f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE doc_id IN ({marks}) ORDER BY doc_id, idx', list(doc_ids)
+            f'SELECT id, doc_id, idx, start, "end", tokens FROM chunks WHERE doc_id IN ({marks}) ORDER BY doc_id, idx',
+            list(doc_ids),
         )
         return [ChunkRow(*r) for r in rows]
 
@@ -305,7 +372,10 @@ class Catalog:
             clauses.append(f"d.source IN ({','.join('?' * len(sources))})")
             args += list(sources)
         where = " OR ".join(clauses) if clauses else "1"
-        return [r[0] for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)]
+        return [
+            r[0]
+            for r in self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", args)
+        ]
 
     def sentences_in(self, doc_id: str, start: int, end: int) -> list[SentenceRow]:
         """Sentences of a document that overlap [start, end)."""
@@ -335,7 +405,8 @@ class Catalog:
             return []
         marks = ",".join("?" * len(doc_ids))
         rows = self._query(
-            f'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id IN ({marks}) ORDER BY doc_id, start', list(doc_ids)
+            f'SELECT row, doc_id, start, "end" FROM sentences WHERE doc_id IN ({marks}) ORDER BY doc_id, start',
+            list(doc_ids),
         )
         return [SentenceRow(*r) for r in rows]
 
@@ -350,7 +421,10 @@ class Catalog:
         return sources, pages
 
     def all_chunks(self) -> list[ChunkRow]:
-        return [ChunkRow(*r) for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')]
+        return [
+            ChunkRow(*r)
+            for r in self._query('SELECT id, doc_id, idx, start, "end", tokens FROM chunks ORDER BY doc_id, idx')
+        ]
 
     def close(self) -> None:
         with self._db_lock:

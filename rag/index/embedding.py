@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -248,7 +249,7 @@ def make_embedder(model: str, backend: str = "torch", device: str = "cpu") -> Se
 
 
 def resolve_device(device: str) -> str:
-    """"cpu", "cuda" or "auto" -> the device to run on ("cpu" or "cuda").
+    """ "cpu", "cuda" or "auto" -> the device to run on ("cpu" or "cuda").
 
     Raises:
         ConfigError: "cuda" was asked for and PyTorch sees no GPU (or PyTorch is a CPU-only build).

@@ -16,9 +16,10 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rag.errors import BuildLockedError, ConfigError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
@@ -104,7 +105,7 @@ def current_version(index_dir: Path) -> Path | None:
     pointer = Path(index_dir) / CURRENT
     # A build publishes by pointing CURRENT at its version and only then removing the older one, so a version that
     # vanished between reading CURRENT and looking for it means CURRENT has moved on: read it again.
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
             name = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -296,5 +297,7 @@ def require_index(index_dir: Path) -> Path:
         raise IndexNotFoundError(f"no index at {index_dir}; build one with `rag rebuild-index --index {index_dir}`")
     version = current_version(index_dir)
     if version is None:
-        raise IndexNotFoundError(f"{index_dir} holds no index yet; build one with `rag rebuild-index --index {index_dir}`")
+        raise IndexNotFoundError(
+            f"{index_dir} holds no index yet; build one with `rag rebuild-index --index {index_dir}`"
+        )
     return version

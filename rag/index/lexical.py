@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from array import array
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import Stemmer
@@ -23,7 +24,18 @@ from rag.errors import IndexCorruptError, IndexMismatchError
 if TYPE_CHECKING:
     import bm25s
 
-__all__ = ["LexicalIndex", "LexicalBuilder", "terms", "phrases", "content_terms", "FOLDER", "STOP_WORDS", "TOKENIZER", "saved_tokenizer", "terms_and_phrases"]
+__all__ = [
+    "LexicalIndex",
+    "LexicalBuilder",
+    "terms",
+    "phrases",
+    "content_terms",
+    "FOLDER",
+    "STOP_WORDS",
+    "TOKENIZER",
+    "saved_tokenizer",
+    "terms_and_phrases",
+]
 
 FOLDER = "lexical"
 _IDS = "chunk_ids.npy"
@@ -114,7 +126,7 @@ class LexicalIndex:
         self._row_of: dict[int, int] | None = None
 
     @classmethod
-    def build(cls, chunk_ids: Sequence[int], texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+    def build(cls, chunk_ids: Sequence[int], texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
         """Index chunk texts; `chunk_ids[i]` is the id of `texts[i]`."""
         import bm25s
 
@@ -130,8 +142,14 @@ class LexicalIndex:
         return cls(bm25, np.asarray(chunk_ids, dtype=np.int64), idf)
 
     @classmethod
-    def from_ids(cls, chunk_ids: Sequence[int] | np.ndarray, term_ids: "Sequence[np.ndarray] | _TermList | _TermFile",
-                 vocab: dict[str, int], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+    def from_ids(
+        cls,
+        chunk_ids: Sequence[int] | np.ndarray,
+        term_ids: Sequence[np.ndarray] | _TermList | _TermFile,
+        vocab: dict[str, int],
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> LexicalIndex:
         """Index chunks given as arrays of term ids (see `LexicalBuilder`); same scores as `build` on their texts."""
         import bm25s
 
@@ -164,7 +182,7 @@ class LexicalIndex:
         return sorted(f"{FOLDER}/{p.name}" for p in folder.iterdir() if p.is_file())
 
     @classmethod
-    def load(cls, version_dir: Path) -> "LexicalIndex":
+    def load(cls, version_dir: Path) -> LexicalIndex:
         """Open a saved lexical index (memory-mapped arrays, no pickle)."""
         import bm25s
 
@@ -174,7 +192,9 @@ class LexicalIndex:
         try:
             meta = json.loads((folder / _META).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"{folder / _META} cannot be read ({exc}); run `rag rebuild-index --full`") from None
+            raise IndexCorruptError(
+                f"{folder / _META} cannot be read ({exc}); run `rag rebuild-index --full`"
+            ) from None
         if meta.get("tokenizer") != TOKENIZER:
             raise IndexMismatchError(
                 f"{folder} was built by an older version that splits words differently ({meta.get('tokenizer')!r}); "
@@ -202,15 +222,25 @@ class LexicalIndex:
         """
         words = terms(question)
         ids = self.term_ids(words)
-        out = (np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32) if ids
-               else np.zeros(len(self.chunk_ids), dtype=np.float32))
+        out = (
+            np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+            if ids
+            else np.zeros(len(self.chunk_ids), dtype=np.float32)
+        )
         extra = sorted(set(self.term_ids(terms(context))) - set(ids)) if context and context_weight > 0 else []
         if extra:
             out = out + np.float32(context_weight) * np.asarray(self.bm25.get_scores_from_ids(extra), dtype=np.float32)
         return out
 
-    def search(self, question: str, k: int, allowed_ids: np.ndarray | None = None, *, context: str = "",
-               context_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        question: str,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        context: str = "",
+        context_weight: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The k best chunks: (scores float32 (<=k,), chunk ids int64 (<=k,)), best first; zero scores left out.
 
         `context`, `context_weight`: see `scores`.
@@ -317,7 +347,7 @@ class _TermFile:
 
 
 def _pairs(
-    term_ids: "_TermList | _TermFile", start: int, end: int, lengths: np.ndarray
+    term_ids: _TermList | _TermFile, start: int, end: int, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (term, document) pairs of documents start..end-1, sorted by term then document, and their counts."""
     n = end - start
@@ -327,7 +357,7 @@ def _pairs(
     return keys // n, keys % n, tf
 
 
-def _lucene_matrix(term_ids: "_TermList | _TermFile", n_vocab: int, k1: float, b: float) -> tuple[dict, np.ndarray]:
+def _lucene_matrix(term_ids: _TermList | _TermFile, n_vocab: int, k1: float, b: float) -> tuple[dict, np.ndarray]:
     """bm25s' "lucene" BM25 scores as its CSC arrays (documents x terms), filled column by column in place, and
     each term's document frequency.
 
@@ -396,7 +426,9 @@ class LexicalBuilder:
             # bm25s scores a question without known words against this empty term, as `LexicalIndex.build` does.
             self.vocab[""] = len(self.vocab)
         try:
-            return LexicalIndex.from_ids(np.frombuffer(self.chunk_ids, dtype=np.int64).copy(), self.term_ids, self.vocab)
+            return LexicalIndex.from_ids(
+                np.frombuffer(self.chunk_ids, dtype=np.int64).copy(), self.term_ids, self.vocab
+            )
         finally:
             self.close()
 

@@ -52,8 +52,9 @@ class IndexVersion:
             raise IndexCorruptError(f"{problems[0]}; run `rag rebuild-index`")
         # Which reader reads is a query-time choice (this process's settings), never the build's.
         # So is the device: an index built on a GPU is read on a laptop.
-        saved = Settings.from_dict({k: v for k, v in self.manifest.get("settings", {}).items()
-                                    if not k.startswith("reader") and k != "device"})
+        saved = Settings.from_dict(
+            {k: v for k, v in self.manifest.get("settings", {}).items() if not k.startswith("reader") and k != "device"}
+        )
         self.settings = settings.with_(**saved.index_signature()) if settings else saved
         self.embedder = embedder or make_embedder(saved.model, self.settings.backend, self.settings.device)
         if embedder is not None and getattr(embedder, "name", saved.model) != saved.model:
@@ -62,11 +63,16 @@ class IndexVersion:
                 "run `rag rebuild-index` to rebuild it with the new model"
             )
         self.catalog = Catalog(self.version_dir)
-        self.store: VectorStore = open_store(self.version_dir, self.manifest.get("store", {"kind": "faiss"}),
-                                             self.settings)
+        self.store: VectorStore = open_store(
+            self.version_dir, self.manifest.get("store", {"kind": "faiss"}), self.settings
+        )
         if self.store.dimension != int(self.manifest.get("dimension", self.store.dimension)):
-            raise IndexMismatchError(f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`")
-        self.sentence_matrix = SentenceVectors(self.version_dir / SENTENCE_VECTORS, int(self.manifest.get("dimension", self.store.dimension)))
+            raise IndexMismatchError(
+                f"{self.version_dir}: store dimension differs from the manifest; run `rag rebuild-index`"
+            )
+        self.sentence_matrix = SentenceVectors(
+            self.version_dir / SENTENCE_VECTORS, int(self.manifest.get("dimension", self.store.dimension))
+        )
         # Indexes built before the lexical index existed have no lexical/ folder: they fall back to dense search.
         has_lexical = (self.version_dir / LEXICAL_FOLDER).is_dir()
         # A build reusing this version's vectors (`_reuse`) rebuilds the lexical index anyway: it is not read.
