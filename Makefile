@@ -11,7 +11,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install index run test test-fast check lock clean
+.PHONY: install index run test test-fast check lint lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,14 @@ run: index
 check: install
 	$(PY) -m pip check
 
-test: install check
+# Style, format, types and layering (the import-linter contracts in pyproject.toml); any finding fails the target.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=. $(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: install check lint
 	$(PY) -m pytest
 
 test-fast: install
