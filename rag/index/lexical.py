@@ -54,7 +54,8 @@ STOP_WORDS = frozenset(
 
 
 # Written into lexical.json; an index saved with another tokenizer is refused (see LexicalIndex.load).
-TOKENIZER = "rag.index.lexical.terms/snowball-english"
+# Recorded in every index version: the name predates the index/ folder and must not follow the module.
+TOKENIZER = "rag.lexical.terms/snowball-english"
 _STEMMER = Stemmer.Stemmer("english")
 
 

@@ -174,7 +174,7 @@ def test_index_with_an_older_word_stemmer_is_refused_then_rebuilt_without_re_emb
     version = indexdir.current_version(folder)
     # What an older version wrote: the same files, but words stemmed another way (checksums kept consistent).
     meta = version / "lexical" / "lexical.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "tokenizer": "rag.index.lexical.terms"}))
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "tokenizer": "rag.lexical.terms"}))
     manifest = indexdir.read_manifest(version)
     manifest["files"].update(indexdir.checksums(version, ["lexical/lexical.json"]))
     indexdir.write_manifest(version, manifest)

@@ -37,7 +37,7 @@ def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
 def cold_start(index_dir: Path, backend: str, runs: int) -> dict[str, Any]:
     """Wall time of `rag ask` in a fresh process, from exec to exit, median of `runs`."""
     exe = Path(sys.executable).parent / "rag"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rag.cli.commands"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rag.cli"]
     cmd += ["ask", "what would lift the pause?", "--index", str(index_dir), "--json"]
     env = {**os.environ, "RAG_BACKEND": backend}
     times = []
