@@ -30,6 +30,8 @@ in float16: about 22 MB), `order.npy` and `state.json` (data hashes, seed, posit
 examples seen, held-out figures at each save). The optimizer's moments are not kept there (they would triple the
 size); a run that resumes from the folder alone warms the learning rate up again over RESUME_WARMUP steps.
 A run that resumes on the machine that saved it uses the work folder's full checkpoint instead (optimizer included).
+A SIGTERM (`kill PID`) ends a run at the next step with a save, so nothing is lost; kill -9 loses the steps since
+the last save (--save-minutes).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import hashlib
 import json
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -267,9 +270,12 @@ def fit(args) -> int:
         )
 
     clock_box = [clock]
+    stopped: list[int] = []
+    # A SIGTERM (a session ending, a change of threads) ends the fit at the next step with a save, not a loss.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
     model.train()
     stop_at = state["step"] + args.steps if args.steps else planned
-    while state["step"] < min(planned, stop_at) and time.time() < deadline:
+    while state["step"] < min(planned, stop_at) and time.time() < deadline and not stopped:
         step = state["step"]
         idx = batches[step]
         rows = [data.row(r) for r in idx]
@@ -300,11 +306,13 @@ def fit(args) -> int:
         if time.time() - last_save > args.save_minutes * 60:
             save(False)
             last_save = time.time()
+    signal.signal(signal.SIGTERM, previous)
     run["to_step"] = state["step"]
     run["tokens_per_s"] = round(tokens / max(1e-9, time.time() - clock))
     state["runs"].append(run)
     state["complete"] = state["step"] >= planned
-    save(True)
+    # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every group.
+    save(not stopped)
     return 0
 
 

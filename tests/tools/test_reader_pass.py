@@ -183,7 +183,7 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
         "--state",
         str(state),
         "--batch-size",
-        "4",
+        "2",
         "--threads",
         "1",
     ]
@@ -217,6 +217,31 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     bare = json.loads((state / "state.json").read_text())
     assert bare["step"] == 4 and bare["resumed_without_optimizer"] == [3]
 
+    # A SIGTERM ends the run at the next step with a quick save, and the process keeps its own handler.
+    import os
+    import signal
+
+    def stop_once(step, *rest):
+        if not stopped:
+            stopped.append(step)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return lr_at(step, *rest)
+
+    stopped: list[int] = []
+    lr_at, handler = reader_pass.lr_at, signal.getsignal(signal.SIGTERM)
+    reader_pass.lr_at = stop_once
+    try:
+        assert reader_pass.main(["fit", *common, "--steps", "50"]) == 0
+    finally:
+        reader_pass.lr_at = lr_at
+    termed = json.loads((state / "state.json").read_text())
+    assert (
+        termed["step"] == 5 < termed["schedule"]["steps"]
+        and not termed["saves"][-1]["full"]
+        and termed["runs"][-1]["to_step"] == 5
+    )
+    assert signal.getsignal(signal.SIGTERM) == handler
+
     # Weights that are not the ones state.json names are refused, never trained on.
     weights = (state / pass_state.WEIGHTS).read_bytes()
     (state / pass_state.WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
@@ -227,7 +252,7 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     out = tmp_path / "reader"
     assert reader_pass.main(["export", *common, "--out", str(out)]) == 0
     manifest = reader_manifest(out)
-    assert manifest["fit"]["pass"]["step"] == 4 and manifest["settings"]["max_length"] == 128
+    assert manifest["fit"]["pass"]["step"] == 5 and manifest["settings"]["max_length"] == 128
     text = "The Lenna rises on Mount Corvo. It flows east."
     s = Sentence("x", 0, 31, text[:31])
     assert len(OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})) == 1
