@@ -254,7 +254,7 @@ def main() -> int:
     print("candidates  scale  linear  reader  " + "  ".join(f"{p:>10s}" for p in names) + "        mean", flush=True)
     for m in counts:
         groups, g_weights = [], []
-        for (_q, cands, per_window, golds), part in zip(blend_set, parts):
+        for (q, cands, per_window, golds), part in zip(blend_set, parts):
             if not cands:
                 continue
             y = labels(q, golds, cands)
