@@ -15,7 +15,10 @@ What it does (fit = questions of the articles at even positions of articles.json
    `--blend-from FOLDER` the blend and the count are fitted on that folder's fit half instead (built the same way
    in WORK/blend-from): text neither the linear model nor the reader was fitted on, such as a `qa_train` source the
    reader held out, written as a folder by tools/source_folder.py. On the SQuAD fit half the linear model is
-   scored on the questions it was fitted on, so a blend fitted there trusts it more than new text warrants;
+   scored on the questions it was fitted on, so a blend fitted there trusts it more than new text warrants. With
+   `--adaptive LO:HI` the table also holds rules that read LO windows, and HI when the reader's best margin over the
+   LO is low (the bar set so that a share of the blend set reads HI): more of the right sentences read for the
+   questions the reader is unsure of, at the median cost of LO;
 4. fits the confidence model (answerable vs unanswerable) and the presence model (answerable questions with and
    without their article) over `confidence_features` + `reader_features`, as tools/fit_answer_model.py does, and
    leaves out the hand-made unanswerability cues (`--drop`) when the fit-half AUROC does not need them;
@@ -67,6 +70,25 @@ def read_pool(idx, reader, question: str, qvec, k: int, top: int, allowed=None):
     return passages, cands, per_window
 
 
+def reads_for(per_window, rule) -> int:
+    """How many windows a rule reads for one question: ("fixed", m) reads m; ("more", lo, hi, below) reads lo, and
+    hi when the reader's best margin over those lo is under `below` (rag.answer.reading.read_candidates)."""
+    if rule[0] == "fixed":
+        return rule[1]
+    _, lo, hi, below = rule
+    first = readings_upto(per_window, lo)
+    return lo if first and max(r.score for r in first.values()) >= below else hi
+
+
+def best_margin(per_window, m: int) -> float:
+    first = readings_upto(per_window, m)
+    return max((r.score for r in first.values()), default=float("-inf"))
+
+
+def rule_name(rule) -> str:
+    return f"{rule[1]:d}" if rule[0] == "fixed" else f"{rule[1]}+{rule[2] - rule[1]}<{rule[3]:.2f}"
+
+
 def readings_upto(per_window, m: int) -> dict:
     best = {}
     for readings in per_window[:m]:
@@ -91,6 +113,13 @@ def main() -> int:
     ap.add_argument("--reader", default=str(packaged_reader_dir()))
     ap.add_argument("--candidates", default="4,6,8")
     ap.add_argument("--max-candidates", type=int, default=8, help="the most candidates the latency budget allows")
+    ap.add_argument(
+        "--max-fixed",
+        type=int,
+        default=None,
+        help="the most candidates read for every question (default --max-candidates); with --adaptive, "
+        "--max-candidates bounds HI, which only some questions read",
+    )
     ap.add_argument(
         "--blend-from",
         default=None,
@@ -120,6 +149,17 @@ def main() -> int:
         "--reader-scales",
         default="1",
         help="multiples of the fitted reader coefficient to measure (and choose among) beside the fit",
+    )
+    ap.add_argument(
+        "--adaptive",
+        default=None,
+        help="LO:HI: also measure reading LO windows and HI when the reader's best margin over the LO is low, "
+        "the margin's bar set so that each of --more-shares of the blend set reads HI",
+    )
+    ap.add_argument(
+        "--more-shares",
+        default="0.2,0.35,0.5",
+        help="shares of questions that read more with --adaptive (above 0.5 the p50 becomes HI windows' cost)",
     )
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
@@ -151,7 +191,12 @@ def main() -> int:
         np.save(cache, qvecs, allow_pickle=False)
     reader = OnnxReader(args.reader, threads=args.threads or None)
     counts = sorted(int(c) for c in args.candidates.split(","))
-    top = max(counts)
+    adaptive = tuple(int(x) for x in args.adaptive.split(":")) if args.adaptive else None
+    top = max(counts + list(adaptive or ()))
+    # The absent pools feed the confidence fit only, which uses the chosen rule: never more than the budget reads.
+    top_chosen = max(
+        [c for c in counts if c <= args.max_candidates] + [x for x in adaptive or () if x <= args.max_candidates]
+    )
     is_fit = np.array([q.doc_id in fit_titles for q in data.questions])
     titles = list(data.articles)
     allowed = {t: np.array(idx.catalog.chunk_ids_where([o for o in titles if o != t]), dtype=np.int64) for t in titles}
@@ -173,7 +218,7 @@ def main() -> int:
         rows.append((q, passages, cands, per_window, golds, holds))
         absent = None
         if q.answerable:
-            absent = read_pool(idx, reader, q.question, v, 5, top, allowed[q.doc_id])
+            absent = read_pool(idx, reader, q.question, v, 5, top_chosen, allowed[q.doc_id])
         absent_rows.append(absent)
         if n % 500 == 0:
             print(f"  read {n}/{len(data.questions)} in {time.time() - t0:.0f} s", flush=True)
@@ -250,11 +295,27 @@ def main() -> int:
     names = sorted(set(parts))
     share = {p: len(parts) / (len(names) * parts.count(p)) if args.blend_mix else 1.0 for p in names}
     scales = [float(x) for x in args.reader_scales.split(",")]
+    rules: list[tuple] = [("fixed", m) for m in counts]
+    if adaptive:
+        lo, hi = adaptive
+        # The bar is a quantile of the best margin over the first LO windows across the blend set's parts (each
+        # weighing as in the fit), so that about `share` of the questions read HI.
+        margins = np.array([best_margin(pw, lo) for (_q, cands, pw, _g) in blend_set])
+        weights = np.array([share[p] for p in parts])
+        order = np.argsort(margins)
+        cum = np.cumsum(weights[order]) / weights.sum()
+        for more_share in (float(x) for x in args.more_shares.split(",")):
+            bar = float(margins[order][min(len(order) - 1, int(np.searchsorted(cum, more_share)))])
+            rules.append(("more", lo, hi, round(bar, 3)))
     choice = None
-    print("candidates  scale  linear  reader  " + "  ".join(f"{p:>10s}" for p in names) + "        mean", flush=True)
-    for m in counts:
+    print(
+        "windows read  scale  linear  reader  more  " + "  ".join(f"{p:>10s}" for p in names) + "        mean",
+        flush=True,
+    )
+    for rule in rules:
+        reads = [reads_for(per_window, rule) for (_q, _c, per_window, _g) in blend_set]
         groups, g_weights = [], []
-        for (q, cands, per_window, golds), part in zip(blend_set, parts):
+        for (q, cands, per_window, golds), part, m in zip(blend_set, parts, reads):
             if not cands:
                 continue
             y = labels(q, golds, cands)
@@ -262,10 +323,11 @@ def main() -> int:
                 groups.append((blend_rows(cands, readings_upto(per_window, m)), y))
                 g_weights.append(share[part])
         fitted = clogit_fit(groups, 2, 0.01, g_weights)
+        read_more = float(np.average([m > rule[1] for m in reads], weights=[share[p] for p in parts]))
         for scale in scales:
             w = np.array([fitted[0], fitted[1] * scale])
             hits: dict[str, list[bool]] = {p: [] for p in names}
-            for (_q, cands, per_window, golds), part in zip(blend_set, parts):
+            for (_q, cands, per_window, golds), part, m in zip(blend_set, parts, reads):
                 best = rescore(cands, readings_upto(per_window, m), Blend(w[0], w[1], m))[:1]
                 hits[part].append(bool(best) and contains_answer(best[0].sentence.text, golds))
             by_part = {p: float(np.mean(h)) for p, h in hits.items()}
@@ -275,22 +337,30 @@ def main() -> int:
                 else float(np.mean([x for h in hits.values() for x in h]))
             )
             print(
-                f"{m:10d}  {scale:5.1f}  {w[0]:6.3f}  {w[1]:6.3f}  "
+                f"{rule_name(rule):>12s}  {scale:5.1f}  {w[0]:6.3f}  {w[1]:6.3f}  {read_more:4.2f}  "
                 + "  ".join(f"{by_part[p]:10.4f}" for p in names)
                 + f"  {mean:10.4f}",
                 flush=True,
             )
-            # Counts past the latency budget are measured for the table, never chosen.
-            if m <= args.max_candidates and (choice is None or mean > choice[2] + 0.002):
-                choice = (m, w, mean)
-    m, w, _ = choice
-    blend = Blend(float(w[0]), float(w[1]), m)
+            # Rules past the latency budget are measured for the table, never chosen: a fixed count past it, or
+            # one that reads HI windows past it or for more than half the questions (the p50 would be HI's).
+            within = (
+                rule[1] <= (args.max_fixed or args.max_candidates)
+                if rule[0] == "fixed"
+                else rule[2] <= args.max_candidates and read_more <= 0.5
+            )
+            if within and (choice is None or mean > choice[2] + 0.002):
+                choice = (rule, w, mean)
+    rule, w, _ = choice
+    m = rule[1]
+    more = (rule[2] - rule[1], rule[3]) if rule[0] == "more" else (0, 0.0)
+    blend = Blend(float(w[0]), float(w[1]), m, more=more[0], more_below=more[1])
 
     # Step 4: confidence and presence over the re-scored pools.
     def judged(q, passages, cands, per_window, golds, holds):
         if not cands:
             return None
-        readings = readings_upto(per_window, m)
+        readings = readings_upto(per_window, reads_for(per_window, rule))
         scored = rescore(cands, readings, blend)
         feats = confidence_features(q.question, scored, idx.lexical.idf_of)
         feats.update(reader_features(scored[0], readings))
@@ -311,7 +381,7 @@ def main() -> int:
     for q, cands, per_window, golds in news_rows:
         if not cands:
             continue
-        readings = readings_upto(per_window, m)
+        readings = readings_upto(per_window, reads_for(per_window, rule))
         scored = rescore(cands, readings, blend)
         f = confidence_features(q["question"], scored, news_lexical.idf_of)
         f.update(reader_features(scored[0], readings))
@@ -322,7 +392,7 @@ def main() -> int:
             absent_feats.append(None)
             continue
         passages, cands, per_window = a
-        readings = readings_upto(per_window, m)
+        readings = readings_upto(per_window, reads_for(per_window, rule))
         scored = rescore(cands, readings, blend)
         f = confidence_features(q.question, scored, idx.lexical.idf_of)
         f.update(reader_features(scored[0], readings))
@@ -459,7 +529,7 @@ def main() -> int:
         }
         report["news_fit"] = {k: round(float(v), 4) for k, v in figs.items()}
         print("news fit " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()), flush=True)
-    print(f"candidates {m}, blend linear {blend.linear:.4f} reader {blend.reader:.4f}")
+    print(f"windows read {rule_name(rule)}, blend linear {blend.linear:.4f} reader {blend.reader:.4f}")
     print("confidence weights", json.dumps({k: round(v, 3) for k, v in cweights.items()}))
     if args.write:
         doc = {
@@ -469,7 +539,8 @@ def main() -> int:
                 "news question set whose fit part joined the blend and the confidence fit (news_weight: its weight "
                 "there, as a share of the SQuAD fit half's). A read "
                 "sentence scores linear * (linear model score) + reader * (reader margin); "
-                "candidates: how many of the best linear candidates are read. confidence_weights / presence_weights: "
+                "candidates: how many of the best linear candidates are read; more / more_below: how many more are "
+                "read when the reader's best margin over those is below more_below. confidence_weights / presence_weights: "
                 "logistic coefficients over rag.answer.ranking.confidence_features + rag.answer.reading.reader_features (confidence "
                 "= product of the two sigmoids); the bias is shifted so that suggested_threshold is the confidence "
                 "92% of answerable fit questions reach."
@@ -477,6 +548,8 @@ def main() -> int:
             "linear": round(blend.linear, 6),
             "reader": round(blend.reader, 6),
             "candidates": m,
+            "more": blend.more,
+            "more_below": blend.more_below,
             "blend_from": Path(args.blend_from).name if args.blend_from else None,
             "news": Path(args.news).name if args.news else None,
             "news_weight": args.news_weight if args.news else None,

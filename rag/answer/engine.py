@@ -300,9 +300,13 @@ class Index(IndexVersion):
             ) >= float(read)
         if read and self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
+            # A count set in the settings is read as set; the calibration's "read more when unsure" is its own.
+            more = 0 if self.settings.reader_candidates else self.blend.more
             texts = {d: doc.text for d, doc in docs.items()}
             asked = followup.read_as if followup is not None else question
-            readings = read_candidates(asked, candidates, sentences, self.reader, texts, top)
+            readings = read_candidates(
+                asked, candidates, sentences, self.reader, texts, top, more=more, more_below=self.blend.more_below
+            )
             candidates = rescore(candidates, readings, self.blend)
         if followup is not None:
             candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_BONUS)

@@ -35,6 +35,8 @@ class Blend:
     Attributes:
         linear, reader: coefficients of the linear sentence score and of the reader's margin.
         candidates: how many of the best linear candidates the reader reads (each with its neighbours).
+        more, more_below: how many more it reads when its best margin over those is below `more_below` (0: never),
+            so that the questions it is unsure of get more of the right sentences read at the same median cost.
         model: the confidence (and presence) model over `rag.answer.ranking.confidence_features` plus `reader_features`.
         threshold: the abstention threshold this calibration suggests.
     """
@@ -42,6 +44,8 @@ class Blend:
     linear: float = 1.0
     reader: float = 1.0
     candidates: int = 8
+    more: int = 0
+    more_below: float = 0.0
     model: AnswerModel = field(default_factory=lambda: AnswerModel({}, {}, 1.0))
     threshold: float = 0.5
 
@@ -59,6 +63,8 @@ def load_blend(folder: str | Path, base: AnswerModel) -> Blend:
             linear=float(data["linear"]),
             reader=float(data["reader"]),
             candidates=int(data["candidates"]),
+            more=int(data.get("more") or 0),
+            more_below=float(data.get("more_below") or 0.0),
             model=AnswerModel(
                 base.weights,
                 {k: float(v) for k, v in data["confidence_weights"].items()},
@@ -115,15 +121,28 @@ def read_candidates(
     texts: Mapping[str, str],
     top: int,
     whole: bool = False,
+    more: int = 0,
+    more_below: float = 0.0,
 ) -> dict[Key, Reading]:
-    """The reader's best reading of every sentence it saw, by (doc_id, start)."""
+    """The reader's best reading of every sentence it saw, by (doc_id, start).
+
+    With `more`, when no reading of the first `top` windows reaches `more_below`, the windows of the next `more`
+    candidates are read too (a second call, so that the confident majority pays for `top` windows only)."""
     windows = windows_for(candidates, passage_sentences, top, whole)
     best: dict[Key, Reading] = {}
-    for readings in reader.read(question, windows, dict(texts)):
-        for r in readings:
-            key = (r.sentence.doc_id, r.sentence.start)
-            if key not in best or r.score > best[key].score:
-                best[key] = r
+
+    def keep(batch: Sequence[Window]) -> None:
+        for readings in reader.read(question, batch, dict(texts)):
+            for r in readings:
+                key = (r.sentence.doc_id, r.sentence.start)
+                if key not in best or r.score > best[key].score:
+                    best[key] = r
+
+    keep(windows)
+    if more > 0 and not whole and (not best or max(r.score for r in best.values()) < more_below):
+        extra = windows_for(candidates, passage_sentences, top + more)[len(windows) :]
+        if extra:
+            keep(extra)
     return best
 
 

@@ -134,6 +134,18 @@ def test_load_reader_names(tmp_path):
         load_blend(tmp_path / "empty", load_model())
 
 
+def test_a_calibration_may_read_more_when_unsure(tmp_path):
+    """`more` / `more_below` come from calibration.json; one written before they existed reads a fixed count."""
+    data = json.loads((packaged_reader_dir() / "calibration.json").read_text())
+    data.pop("more", None), data.pop("more_below", None)
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    fixed = load_blend(tmp_path, load_model())
+    assert fixed.more == 0 and fixed.candidates == data["candidates"]
+    (tmp_path / "calibration.json").write_text(json.dumps({**data, "more": 4, "more_below": 2.5}))
+    adaptive = load_blend(tmp_path, load_model())
+    assert (adaptive.candidates, adaptive.more, adaptive.more_below) == (data["candidates"], 4, 2.5)
+
+
 def test_spans_cut_inside_a_word_widen_to_whole_words():
     from rag.answer.reader import _whole_words
 

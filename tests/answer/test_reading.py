@@ -41,6 +41,21 @@ def test_read_candidates_keeps_each_sentences_best_reading(fake_embedder):
     assert TEXT[lisbon.answer_start : lisbon.answer_end] == "1755"
 
 
+def test_an_unsure_reader_reads_more_windows_and_a_sure_one_does_not(fake_embedder):
+    """With `more`, the next candidates' windows are read only when no reading of the first ones reaches the bar;
+    the extra windows are the ones a larger count would have read, and nothing is read twice."""
+    q = "When was Lisbon struck by an earthquake?"
+    sents, cands = _scored(fake_embedder, q)
+    best = max(r.score for r in read_candidates(q, cands, sents, FakeReader(), {"d": TEXT}, 2).values())
+    sure = FakeReader()
+    read_candidates(q, cands, sents, sure, {"d": TEXT}, 2, more=2, more_below=best)
+    assert sure.windows_read == 2
+    unsure = FakeReader()
+    readings = read_candidates(q, cands, sents, unsure, {"d": TEXT}, 2, more=2, more_below=best + 0.5)
+    assert unsure.windows_read == 4
+    assert readings == read_candidates(q, cands, sents, FakeReader(), {"d": TEXT}, 4)
+
+
 def test_rescore_lifts_what_the_reader_prefers(fake_embedder):
     sents, cands = _scored(fake_embedder, "Who rebuilt it?")
     target = next(c for c in cands if "Pombal" in c.sentence.text)
