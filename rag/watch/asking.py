@@ -329,9 +329,11 @@ def _holding_the_words(
         if total <= 0:
             out[q.id] = close[q.id]
             continue
-        out[q.id] = [
-            d for d in close[q.id] if sum(w for t, w in weights.items() if d in holding(t)) / total >= GATE_COVERAGE
-        ]
+        held: dict[str, float] = {}
+        for t, w in weights.items():
+            for d in holding(t):
+                held[d] = held.get(d, 0.0) + w
+        out[q.id] = [d for d in close[q.id] if held.get(d, 0.0) / total >= GATE_COVERAGE]
     return out
 
 
