@@ -149,3 +149,47 @@ def test_no_readings_no_short_answer(fake_embedder):
     passages, sents, vecs = pool(fake_embedder)
     ans = _answer(fake_embedder, "When was Lisbon struck by an earthquake?", passages, sents, vecs)
     assert all(c.answer is None and c.answer_start is None for c in ans.citations) and ans.short_answer is None
+
+
+@pytest.mark.model
+def test_the_engine_reads_more_only_when_its_calibration_says_so(seed_index_dir, model_embedder):
+    """The calibrated `more` reads a second batch for an unsure question; a count set in the settings is read as
+    set, without the calibration's extra windows."""
+    import dataclasses
+
+    from rag import open_index
+    from rag.config import Settings
+
+    calls: list[int] = []
+
+    def counting(idx):
+        read = idx.reader.read
+
+        def wrapped(question, windows, texts=None):
+            calls.append(len(windows))
+            return read(question, windows, texts)
+
+        idx.reader = type("Counting", (), {"read": staticmethod(wrapped), "folder": idx.reader.folder})()
+        return idx
+
+    idx = counting(open_index(seed_index_dir, embedder=model_embedder))
+    try:
+        idx.blend = dataclasses.replace(idx.blend, candidates=2, more=2, more_below=float("inf"))
+        idx.query(SEED_QUESTION)
+        assert calls == [2, 2]
+        calls.clear()
+        idx.blend = dataclasses.replace(idx.blend, more_below=float("-inf"))
+        idx.query(SEED_QUESTION)
+        assert calls == [2]
+    finally:
+        idx.close()
+    calls.clear()
+    fixed = counting(
+        open_index(seed_index_dir, embedder=model_embedder, settings=Settings.load({"reader_candidates": 3}))
+    )
+    try:
+        fixed.blend = dataclasses.replace(fixed.blend, more=2, more_below=float("inf"))
+        fixed.query(SEED_QUESTION)
+        assert calls == [3]
+    finally:
+        fixed.close()
