@@ -94,8 +94,9 @@ class Index(IndexVersion):
                 the last of them is read with it (`Answer.read_as` says how); None or [] answers it alone. The
                 last `rag.answer.followup.MAX_TURNS` turns are kept; history is never stored.
             read: False answers with the linear sentence model alone, as `reader="none"` would (a fraction of the
-                time); a number answers so unless the linear model's confidence reaches it, and reads otherwise: for
-                many questions of which few are answered (rag.watch.asking).
+                time); a number answers so unless the linear model's confidence reaches it, and reads otherwise
+                (the calibrated number of windows, never the extra ones read when unsure): for many questions of
+                which few are answered (rag.watch.asking).
             vector: the question's vector, (dimension,) float32, when the caller kept it (`embed_query` of this
                 model gave it); None embeds the question. Ignored for a follow-up.
 
@@ -287,7 +288,8 @@ class Index(IndexVersion):
             # Before the reader picks what to read, so the previous articles' best sentences are read too.
             candidates = prefer_articles(candidates, followup.prefer, followup_weights.PREFER_LINEAR)
         readings = None
-        if read is not True and read is not False and candidates:
+        screening = not isinstance(read, bool)
+        if screening and candidates:
             # A floor: the reader reads only when the linear model alone is that confident (the answer it would give).
             linear = (
                 candidates
@@ -300,8 +302,10 @@ class Index(IndexVersion):
             ) >= float(read)
         if read and self.reader is not None and self.blend is not None and candidates:
             top = self.settings.reader_candidates or self.blend.candidates
-            # A count set in the settings is read as set; the calibration's "read more when unsure" is its own.
-            more = 0 if self.settings.reader_candidates else self.blend.more
+            # A count set in the settings is read as set; the calibration's "read more when unsure" is its own. A
+            # screening read (`read` a number: many questions, few answered) reads the calibrated count only, since
+            # most of its questions are ones the reader is unsure of and the extra windows would double its cost.
+            more = 0 if self.settings.reader_candidates or screening else self.blend.more
             texts = {d: doc.text for d, doc in docs.items()}
             asked = followup.read_as if followup is not None else question
             readings = read_candidates(

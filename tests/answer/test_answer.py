@@ -193,3 +193,27 @@ def test_the_engine_reads_more_only_when_its_calibration_says_so(seed_index_dir,
         assert calls == [3]
     finally:
         fixed.close()
+
+
+@pytest.mark.model
+def test_a_screening_read_never_reads_the_extra_windows(seed_index_dir, model_embedder):
+    """`read=<floor>` (the watched questions' screen) reads the calibrated count only, however unsure."""
+    import dataclasses
+
+    from rag import open_index
+
+    idx = open_index(seed_index_dir, embedder=model_embedder)
+    calls: list[int] = []
+    read = idx.reader.read
+
+    def counting(question, windows, texts=None):
+        calls.append(len(windows))
+        return read(question, windows, texts)
+
+    try:
+        idx.reader = type("Counting", (), {"read": staticmethod(counting), "folder": idx.reader.folder})()
+        idx.blend = dataclasses.replace(idx.blend, candidates=2, more=2, more_below=float("inf"))
+        idx.query(SEED_QUESTION, read=0.0)
+        assert calls == [2]
+    finally:
+        idx.close()
