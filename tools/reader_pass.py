@@ -37,6 +37,7 @@ the last save (--save-minutes).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -60,6 +61,7 @@ from tools.reader_windows import load_paragraphs, sha256  # noqa: E402
 
 STATE_DIR = ROOT / "tools" / "reader_state"
 RESUME_WARMUP = 100
+LOCK_FILE = ".lock"
 
 
 def lr_at(step: int, planned: int, lr: float, warm_from: int = 0) -> float:
@@ -125,8 +127,18 @@ def fit(args) -> int:
         raise SystemExit("--device cuda: no CUDA device is visible")
     random.seed(args.seed)
     model, tokenizer = _model(torch, args.seed, device)
-    data = prepare_data(args, tokenizer)
     folder = args.state
+    folder.mkdir(parents=True, exist_ok=True)
+    # Two fits on one state would each save over the other's record: the second is refused while the first runs.
+    lock = open(folder / LOCK_FILE, "a+")  # held for the whole fit
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise SystemExit(
+            f"another fit is running on {folder}: wait for it, or stop it with `kill PID` (it saves)"
+        ) from None
+    data = prepare_data(args, tokenizer)
     order_file = folder / "order.npy"
     if order_file.exists():
         order = np.load(order_file, allow_pickle=False)
@@ -313,6 +325,7 @@ def fit(args) -> int:
     state["complete"] = state["step"] >= planned
     # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every group.
     save(not stopped)
+    lock.close()
     return 0
 
 

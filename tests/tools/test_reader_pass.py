@@ -242,6 +242,15 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     )
     assert signal.getsignal(signal.SIGTERM) == handler
 
+    # A second fit on a state a fit is running on is refused before it reads anything.
+    import fcntl
+
+    with open(state / reader_pass.LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit, match="another fit is running"):
+            reader_pass.main(["fit", *common, "--steps", "1"])
+    assert json.loads((state / "state.json").read_text()) == termed
+
     # Weights that are not the ones state.json names are refused, never trained on.
     weights = (state / pass_state.WEIGHTS).read_bytes()
     (state / pass_state.WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
