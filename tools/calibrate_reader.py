@@ -76,8 +76,7 @@ def reads_for(per_window, rule) -> int:
     if rule[0] == "fixed":
         return rule[1]
     _, lo, hi, below = rule
-    first = readings_upto(per_window, lo)
-    return lo if first and max(r.score for r in first.values()) >= below else hi
+    return lo if best_margin(per_window, lo) >= below else hi
 
 
 def best_margin(per_window, m: int) -> float:

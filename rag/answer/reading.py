@@ -130,9 +130,10 @@ def read_candidates(
     candidates are read too (a second call, so that the confident majority pays for `top` windows only)."""
     windows = windows_for(candidates, passage_sentences, top, whole)
     best: dict[Key, Reading] = {}
+    by_doc = dict(texts)
 
     def keep(batch: Sequence[Window]) -> None:
-        for readings in reader.read(question, batch, dict(texts)):
+        for readings in reader.read(question, batch, by_doc):
             for r in readings:
                 key = (r.sentence.doc_id, r.sentence.start)
                 if key not in best or r.score > best[key].score:

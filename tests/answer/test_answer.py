@@ -151,6 +151,18 @@ def test_no_readings_no_short_answer(fake_embedder):
     assert all(c.answer is None and c.answer_start is None for c in ans.citations) and ans.short_answer is None
 
 
+def _counting_reader(idx, calls: list[int]):
+    """`idx` with its reader wrapped so that each call appends how many windows it was given to `calls`."""
+    read = idx.reader.read
+
+    def counting(question, windows, texts=None):
+        calls.append(len(windows))
+        return read(question, windows, texts)
+
+    idx.reader = type("Counting", (), {"read": staticmethod(counting), "folder": idx.reader.folder})()
+    return idx
+
+
 @pytest.mark.model
 def test_the_engine_reads_more_only_when_its_calibration_says_so(seed_index_dir, model_embedder):
     """The calibrated `more` reads a second batch for an unsure question; a count set in the settings is read as
@@ -161,18 +173,7 @@ def test_the_engine_reads_more_only_when_its_calibration_says_so(seed_index_dir,
     from rag.config import Settings
 
     calls: list[int] = []
-
-    def counting(idx):
-        read = idx.reader.read
-
-        def wrapped(question, windows, texts=None):
-            calls.append(len(windows))
-            return read(question, windows, texts)
-
-        idx.reader = type("Counting", (), {"read": staticmethod(wrapped), "folder": idx.reader.folder})()
-        return idx
-
-    idx = counting(open_index(seed_index_dir, embedder=model_embedder))
+    idx = _counting_reader(open_index(seed_index_dir, embedder=model_embedder), calls)
     try:
         idx.blend = dataclasses.replace(idx.blend, candidates=2, more=2, more_below=float("inf"))
         idx.query(SEED_QUESTION)
@@ -184,9 +185,8 @@ def test_the_engine_reads_more_only_when_its_calibration_says_so(seed_index_dir,
     finally:
         idx.close()
     calls.clear()
-    fixed = counting(
-        open_index(seed_index_dir, embedder=model_embedder, settings=Settings.load({"reader_candidates": 3}))
-    )
+    settings = Settings.load({"reader_candidates": 3})
+    fixed = _counting_reader(open_index(seed_index_dir, embedder=model_embedder, settings=settings), calls)
     try:
         fixed.blend = dataclasses.replace(fixed.blend, more=2, more_below=float("inf"))
         fixed.query(SEED_QUESTION)
@@ -202,16 +202,9 @@ def test_a_screening_read_never_reads_the_extra_windows(seed_index_dir, model_em
 
     from rag import open_index
 
-    idx = open_index(seed_index_dir, embedder=model_embedder)
     calls: list[int] = []
-    read = idx.reader.read
-
-    def counting(question, windows, texts=None):
-        calls.append(len(windows))
-        return read(question, windows, texts)
-
+    idx = _counting_reader(open_index(seed_index_dir, embedder=model_embedder), calls)
     try:
-        idx.reader = type("Counting", (), {"read": staticmethod(counting), "folder": idx.reader.folder})()
         idx.blend = dataclasses.replace(idx.blend, candidates=2, more=2, more_below=float("inf"))
         idx.query(SEED_QUESTION, read=0.0)
         assert calls == [2]
