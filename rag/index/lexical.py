@@ -124,7 +124,6 @@ class LexicalIndex:
         self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
         self.idf = np.asarray(idf, dtype=np.float32)
         self.vocab: dict[str, int] = bm25.vocab_dict
-        self._row_of: dict[int, int] | None = None
 
     @classmethod
     def build(cls, chunk_ids: Sequence[int], texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
@@ -256,6 +255,15 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         top = top[scores[top] > 0]
         return scores[top], self.chunk_ids[top]
+
+    def rows_holding(self, word: str) -> np.ndarray:
+        """Positions (in `chunk_ids` order) of the chunks that hold the term: its column of the score matrix, read
+        without scoring anything."""
+        i = self.vocab.get(word)
+        if i is None:
+            return np.zeros(0, dtype=np.int64)
+        indptr, indices = self.bm25.scores["indptr"], self.bm25.scores["indices"]
+        return np.asarray(indices[int(indptr[i]) : int(indptr[i + 1])], dtype=np.int64)
 
     def idf_of(self, word: str) -> float:
         """Inverse document frequency of a term; unseen terms get the largest value."""

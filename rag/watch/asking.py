@@ -297,8 +297,8 @@ def _holding_the_words(
 ) -> dict[int, list[str]]:
     """Of the close articles, those holding at least GATE_COVERAGE of the question's idf weight (BM25's idf).
 
-    Which articles hold a word is read from the BM25 index (a word's scores are positive on the passages that hold
-    it), not by splitting the articles' text again."""
+    Which articles hold a word is read from the BM25 index (the passages in a word's column of its score matrix),
+    not by splitting the articles' text again."""
     from rag.index.lexical import content_terms
 
     lex = idx.lexical
@@ -306,18 +306,17 @@ def _holding_the_words(
         return close
     wanted = sorted({d for ds in close.values() for d in ds})
     position = {int(c): i for i, c in enumerate(lex.chunk_ids)}
-    owned = [(position[r.id], r.doc_id) for r in idx.catalog.chunks_of(wanted) if r.id in position]
-    rows = np.array([p for p, _ in owned], dtype=np.int64)
+    slot = {d: i for i, d in enumerate(wanted)}
+    owner = np.full(len(lex.chunk_ids), -1, dtype=np.int64)  # each passage's article, as a position in `wanted`
+    for r in idx.catalog.chunks_of(wanted):
+        if r.id in position:
+            owner[position[r.id]] = slot[r.doc_id]
     holders: dict[str, set[str]] = {}
 
     def holding(term: str) -> set[str]:
         if term not in holders:
-            ids = lex.term_ids([term])
-            if ids and len(rows):
-                hits = np.asarray(lex.bm25.get_scores_from_ids(ids))[rows] > 0
-                holders[term] = {owned[i][1] for i in np.nonzero(hits)[0]}
-            else:
-                holders[term] = set()
+            at = owner[lex.rows_holding(term)]
+            holders[term] = {wanted[i] for i in np.unique(at[at >= 0]).tolist()}
         return holders[term]
 
     out = {}

@@ -140,6 +140,19 @@ def test_streamed_builder_scores_like_the_reference(query):
     assert streamed.search(query, 3)[1].tolist() == whole.search(query, 3)[1].tolist()
 
 
+def test_rows_holding_a_term_are_where_it_scores(lexical, tmp_path):
+    """The chunks holding a word, read from its column, are those its BM25 score is positive on (and after a save
+    and load, from the mapped arrays)."""
+    lexical.save(tmp_path)
+    back = LexicalIndex.load(tmp_path)
+    for word in terms("Rhine Danube Germany Lisbon zebra"):
+        ids = lexical.term_ids([word])
+        scored = np.flatnonzero(np.asarray(lexical.bm25.get_scores_from_ids(ids)) > 0) if ids else []
+        assert sorted(lexical.rows_holding(word).tolist()) == list(scored)
+        assert sorted(back.rows_holding(word).tolist()) == list(scored)
+    assert lexical.chunk_ids[lexical.rows_holding(terms("Rhine")[0])].tolist() == [101, 105]
+
+
 def test_search_orders_filters_and_drops_zero_scores(lexical):
     scores, ids = lexical.search("Danube Black Sea", 5)
     assert ids[0] == 103 and list(scores) == sorted(scores, reverse=True) and 102 not in ids
