@@ -318,13 +318,14 @@ def fit(args) -> int:
         if time.time() - last_save > args.save_minutes * 60:
             save(False)
             last_save = time.time()
-    signal.signal(signal.SIGTERM, previous)
     run["to_step"] = state["step"]
     run["tokens_per_s"] = round(tokens / max(1e-9, time.time() - clock))
     state["runs"].append(run)
     state["complete"] = state["step"] >= planned
-    # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every group.
+    # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every group
+    # (minutes), and a SIGTERM meanwhile waits for that save rather than ending the run before it.
     save(not stopped)
+    signal.signal(signal.SIGTERM, previous)
     lock.close()
     return 0
 
