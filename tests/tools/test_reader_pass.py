@@ -258,10 +258,26 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
         reader_pass.main(["fit", *common, "--steps", "1"])
     (state / pass_state.WEIGHTS).write_bytes(weights)
 
+    # A SIGTERM during a planned end's full report waits for that save instead of ending the process before it.
+    def term_during_final(*args):
+        if args[-1] == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return report(*args)
+
+    report = reader_pass.held_out_report
+    reader_pass.held_out_report = term_during_final
+    try:
+        assert reader_pass.main(["fit", *common, "--steps", "1"]) == 0
+    finally:
+        reader_pass.held_out_report = report
+    final = json.loads((state / "state.json").read_text())
+    assert final["step"] == 6 and final["saves"][-1]["full"] and final["runs"][-1]["to_step"] == 6
+    assert signal.getsignal(signal.SIGTERM) == handler
+
     out = tmp_path / "reader"
     assert reader_pass.main(["export", *common, "--out", str(out)]) == 0
     manifest = reader_manifest(out)
-    assert manifest["fit"]["pass"]["step"] == 5 and manifest["settings"]["max_length"] == 128
+    assert manifest["fit"]["pass"]["step"] == 6 and manifest["settings"]["max_length"] == 128
     text = "The Lenna rises on Mount Corvo. It flows east."
     s = Sentence("x", 0, 31, text[:31])
     assert len(OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})) == 1
