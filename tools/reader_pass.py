@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from tools.pass_data import TRAIN_FOLD, prepare_data  # noqa: E402
 from tools.pass_order import HARD_SHARE, hard_mask, pass_batches, pass_order, score_groups  # noqa: E402
 from tools.pass_state import FROZEN, load_state, save_state  # noqa: E402
-from tools.reader_encoding import collate  # noqa: E402
+from tools.reader_encoding import split_logits  # noqa: E402
 from tools.reader_scoring import held_out_rows, read_rows, shared_loss  # noqa: E402
 from tools.reader_windows import load_paragraphs, sha256  # noqa: E402
 
@@ -253,6 +253,7 @@ def fit(args) -> int:
         "from_step": state["step"],
         "device": device,
         "threads": torch.get_num_threads(),
+        "parts": args.parts,
     }
     last_save = time.time()
     clock, tokens, loss_avg = time.time(), 0, state.get("loss_avg")
@@ -291,12 +292,11 @@ def fit(args) -> int:
         step = state["step"]
         idx = batches[step]
         rows = [data.row(r) for r in idx]
-        ids, types, mask, s, e = (t.to(device) for t in collate(rows, range(len(rows)), torch))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, planned, args.lr, warm_from)
-        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-        sl = out.start_logits.float().masked_fill(mask == 0, -1e4)
-        el = out.end_logits.float().masked_fill(mask == 0, -1e4)
+        ids, types, mask, s, e, sl, el = split_logits(model, rows, range(len(rows)), torch, args.parts, device)
+        sl = sl.masked_fill(mask == 0, -1e4)
+        el = el.masked_fill(mask == 0, -1e4)
         loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
         heads = [k for k, r in enumerate(idx) if r in starts]
         loss = loss + shared_loss(sl, el, types, mask, s, e, torch, heads)
@@ -434,6 +434,12 @@ def main(argv=None) -> int:
     ap.add_argument("--save-minutes", type=float, default=10.0)
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps of this run (0: --minutes)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--parts",
+        type=int,
+        default=2,
+        help="forward passes per batch, over its windows sorted by length (less padding)",
+    )
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--out", type=Path, help="export: the reader folder to write")
     ap.add_argument("--limit", type=int, default=0, help="the first N training paragraphs only (smoke tests)")

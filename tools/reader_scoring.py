@@ -45,16 +45,18 @@ def group_choice(model, rows, ranges, torch, batch_size=64) -> float:
 def read_rows(model, rows, torch, batch_size=64):
     """(best start, best end, best span's score minus the no-answer score) of every row, in eval mode."""
     model.eval()
-    out = []
+    out: list = [None] * len(rows)
+    # Batches of rows of like length, so that little of what is computed is padding; the answers keep row order.
+    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     with torch.no_grad():
         for b in range(0, len(rows), batch_size):
-            idx = list(range(b, min(b + batch_size, len(rows))))
+            idx = by_length[b : b + batch_size]
             ids, types, mask, _, _ = collate(rows, idx, torch)
             logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
             sl, el = logits.start_logits.float().numpy(), logits.end_logits.float().numpy()
             for r, i in enumerate(idx):
                 i0, j0, score = best_span(sl[r], el[r], rows[i][1].index(1), len(rows[i][0]) - 2)
-                out.append((i0, j0, score - (sl[r, 0] + el[r, 0])))
+                out[i] = (i0, j0, score - (sl[r, 0] + el[r, 0]))
     model.train()
     return out
 
