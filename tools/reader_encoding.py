@@ -103,8 +103,9 @@ def split_logits(model, rows, idx, torch, parts: int = 2, device: str = "cpu"):
     forward passes over the rows sorted by length, each padded only to its own longest row.
 
     A pass batch padded to its longest window computes about a quarter of its tokens as padding; two sorted halves
-    cut that by two fifths, and a step ran about a fifth faster for it (measured on two threads). The logits are
-    those of one pass up to rounding: attention never sees the padding, and padded positions come back as -1e4."""
+    cut that by two fifths, and a step ran about 29% faster for it (docs/quality.md, "Faster steps"). The logits
+    are those of one pass up to rounding, since attention never sees the padding; positions past a part's longest
+    row come back as -1e4, and the caller masks the padding inside a part as it would for one pass."""
     ids, types, mask, s, e = (t.to(device) for t in collate(rows, idx, torch))
     idx = list(idx)
     width = ids.shape[1]
