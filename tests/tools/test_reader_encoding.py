@@ -141,7 +141,9 @@ def test_sorted_parts_give_the_logits_and_gradients_of_one_padded_batch():
     for parts in (1, 3):
         model = tiny_model(seed=5)
         ids, types, mask, s, e, sl, el = split_logits(model, rows, range(len(rows)), torch, parts)
-        whole = model(**dict(zip(("input_ids", "token_type_ids", "attention_mask"), collate(rows, range(len(rows)), torch))))
+        whole = model(
+            **dict(zip(("input_ids", "token_type_ids", "attention_mask"), collate(rows, range(len(rows)), torch)))
+        )
         assert torch.allclose(sl[mask == 1], whole.start_logits[mask == 1], atol=1e-5)
         assert torch.allclose(el[mask == 1], whole.end_logits[mask == 1], atol=1e-5)
         loss = torch.nn.functional.cross_entropy(sl.masked_fill(mask == 0, -1e4), s)
