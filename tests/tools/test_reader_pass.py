@@ -281,3 +281,17 @@ def test_fit_saves_its_state_resumes_exactly_and_exports(tmp_path, capsys):
     text = "The Lenna rises on Mount Corvo. It flows east."
     s = Sentence("x", 0, 31, text[:31])
     assert len(OnnxReader(out).read("Where does the Lenna rise?", [Window((s,), 0)], {"x": text})) == 1
+
+    # The export read as int8 on the held-out windows, and the shipped reader beside it, each on one line.
+    capsys.readouterr()
+    shipped = ROOT / "rag" / "data" / "reader"
+    assert reader_pass.main(["held-out", *common, "--reader", str(out), "--reader", str(shipped)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(out), str(shipped)]
+    for line in lines:
+        report = json.loads(line.split(": ", 1)[1])
+        assert report["windows"] > 0 and report["groups"] > 0
+        for key in ("span_f1", "auroc", "choice_at_1", "auroc_span_alone", "auroc_no_answer_alone"):
+            assert 0.0 <= report[key] <= 1.0, key
+    with pytest.raises(SystemExit, match="no reader_int8.onnx"):
+        reader_pass.main(["held-out", *common, "--reader", str(tmp_path)])
