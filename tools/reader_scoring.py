@@ -115,21 +115,25 @@ def held_out_rows(tokenizer, paragraphs, seed: int, questions: int, max_length: 
     return eval_rows, eval_group_rows, eval_ranges
 
 
+def int8_session(reader_dir, threads: int = 0):
+    """The onnxruntime session of a reader folder's `reader_int8.onnx` and the names of the inputs it takes."""
+    import os
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(reader_dir / "reader_int8.onnx"), opts, providers=["CPUExecutionProvider"])
+    return session, {i.name for i in session.get_inputs()}
+
+
 class OnnxRows:
     """An int8 ONNX reader folder behind the call `read_rows` makes of a PyTorch model, so that the held-out windows
     are read as the engine reads them (activations quantized at run time), not by the full-precision weights."""
 
     def __init__(self, reader_dir, threads: int = 0):
-        import os
-
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        opts.log_severity_level = 3
-        path = str(reader_dir / "reader_int8.onnx")
-        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.session, self.inputs = int8_session(reader_dir, threads)
 
     def eval(self) -> None:
         pass
