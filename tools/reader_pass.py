@@ -128,6 +128,33 @@ def held_out_report(model, rows, group_rows, ranges, torch, limit: int = 0, *, p
     return report
 
 
+def lock_state(folder: Path):
+    """An exclusive lock on a state folder, held while the returned file stays open: two fits on one state would
+    each save over the other's record, so the second is refused while the first runs."""
+    lock = open(folder / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise SystemExit(
+            f"another fit is running on {folder}: wait for it, or stop it with `kill PID` (it saves)"
+        ) from None
+    return lock
+
+
+def adamw(model, lr: float, torch):
+    """AdamW over the trainable weights, without weight decay on biases and LayerNorm weights."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    plain = ("bias", "LayerNorm.weight")
+    return torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if not n.endswith(plain)], "weight_decay": 0.01},
+            {"params": [p for n, p in params if n.endswith(plain)], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+
+
 def fit(args) -> int:
     import torch
 
@@ -140,15 +167,7 @@ def fit(args) -> int:
     model, tokenizer = _model(torch, args.seed, device)
     folder = args.state
     folder.mkdir(parents=True, exist_ok=True)
-    # Two fits on one state would each save over the other's record: the second is refused while the first runs.
-    lock = open(folder / LOCK_FILE, "a+")  # held for the whole fit
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise SystemExit(
-            f"another fit is running on {folder}: wait for it, or stop it with `kill PID` (it saves)"
-        ) from None
+    lock = lock_state(folder)  # held for the whole fit
     data = prepare_data(args, tokenizer)
     order_file = folder / "order.npy"
     if order_file.exists():
@@ -163,27 +182,7 @@ def fit(args) -> int:
             order = pass_order(hard_mask(np.load(scores_file)), args.seed, hard_first=True)
     batches = pass_batches(data, order, args.batch_size, args.seed + 2)
     digest = data.digest()
-    opt = torch.optim.AdamW(
-        [
-            {
-                "params": [
-                    p
-                    for n, p in model.named_parameters()
-                    if p.requires_grad and not n.endswith(("bias", "LayerNorm.weight"))
-                ],
-                "weight_decay": 0.01,
-            },
-            {
-                "params": [
-                    p
-                    for n, p in model.named_parameters()
-                    if p.requires_grad and n.endswith(("bias", "LayerNorm.weight"))
-                ],
-                "weight_decay": 0.0,
-            },
-        ],
-        lr=args.lr,
-    )
+    opt = adamw(model, args.lr, torch)
     ckpt = args.work / f"checkpoint-{folder.name}.pt"
     warm_from = 0
     if (folder / "state.json").exists():
