@@ -60,7 +60,7 @@ from tools.pass_order import HARD_SHARE, hard_mask, pass_batches, pass_order, sc
 from tools.pass_state import FROZEN, load_state, save_state  # noqa: E402
 from tools.reader_encoding import split_logits  # noqa: E402
 from tools.reader_scoring import held_out_rows, read_rows, shared_loss  # noqa: E402
-from tools.reader_windows import load_paragraphs, sha256  # noqa: E402
+from tools.reader_windows import HELD_OUT, load_paragraphs, sha256  # noqa: E402
 
 STATE_DIR = ROOT / "tools" / "reader_state"
 SHIPPED_READER = ROOT / "rag" / "data" / "reader"
@@ -409,8 +409,10 @@ def export(args) -> int:
                     if k in state
                 },
                 "schedule": state["schedule"],
-                "held_out": last.get("held_out"),
+                "held_out": {"source": HELD_OUT, **(last.get("held_out") or {})},
                 "state_weights_sha256": state["weights_sha256"],
+                # a later phase (tools/reader_phase.py) names itself and the pass state it started from
+                **{k: state[k] for k in ("phase", "from") if k in state},
             },
         },
     )
