@@ -155,6 +155,64 @@ def adamw(model, lr: float, torch):
     )
 
 
+def keep(ckpt: Path, folder: Path, model, opt, state: dict, torch, order: np.ndarray | None = None) -> None:
+    """Save a fit: the full checkpoint (optimizer included) in the work folder, then the state folder."""
+    tmp = ckpt.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": state["step"]}, tmp)
+    os.replace(tmp, ckpt)
+    save_state(folder, model, state, order)
+
+
+def run_steps(model, opt, state: dict, run: dict, step_loss, save, torch, args, warm_from: int, stop_at: int) -> None:
+    """The fit's loop, shared by the pass and the phase after it: steps from state["step"] until `stop_at` (at most
+    the schedule's), `args.minutes` or a SIGTERM, at the learning rate `lr_at` gives (`warm_from`: the step a resume
+    without the optimizer's moments warms up from). `step_loss(step)` gives a batch's loss and its real tokens; the
+    running loss is kept in state["loss_avg"] and the seconds spent in state["seconds"]. `save(False)` runs every
+    `args.save_minutes`, and `save(full)` at the end, with the run's record in state["runs"]."""
+    planned = state["schedule"]["steps"]
+    stopped: list[int] = []
+    # A SIGTERM (a session ending, a change of threads) ends the fit at the next step with a save, not a loss.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    started = clock = last_save = time.time()
+    deadline = started + args.minutes * 60
+    tokens = 0
+
+    def saving(final: bool) -> None:
+        nonlocal clock
+        state["seconds"] = round(state["seconds"] + time.time() - clock, 1)
+        clock = time.time()
+        save(final)
+
+    model.train()
+    while state["step"] < min(planned, stop_at) and time.time() < deadline and not stopped:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(state["step"], planned, args.lr, warm_from)
+        loss, n_tok = step_loss(state["step"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        value, avg = float(loss.detach()), state.get("loss_avg")
+        state["loss_avg"] = value if avg is None else 0.98 * avg + 0.02 * value
+        state["step"] += 1
+        tokens += n_tok
+        state["tokens_seen"] += n_tok
+        if state["step"] % 50 == 0:
+            rate = tokens / max(1e-9, time.time() - started)
+            print(f"step {state['step']}/{planned} loss {state['loss_avg']:.3f} {rate:.0f} tokens/s", flush=True)
+        if time.time() - last_save > args.save_minutes * 60:
+            saving(False)
+            last_save = time.time()
+    run["to_step"] = state["step"]
+    run["tokens_per_s"] = round(tokens / max(1e-9, time.time() - started))
+    state["runs"].append(run)
+    state["complete"] = state["step"] >= planned
+    # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every window
+    # (minutes), and a SIGTERM meanwhile waits for that save rather than ending the run before it.
+    saving(not stopped)
+    signal.signal(signal.SIGTERM, previous)
+
+
 def fit(args) -> int:
     import torch
 
@@ -257,7 +315,6 @@ def fit(args) -> int:
         state["held_out_start"] = held_out_report(model, eval_rows, eval_group_rows, eval_ranges, torch, 400)
     planned = state["schedule"]["steps"]
     starts = {int(b) for b in data.bounds[:-1]}
-    deadline = time.time() + args.minutes * 60
     run = {
         "started": time.strftime("%Y-%m-%d %H:%M"),
         "from_step": state["step"],
@@ -265,13 +322,10 @@ def fit(args) -> int:
         "threads": torch.get_num_threads(),
         "parts": args.parts,
     }
-    last_save = time.time()
-    clock, tokens, loss_avg = time.time(), 0, state.get("loss_avg")
 
     def save(final: bool):
-        state["seconds"] = round(state["seconds"] + time.time() - clock_box[0], 1)
-        clock_box[0] = time.time()
         report = held_out_report(model, eval_rows, eval_group_rows, eval_ranges, torch, 0 if final else 400)
+        loss_avg = state.get("loss_avg")
         state["saves"].append(
             {
                 "step": state["step"],
@@ -281,61 +335,27 @@ def fit(args) -> int:
                 "full": final,
             }
         )
-        state["loss_avg"] = loss_avg
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": state["step"]}, tmp)
-        os.replace(tmp, ckpt)
-        save_state(folder, model, state, order)
+        keep(ckpt, folder, model, opt, state, torch, order)
         print(
             f"\nsaved at step {state['step']}/{planned} ({state['groups_seen']}/{state['groups_total']} groups): "
-            f"loss {state['loss_avg']}, held out {report}",
+            f"loss {loss_avg}, held out {report}",
             flush=True,
         )
 
-    clock_box = [clock]
-    stopped: list[int] = []
-    # A SIGTERM (a session ending, a change of threads) ends the fit at the next step with a save, not a loss.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-    model.train()
-    stop_at = state["step"] + args.steps if args.steps else planned
-    while state["step"] < min(planned, stop_at) and time.time() < deadline and not stopped:
-        step = state["step"]
+    def step_loss(step: int):
         idx = batches[step]
         rows = [data.row(r) for r in idx]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, planned, args.lr, warm_from)
         ids, types, mask, s, e, sl, el = split_logits(model, rows, range(len(rows)), torch, args.parts, device)
         sl = sl.masked_fill(mask == 0, -1e4)
         el = el.masked_fill(mask == 0, -1e4)
         loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
         heads = [k for k, r in enumerate(idx) if r in starts]
-        loss = loss + shared_loss(sl, el, types, mask, s, e, torch, heads)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        value = float(loss.detach())
-        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
-        state["step"] += 1
         state["groups_seen"] += len(heads)
         state["windows_seen"] += len(idx)
-        n_tok = int(mask.sum())
-        tokens += n_tok
-        state["tokens_seen"] += n_tok
-        if state["step"] % 50 == 0:
-            rate = tokens / max(1e-9, time.time() - clock)
-            print(f"step {state['step']}/{planned} loss {loss_avg:.3f} {rate:.0f} tokens/s", flush=True)
-        if time.time() - last_save > args.save_minutes * 60:
-            save(False)
-            last_save = time.time()
-    run["to_step"] = state["step"]
-    run["tokens_per_s"] = round(tokens / max(1e-9, time.time() - clock))
-    state["runs"].append(run)
-    state["complete"] = state["step"] >= planned
-    # Stopped by a signal, the quick held-out report keeps the stop quick; a planned end reports on every group
-    # (minutes), and a SIGTERM meanwhile waits for that save rather than ending the run before it.
-    save(not stopped)
-    signal.signal(signal.SIGTERM, previous)
+        return loss + shared_loss(sl, el, types, mask, s, e, torch, heads), int(mask.sum())
+
+    stop_at = state["step"] + args.steps if args.steps else planned
+    run_steps(model, opt, state, run, step_loss, save, torch, args, warm_from, stop_at)
     lock.close()
     return 0
 
@@ -441,6 +461,24 @@ def held_out(args) -> int:
     return 0
 
 
+def fit_arguments(ap: argparse.ArgumentParser, lr: float, minutes: float) -> None:
+    """The flags a fit of the reader takes, here and in the phase after the pass."""
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--max-question", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=lr, help="a new fit's peak learning rate")
+    ap.add_argument("--minutes", type=float, default=minutes, help="stop (and save) after this long")
+    ap.add_argument("--save-minutes", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--parts",
+        type=int,
+        default=2,
+        help="forward passes per batch, over its windows sorted by length (less padding)",
+    )
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("prepare", "fit", "export", "held-out"))
@@ -465,21 +503,8 @@ def main(argv=None) -> int:
         default=0.5,
         help="share of questions whose last negative comes from another article, not the same one",
     )
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--max-question", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-4, help="a new pass's peak learning rate")
-    ap.add_argument("--minutes", type=float, default=120.0, help="stop (and save) after this long")
-    ap.add_argument("--save-minutes", type=float, default=10.0)
+    fit_arguments(ap, lr=1e-4, minutes=120.0)
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps of this run (0: --minutes)")
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument(
-        "--parts",
-        type=int,
-        default=2,
-        help="forward passes per batch, over its windows sorted by length (less padding)",
-    )
-    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--out", type=Path, help="export: the reader folder to write")
     ap.add_argument("--limit", type=int, default=0, help="the first N training paragraphs only (smoke tests)")
     args = ap.parse_args(argv)

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import sys
 import time
 from pathlib import Path
@@ -40,9 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.pass_data import TRAIN_FOLD, unanswerable_groups  # noqa: E402
-from tools.pass_state import FROZEN, load_state, save_state  # noqa: E402
+from tools.pass_state import FROZEN, load_state  # noqa: E402
 from tools.reader_encoding import batches, encode, split_logits  # noqa: E402
-from tools.reader_pass import STATE_DIR, _model, adamw, held_out_report, lock_state, lr_at  # noqa: E402
+from tools.reader_pass import (  # noqa: E402
+    STATE_DIR,
+    _model,
+    adamw,
+    fit_arguments,
+    held_out_report,
+    keep,
+    lock_state,
+    run_steps,
+)
 from tools.reader_scoring import held_out_rows  # noqa: E402
 from tools.reader_windows import HELD_OUT, load_paragraphs, make_examples, sha256  # noqa: E402
 
@@ -174,15 +182,12 @@ def fit(args) -> int:
         "device": device,
         "threads": torch.get_num_threads(),
     }
-    clock, tokens, loss_avg = [time.time()], 0, state.get("loss_avg")
-    deadline, last_save = time.time() + args.minutes * 60, time.time()
 
     def save(final: bool) -> None:
-        state["seconds"] = round(state["seconds"] + time.time() - clock[0], 1)
-        clock[0] = time.time()
         report = held_out_report(
             model, eval_rows, eval_group_rows, eval_ranges, torch, 0 if final else 400, parts=final
         )
+        loss_avg = state.get("loss_avg")
         state["saves"].append(
             {
                 "step": state["step"],
@@ -191,51 +196,19 @@ def fit(args) -> int:
                 "full": final,
             }
         )
-        state["loss_avg"] = loss_avg
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": state["step"]}, tmp)
-        os.replace(tmp, ckpt)
-        save_state(folder, model, state)
+        keep(ckpt, folder, model, opt, state, torch)
         print(f"\nsaved at step {state['step']}/{planned}: loss {loss_avg}, held out {report}", flush=True)
 
-    stopped: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-    started_at = time.time()
-    model.train()
-    while state["step"] < planned and time.time() < deadline and not stopped:
-        idx = steps[state["step"]]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(state["step"], planned, args.lr, warm_from)
+    def step_loss(step: int):
+        idx = steps[step]
         ids, types, mask, s, e, sl, el = split_logits(model, rows, idx, torch, args.parts, device)
         sl = sl.masked_fill(mask == 0, -1e4)
         el = el.masked_fill(mask == 0, -1e4)
-        loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        value = float(loss.detach())
-        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
-        state["step"] += 1
         state["windows_seen"] += len(idx)
-        n_tok = int(mask.sum())
-        tokens += n_tok
-        state["tokens_seen"] += n_tok
-        if state["step"] % 50 == 0:
-            print(
-                f"step {state['step']}/{planned} loss {loss_avg:.3f} "
-                f"{tokens / max(1e-9, time.time() - started_at):.0f} tokens/s",
-                flush=True,
-            )
-        if time.time() - last_save > args.save_minutes * 60:
-            save(False)
-            last_save = time.time()
-    run["to_step"] = state["step"]
-    run["tokens_per_s"] = round(tokens / max(1e-9, time.time() - started_at))
-    state["runs"].append(run)
-    state["complete"] = state["step"] >= planned
-    save(not stopped)
-    signal.signal(signal.SIGTERM, previous)
+        loss = (torch.nn.functional.cross_entropy(sl, s) + torch.nn.functional.cross_entropy(el, e)) / 2
+        return loss, int(mask.sum())
+
+    run_steps(model, opt, state, run, step_loss, save, torch, args, warm_from, planned)
     lock.close()
     return 0
 
@@ -253,15 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=37)
     ap.add_argument("--windows", type=int, default=44000, help="single windows drawn (besides the unanswerables)")
     ap.add_argument("--cross", type=float, default=0.5, help="share of questions given another article's window")
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--max-question", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-5, help="a new phase's peak learning rate")
-    ap.add_argument("--minutes", type=float, default=60.0, help="stop (and save) after this long")
-    ap.add_argument("--save-minutes", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--parts", type=int, default=2, help="forward passes per batch, over its windows sorted by length")
-    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    fit_arguments(ap, lr=3e-5, minutes=60.0)
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def test_a_pass_exports_its_state_with_a_manifest_that_names_it(tmp_path_factory
     }
     assert manifest["fit"]["state_weights_sha256"] == saved["weights_sha256"]
     assert manifest["fit"]["schedule"] == saved["schedule"]
-    assert manifest["fit"]["held_out"] == saved["saves"][-1]["held_out"]
+    assert manifest["fit"]["held_out"] == {"source": "squadshifts_reddit", **saved["saves"][-1]["held_out"]}
     # What was exported is the state's weights (the model folder the ONNX file is made from holds them).
     from safetensors.torch import load_file
 
