@@ -163,6 +163,21 @@ def keep(ckpt: Path, folder: Path, model, opt, state: dict, torch, order: np.nda
     save_state(folder, model, state, order)
 
 
+def resume_optimizer(ckpt: Path, model, opt, state: dict, torch, device: str) -> int:
+    """Resume from the work folder's full checkpoint when it holds the state's step (optimizer included), and return
+    0; else keep the state folder's weights, record the step in state["resumed_without_optimizer"] and return it:
+    the step the learning rate warms up again from (`lr_at`)."""
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False, map_location=device)
+        if saved["step"] == state["step"]:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            return 0
+    if state["step"]:
+        state.setdefault("resumed_without_optimizer", []).append(state["step"])
+    return state["step"]
+
+
 def run_steps(model, opt, state: dict, run: dict, step_loss, save, torch, args, warm_from: int, stop_at: int) -> None:
     """The fit's loop, shared by the pass and the phase after it: steps from state["step"] until `stop_at` (at most
     the schedule's), `args.minutes` or a SIGTERM, at the learning rate `lr_at` gives (`warm_from`: the step a resume
@@ -252,15 +267,7 @@ def fit(args) -> int:
             )
         if state["train_sha256"] != sha256(args.train):
             raise SystemExit(f"{args.train} is not the training file of {folder}")
-        if os.path.exists(ckpt):
-            saved = torch.load(ckpt, weights_only=False, map_location=device)
-            if saved["step"] == state["step"]:
-                model.load_state_dict(saved["model"])
-                opt.load_state_dict(saved["opt"])
-            else:
-                warm_from = state["step"]
-        else:
-            warm_from = state["step"]
+        warm_from = resume_optimizer(ckpt, model, opt, state, torch, device)
         args.lr = state["schedule"]["lr"]
         print(
             f"resumed at step {state['step']} of {state['schedule']['steps']} "
@@ -268,8 +275,6 @@ def fit(args) -> int:
             f"{'' if not warm_from else ', optimizer moments rebuilt'}",
             flush=True,
         )
-        if warm_from:
-            state.setdefault("resumed_without_optimizer", []).append(state["step"])
     else:
         state = {
             "about": "state of one pass of tools/reader_pass.py fit; see its docstring",

@@ -49,6 +49,7 @@ from tools.reader_pass import (  # noqa: E402
     held_out_report,
     keep,
     lock_state,
+    resume_optimizer,
     run_steps,
 )
 from tools.reader_scoring import held_out_rows  # noqa: E402
@@ -118,13 +119,7 @@ def fit(args) -> int:
                 f"the phase data built here differs from the one {folder} was fitted on: same train file, "
                 "code and settings?"
             )
-        saved = torch.load(ckpt, weights_only=False, map_location=device) if ckpt.exists() else None
-        if saved is not None and saved["step"] == state["step"]:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["opt"])
-        else:
-            warm_from = state["step"]
-            state.setdefault("resumed_without_optimizer", []).append(state["step"])
+        warm_from = resume_optimizer(ckpt, model, opt, state, torch, device)
         args.lr = state["schedule"]["lr"]
         print(f"resumed at step {state['step']} of {state['schedule']['steps']}", flush=True)
     else:

@@ -14,34 +14,19 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))  # tools/ is a package at the repository root
 
+from tiny_bert import squad2_folder  # noqa: E402
+
 from tools import reader_pass, reader_phase  # noqa: E402
 from tools.reader_windows import HELD_OUT, load_paragraphs  # noqa: E402
 
 TINY = ROOT / "tests" / "fixtures" / "qa_tiny.json"
 
 
-def _squad2(tmp_path):
-    folder = tmp_path / "squad2"
-    folder.mkdir()
-    text = "The Rhine rises in the Alps. It flows north through Basel. Barges carry coal to Rotterdam."
-    (folder / "articles.jsonl").write_text(json.dumps({"title": "Rhine", "paragraphs": [text]}) + "\n")
-    row = {
-        "id": "Rhine-u",
-        "title": "Rhine",
-        "paragraph_index": 0,
-        "is_impossible": True,
-        "question": "What do barges carry to Basel?",
-        "answers": [],
-    }
-    (folder / "questions.jsonl").write_text(json.dumps(row) + "\n")
-    return folder
-
-
 def test_phase_windows_leave_the_held_out_source_out_and_follow_the_seed(tmp_path):
     from tiny_bert import tokenizer
 
     paragraphs = load_paragraphs(TINY)
-    squad2 = _squad2(tmp_path)
+    squad2 = squad2_folder(tmp_path / "squad2")
     rows = reader_phase.phase_rows(paragraphs, squad2, tokenizer(), 5, 8, 0.5, 128, 40)
     again = reader_phase.phase_rows(paragraphs, squad2, tokenizer(), 5, 8, 0.5, 128, 40)
     other = reader_phase.phase_rows(paragraphs, squad2, tokenizer(), 6, 8, 0.5, 128, 40)
@@ -59,7 +44,7 @@ def test_phase_windows_leave_the_held_out_source_out_and_follow_the_seed(tmp_pat
 
 def test_phase_starts_from_a_complete_pass_only_saves_and_exports(tmp_path, capsys):
     work, start, state = tmp_path / "work", tmp_path / "start", tmp_path / "phase"
-    squad2 = _squad2(tmp_path)
+    squad2 = squad2_folder(tmp_path / "squad2")
     common = [str(TINY), "--squad2", str(squad2), "--work", str(work), "--batch-size", "2", "--threads", "1"]
     random.seed(0)
     assert reader_pass.main(["fit", *common, "--state", str(start), "--order", "random", "--steps", "1"]) == 0
